@@ -1,0 +1,191 @@
+"""ADMM weight pruning with a masked-retrain phase (Zhang et al., ECCV 2018; Ren et al., ADMM-NN, ASPLOS 2019).
+
+Problem ``min_W f(W)  s.t.  card(W_l) <= k_l``. Scaled-dual ADMM (spec §6.1, §3.3)::
+
+    W-step: SGD/Adam on  f(W) + sum_l rho/2 ||W_l - Z_l + U_l||^2          (penalty(), every batch)
+    Z-step: Z_l <- Pi_{k_l}(W_l + U_l)      (top-|.| elements, or top-norm channels)   (§1.9)
+    U-step: U_l <- U_l + W_l - Z_l
+    rho <- rho * rho_growth after every Z/U update
+
+Z and U are updated every ``z_update_interval`` optimizer steps (0: at each epoch end). After
+``admm_epochs`` epochs W is hard-pruned to ``supp(Z)`` and training continues as masked retraining
+(gradients and weights multiplied by the fixed mask). ``finalize`` hard-prunes to ``supp(Z)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from compress.optim.common import check_ratio, clone_tensors, load_tensors, make_optimizer, reset_momentum
+from compress.optim.method import METHODS, TrainingMethod
+from compress.prox.cardinality import CARDINALITY_MODES, cardinality_mask
+from compress.regularizers.selection import check_layers, group_axis, selected_weights
+
+
+@METHODS.register("admm")
+class ADMM(TrainingMethod):
+    """ADMM cardinality-constrained training, then masked retraining.
+
+    Args:
+        lr: learning rate.
+        momentum: SGD momentum (ignored by Adam).
+        weight_decay: L2 weight decay of the optimizer.
+        optimizer: ``"adam"`` (as the reference LeNet code) or ``"sgd"``.
+        sparsity: fraction of entries (or channels) of every selected weight to prune.
+        layer_sparsity: optional ``{fqn: sparsity}`` overriding ``sparsity`` per weight.
+        mode: ``"element"`` or ``"channel"``.
+        channel_axis: group axis in channel mode, ``"input"`` (paper-2 code) or ``"output"``.
+        rho: augmented-Lagrangian penalty.
+        rho_growth: multiplicative growth of ``rho`` after every Z/U update (1 = constant).
+        z_update_interval: optimizer steps between Z/U updates; 0 = at each epoch end.
+        admm_epochs: epochs of ADMM before switching to masked retraining.
+        layers: ``"all"``, ``"conv"`` (paper-2 code) or ``"linear"``.
+    """
+
+    name = "admm"
+
+    def __init__(
+        self,
+        *,
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        optimizer: str = "adam",
+        sparsity: float = 0.9,
+        layer_sparsity: dict[str, float] | None = None,
+        mode: str = "element",
+        channel_axis: str = "input",
+        rho: float = 1e-2,
+        rho_growth: float = 1.0,
+        z_update_interval: int = 0,
+        admm_epochs: int = 10,
+        layers: str = "all",
+    ) -> None:
+        super().__init__(lr=lr, momentum=momentum, weight_decay=weight_decay)
+        if mode not in CARDINALITY_MODES:
+            raise ValueError(f"unknown ADMM mode {mode!r}; allowed: {', '.join(CARDINALITY_MODES)}")
+        if z_update_interval < 0 or admm_epochs < 0:
+            raise ValueError(f"z_update_interval and admm_epochs must be >= 0, got {z_update_interval}, {admm_epochs}")
+        self.optimizer_kind = optimizer
+        self.sparsity = check_ratio("sparsity", sparsity)
+        self.layer_sparsity = {k: check_ratio(f"layer_sparsity[{k!r}]", v) for k, v in (layer_sparsity or {}).items()}
+        self.mode = mode
+        self.axis = group_axis(channel_axis)
+        self.rho = rho
+        self.rho_growth = rho_growth
+        self.z_update_interval = z_update_interval
+        self.admm_epochs = admm_epochs
+        self.layers = check_layers(layers)
+        self.z: dict[str, torch.Tensor] = {}
+        self.u: dict[str, torch.Tensor] = {}
+        self.masks: dict[str, torch.Tensor] = {}
+        self.step_count = 0
+        self.retraining = False
+
+    def build_optimizer(self, model: nn.Module, *, total_steps: int) -> torch.optim.Optimizer:
+        self._check_fqns(model)
+        self.optimizer = make_optimizer(
+            model.parameters(), kind=self.optimizer_kind, lr=self.lr, momentum=self.momentum,
+            weight_decay=self.weight_decay,
+        )
+        return self.optimizer
+
+    def _check_fqns(self, model: nn.Module) -> None:
+        known = {fqn for fqn, _ in selected_weights(model, layers=self.layers)}
+        unknown = sorted(set(self.layer_sparsity) - known)
+        if unknown:
+            raise ValueError(f"layer_sparsity names unknown weights {unknown}; allowed: {sorted(known)}")
+
+    def _mask(self, fqn: str, tensor: torch.Tensor) -> torch.Tensor:
+        ratio = self.layer_sparsity.get(fqn, self.sparsity)
+        return cardinality_mask(tensor, sparsity_ratio=ratio, mode=self.mode, axis=self.axis)
+
+    @torch.no_grad()
+    def _init_z_u(self, model: nn.Module) -> None:
+        """``Z_0 = Pi(W_0)``, ``U_0 = 0``."""
+        for fqn, weight in selected_weights(model, layers=self.layers):
+            self.z[fqn] = weight * self._mask(fqn, weight).to(weight.dtype)
+            self.u[fqn] = torch.zeros_like(weight)
+
+    @torch.no_grad()
+    def _update_z_u(self, model: nn.Module) -> None:
+        for fqn, weight in selected_weights(model, layers=self.layers):
+            u = self.u.setdefault(fqn, torch.zeros_like(weight))
+            shifted = weight + u
+            z = shifted * self._mask(fqn, shifted).to(weight.dtype)
+            self.z[fqn] = z
+            self.u[fqn] = u + weight - z
+        self.rho *= self.rho_growth
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | float:
+        if self.retraining:
+            return 0.0
+        if not self.z:
+            self._init_z_u(model)
+        total = 0.0
+        for fqn, weight in selected_weights(model, layers=self.layers):
+            total = total + (weight - self.z[fqn] + self.u[fqn]).pow(2).sum()
+        return 0.5 * self.rho * total
+
+    @torch.no_grad()
+    def before_step(self, model: nn.Module) -> None:
+        if self.retraining:
+            for fqn, weight in selected_weights(model, layers=self.layers):
+                if weight.grad is not None:
+                    weight.grad.mul_(self.masks[fqn])
+
+    @torch.no_grad()
+    def after_step(self, model: nn.Module) -> None:
+        self.step_count += 1
+        if self.retraining:
+            self._apply_masks(model)
+        elif self.z_update_interval and self.step_count % self.z_update_interval == 0:
+            self._update_z_u(model)
+
+    def _apply_masks(self, model: nn.Module) -> None:
+        for fqn, weight in selected_weights(model, layers=self.layers):
+            weight.mul_(self.masks[fqn])
+
+    @torch.no_grad()
+    def on_epoch_end(self, model: nn.Module, *, epoch: int) -> None:
+        if self.retraining:
+            return
+        if not self.z_update_interval:
+            self._update_z_u(model)
+        if epoch + 1 >= self.admm_epochs:
+            self._start_retraining(model)
+
+    def _start_retraining(self, model: nn.Module) -> None:
+        if not self.z:
+            self._init_z_u(model)
+        self.masks = {fqn: z.ne(0).to(z.dtype) for fqn, z in self.z.items()}
+        self._apply_masks(model)
+        self.retraining = True
+        reset_momentum(self.optimizer)
+
+    @torch.no_grad()
+    def finalize(self, model: nn.Module) -> None:
+        if not self.retraining:
+            self._start_retraining(model)
+        self._apply_masks(model)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "z": clone_tensors(self.z),
+            "u": clone_tensors(self.u),
+            "masks": clone_tensors(self.masks),
+            "rho": self.rho,
+            "step_count": self.step_count,
+            "retraining": self.retraining,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.z = load_tensors(state, "z")
+        self.u = load_tensors(state, "u")
+        self.masks = load_tensors(state, "masks")
+        self.rho = float(state["rho"])
+        self.step_count = int(state["step_count"])
+        self.retraining = bool(state["retraining"])

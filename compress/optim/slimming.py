@@ -1,0 +1,100 @@
+"""Network slimming: L1 on batch-norm scales, then channel pruning (Liu, Li, Shen, Huang, Yan, Zhang,
+"Learning efficient convolutional networks through network slimming", ICCV 2017; spec §6.3).
+
+Training: ``L = CE + s sum |gamma|`` via the subgradient ``gamma.grad += s * sign(gamma)`` after backward.
+``finalize``: the global threshold is the ``prune_ratio`` quantile of all ``|gamma|``; every channel with
+``|gamma| <= threshold`` gets ``gamma = beta = 0`` and the filter (and bias) of the conv / linear layer
+that produces it zeroed, so the channel's output is exactly 0 and ``stats.channel_sparsity`` counts it.
+
+The producing layer of a norm layer is the nearest preceding conv / linear module (definition order)
+whose output width equals the norm's ``num_features`` (true for conv-bn-relu stacks).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from compress.optim.common import check_ratio
+from compress.optim.method import METHODS, TrainingMethod
+
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_PRODUCERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def _width(module: nn.Module) -> int:
+    return module.out_features if isinstance(module, nn.Linear) else module.out_channels
+
+
+def norm_layers_with_producers(model: nn.Module) -> list[tuple[str, nn.Module, nn.Module | None]]:
+    """``(fqn, norm, producer)`` for every affine batch-norm layer (producer ``None`` when not found)."""
+    out, last = [], None
+    for fqn, module in model.named_modules():
+        if isinstance(module, _PRODUCERS):
+            last = module
+        elif isinstance(module, _NORMS) and module.affine:
+            producer = last if last is not None and _width(last) == module.num_features else None
+            out.append((fqn, module, producer))
+    return out
+
+
+@METHODS.register("slimming")
+class NetworkSlimming(TrainingMethod):
+    """Sparsity on BN scales, then global-threshold channel pruning.
+
+    Args:
+        lr: SGD learning rate.
+        momentum: SGD momentum.
+        weight_decay: L2 weight decay (1e-4 in the reference).
+        s: L1 weight on BN scales (1e-4 VGG, 1e-5 ResNet in the reference).
+        prune_ratio: fraction of all BN channels to prune in ``finalize`` (global quantile of ``|gamma|``).
+    """
+
+    name = "slimming"
+
+    def __init__(
+        self, *, lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 1e-4, s: float = 1e-4, prune_ratio: float = 0.5
+    ) -> None:
+        super().__init__(lr=lr, momentum=momentum, weight_decay=weight_decay)
+        if s < 0:
+            raise ValueError(f"s must be >= 0, got {s}")
+        self.s = s
+        self.prune_ratio = check_ratio("prune_ratio", prune_ratio)
+
+    @torch.no_grad()
+    def before_step(self, model: nn.Module) -> None:
+        for _, norm, _ in norm_layers_with_producers(model):
+            if norm.weight.grad is not None:
+                norm.weight.grad.add_(self.s * torch.sign(norm.weight))
+
+    def threshold(self, model: nn.Module) -> float:
+        """Global ``prune_ratio`` quantile of all ``|gamma|``."""
+        layers = norm_layers_with_producers(model)
+        if not layers:
+            raise ValueError("network slimming needs batch-norm layers with affine scales; the model has none")
+        gammas = torch.cat([norm.weight.detach().abs().reshape(-1) for _, norm, _ in layers])
+        return float(torch.quantile(gammas, self.prune_ratio)) if self.prune_ratio > 0 else -1.0
+
+    @torch.no_grad()
+    def finalize(self, model: nn.Module) -> None:
+        threshold = self.threshold(model)
+        for fqn, norm, producer in norm_layers_with_producers(model):
+            dead = norm.weight.abs() <= threshold
+            if dead.all():  # never remove a whole layer: keep its strongest channel
+                dead[norm.weight.abs().argmax()] = False
+            if producer is None and dead.any():
+                raise ValueError(f"cannot find the conv / linear layer producing {fqn!r}; cannot zero its channels")
+            norm.weight[dead] = 0.0
+            norm.bias[dead] = 0.0
+            if producer is not None:
+                producer.weight[dead] = 0.0
+                if producer.bias is not None:
+                    producer.bias[dead] = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None

@@ -1,0 +1,187 @@
+"""The quantization-method registry ``QUANT_METHODS`` and the shared base ``QuantMethod``.
+
+A quantization method is a ``compress.optim.method.TrainingMethod``, so the pipeline's loop
+(``compress.optim.loop.train_epoch``) drives it unchanged. Lifecycle:
+
+* ``build_optimizer(model, total_steps=)`` *attaches*: each selected conv / linear weight gets a
+  ``torch.nn.utils.parametrize`` parametrization (latent float weight -> quantized surrogate) and the
+  optimizer is built over ``model.parameters()`` (latent weights, plus TTQ scales).
+  While attached, the model's ``state_dict`` holds ``<layer>.parametrizations.weight.original`` and
+  the support ``mask`` buffers; to resume, attach first (``build_optimizer``), then load it.
+* ``finalize(model)`` writes the exact projection into each weight, removes the parametrizations
+  (the model is a plain module again) and keeps one ``QuantRecord`` per quantized weight, returned by
+  ``records()``. ``finalize`` also works on a model that was never attached (post-training
+  quantization without fine-tuning).
+
+Sparsity preservation (``preserve_sparsity=True``): the support mask of a weight is ``w != 0`` at
+attach time; pruned zeros stay exactly zero and are excluded from every scale statistic. The zeros of
+the conv / linear layers left in float are re-imposed after every optimizer step as well.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from compress.optim.method import TrainingMethod
+from compress.quant.quantized import QuantizedTensor
+from compress.quant.selection import select_quant_layers
+from compress.quant.support import nonzero_mask
+from compress.registry import Registry
+from compress.stats import prunable_layers
+from compress.types import QuantRecord
+
+QUANT_METHODS: Registry[TrainingMethod] = Registry("quantization method")
+
+
+class QuantMethod(TrainingMethod):
+    """Base of the quantization methods: layer selection, attach, finalize and records.
+
+    Subclasses implement ``make_parametrization(weight, mask)``, returning an ``nn.Module`` with
+    ``forward(latent) -> surrogate`` and ``quantize(latent) -> QuantizedTensor``.
+
+    Args:
+        lr: SGD learning rate for the fine-tuning.
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        per_channel: one scale per output channel instead of one per tensor.
+        include: ``fnmatch`` patterns of module names to quantize (replaces the default rule).
+        exclude: patterns of module names to leave in float.
+        skip_first_last: without ``include``, keep the first and the last conv / linear layer in float.
+        preserve_sparsity: keep existing zeros at zero and out of the scale statistics.
+    """
+
+    name = "quant"
+
+    def __init__(
+        self,
+        *,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        per_channel: bool = False,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        skip_first_last: bool = True,
+        preserve_sparsity: bool = True,
+    ) -> None:
+        super().__init__(lr=lr, momentum=momentum, weight_decay=weight_decay)
+        self.per_channel = per_channel
+        self.include = None if include is None else tuple(include)
+        self.exclude = None if exclude is None else tuple(exclude)
+        self.skip_first_last = skip_first_last
+        self.preserve_sparsity = preserve_sparsity
+        self._layers: list[str] = []
+        self._float_masks: dict[str, torch.Tensor] = {}
+        self._records: list[QuantRecord] = []
+
+    def make_parametrization(self, weight: torch.Tensor, mask: torch.Tensor) -> nn.Module:
+        """The parametrization of one weight; implemented by every concrete method."""
+        raise NotImplementedError(f"{type(self).__name__} must implement make_parametrization")
+
+    def select_layers(self, model: nn.Module) -> list[str]:
+        """Names of the modules this method quantizes (see ``select_quant_layers``)."""
+        return select_quant_layers(
+            model, include=self.include, exclude=self.exclude, skip_first_last=self.skip_first_last
+        )
+
+    def support_mask(self, weight: torch.Tensor) -> torch.Tensor:
+        """``w != 0`` with ``preserve_sparsity``, else all true."""
+        if self.preserve_sparsity:
+            return nonzero_mask(weight)
+        return torch.ones_like(weight, dtype=torch.bool)
+
+    def attach(self, model: nn.Module) -> list[str]:
+        """Parametrize the selected weights; returns the module names.
+
+        Raises:
+            ValueError: if a selected weight is already parametrized (attached twice).
+        """
+        self._layers = self.select_layers(model)
+        for name in self._layers:
+            module = model.get_submodule(name)
+            if parametrize.is_parametrized(module, "weight"):
+                raise ValueError(f"layer {name!r} is already parametrized; attach a quantization method only once")
+            weight = module.weight.detach()
+            parametrization = self.make_parametrization(weight, self.support_mask(weight))
+            parametrize.register_parametrization(module, "weight", parametrization)
+        self._float_masks = self._float_layer_masks(model)
+        return list(self._layers)
+
+    def _float_layer_masks(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        if not self.preserve_sparsity:
+            return {}
+        masks = {}
+        for name, module in prunable_layers(model):
+            if name not in self._layers and bool((module.weight == 0).any()):
+                masks[name] = nonzero_mask(module.weight)
+        return masks
+
+    @torch.no_grad()
+    def after_step(self, model: nn.Module) -> None:
+        """Keep the pruned zeros of the float (unquantized) layers at zero."""
+        for name, mask in self._float_masks.items():
+            model.get_submodule(name).weight.mul_(mask)
+
+    def build_optimizer(self, model: nn.Module, *, total_steps: int) -> torch.optim.Optimizer:
+        self.attach(model)
+        return super().build_optimizer(model, total_steps=total_steps)
+
+    def parametrizations(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
+        """``(module name, parametrization)`` of the attached layers."""
+        found = []
+        for name in self._layers:
+            module = model.get_submodule(name)
+            if parametrize.is_parametrized(module, "weight"):
+                found.append((name, module.parametrizations.weight[0]))
+        return found
+
+    @torch.no_grad()
+    def finalize(self, model: nn.Module) -> None:
+        """Write the exact projections into the weights, detach, and store the ``QuantRecord`` list."""
+        names = self._layers or self.select_layers(model)
+        records = []
+        for name in names:
+            module = model.get_submodule(name)
+            quantized = self._final_projection(module)
+            module.weight.copy_(quantized.dequantize())
+            records.append(quantized.to_record(fqn=f"{name}.weight"))
+        self._layers = names
+        self._records = records
+
+    def _final_projection(self, module: nn.Module) -> QuantizedTensor:
+        if parametrize.is_parametrized(module, "weight"):
+            latent = module.parametrizations.weight.original.detach()
+            quantized = module.parametrizations.weight[0].quantize(latent)
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
+            return quantized
+        weight = module.weight.detach()
+        return self.make_parametrization(weight, self.support_mask(weight)).quantize(weight)
+
+    def records(self) -> list[QuantRecord]:
+        """One ``QuantRecord`` per quantized weight (empty before ``finalize``)."""
+        return list(self._records)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"layers": list(self._layers), "records": [record.to_dict() for record in self._records]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._layers = list(state.get("layers", []))
+        self._records = [QuantRecord.from_dict(data) for data in state.get("records", [])]
+
+
+def create_quant_method(name: str, **kwargs: Any) -> TrainingMethod:
+    """Create a registered quantization method; ``kwargs`` are its hyperparameters."""
+    import compress.quant.catalog  # noqa: F401  (registers every method)
+
+    return QUANT_METHODS.create(name, **kwargs)
+
+
+def list_quant_methods() -> list[str]:
+    """Names of the registered quantization methods."""
+    import compress.quant.catalog  # noqa: F401
+
+    return QUANT_METHODS.names()

@@ -1,0 +1,64 @@
+"""Straight-through and BinaryRelax weight parametrizations (for ``torch.nn.utils.parametrize``).
+
+The latent float weight ``w`` stays the trainable parameter (``module.parametrizations.weight.original``);
+the module computes with a quantized surrogate and the gradient taken at the surrogate is applied to
+``w`` unchanged (straight-through estimator; Bengio, Leonard, Courville 2013; Courbariaux et al.,
+BinaryConnect, NeurIPS 2015). Entries outside the support mask are 0 and receive no gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from compress.quant.projections import get_projection
+from compress.quant.quantized import QuantizedTensor
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Forward returns ``surrogate`` exactly; backward passes the gradient to ``latent`` unchanged."""
+
+    @staticmethod
+    def forward(ctx, latent, surrogate):  # noqa: D102  (autograd signature)
+        return surrogate.clone()
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        return grad, None
+
+
+def straight_through(latent: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
+    """``surrogate`` in the forward pass, ``d/d latent = identity`` in the backward pass."""
+    return _StraightThrough.apply(latent, surrogate.detach())
+
+
+class ProjectedWeight(nn.Module):
+    """Parametrization ``w -> STE(Pi_Q(w))`` with a fixed support mask (a buffer, so it checkpoints).
+
+    BinaryRelax relaxation (Yin et al., SIIMS 2018, spec §6.7): with ``relax_eta`` set, the
+    surrogate is ``u = (eta * Pi_Q(w) + w) / (1 + eta)``; ``relax_eta = None`` means the exact
+    projection ``u = Pi_Q(w)`` (phase II and plain straight-through fine-tuning).
+
+    Args:
+        projection: a name in ``compress.quant.projections.PROJECTIONS``.
+        mask: boolean support of the weight (``True`` = may be non-zero).
+        per_channel: per-output-channel scales.
+    """
+
+    def __init__(self, *, projection: str, mask: torch.Tensor, per_channel: bool) -> None:
+        super().__init__()
+        get_projection(projection)
+        self.projection = projection
+        self.per_channel = per_channel
+        self.relax_eta: float | None = None
+        self.register_buffer("mask", mask.detach().clone().bool())
+
+    def quantize(self, latent: torch.Tensor) -> QuantizedTensor:
+        """The exact projection of the latent weight (what ``finalize`` writes)."""
+        return get_projection(self.projection)(latent.detach(), per_channel=self.per_channel, mask=self.mask)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        projected = self.quantize(latent).dequantize()
+        if self.relax_eta is not None:
+            projected = (self.relax_eta * projected + latent.detach() * self.mask) / (1.0 + self.relax_eta)
+        return straight_through(latent, projected) * self.mask

@@ -1,0 +1,56 @@
+"""Group L2,1 (group lasso) and group L0 regularizers on output or input channels.
+
+Group lasso (Yuan & Lin 2006; SSL, Wen et al. NIPS 2016): ``R(W) = sum_g c_g ||W_g||_2`` with
+``c_g = sqrt(|g|)`` when ``scale_by_size`` (paper-3 convention) else 1; prox = block soft threshold (§1.5).
+Group L0: ``R(W) = #{g : W_g != 0}``; prox = group hard threshold at ``sqrt(2 mu)`` (§1.6).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from compress.prox.group import group_hard_threshold, group_norms, group_size, group_soft_threshold
+from compress.regularizers.base import REGULARIZERS, Regularizer
+from compress.regularizers.selection import group_axis
+
+
+def smooth_group_norm_sum(weight: torch.Tensor, *, axis: int, eps: float = 1e-8) -> torch.Tensor:
+    """``sum_g sqrt(||W_g||^2 + eps)``: the differentiable group-lasso term used through autograd."""
+    dims = tuple(d for d in range(weight.dim()) if d != axis)
+    return (weight.pow(2).sum(dim=dims) + eps).sqrt().sum()
+
+
+@REGULARIZERS.register("group-lasso")
+class GroupLasso(Regularizer):
+    name = "group-lasso"
+
+    def __init__(self, *, strength: float, layers: str = "all", axis: str = "output", scale_by_size: bool = False) -> None:
+        super().__init__(strength=strength, layers=layers)
+        self.axis = group_axis(axis)
+        self.scale_by_size = scale_by_size
+
+    def _scale(self, weight: torch.Tensor) -> float:
+        return math.sqrt(group_size(weight, axis=self.axis)) if self.scale_by_size else 1.0
+
+    def value(self, weight: torch.Tensor) -> torch.Tensor:
+        return self._scale(weight) * group_norms(weight, axis=self.axis).sum()
+
+    def prox(self, weight: torch.Tensor, mu: float) -> torch.Tensor:
+        return group_soft_threshold(weight, mu * self._scale(weight), axis=self.axis)
+
+
+@REGULARIZERS.register("group-l0")
+class GroupL0(Regularizer):
+    name = "group-l0"
+
+    def __init__(self, *, strength: float, layers: str = "all", axis: str = "output") -> None:
+        super().__init__(strength=strength, layers=layers)
+        self.axis = group_axis(axis)
+
+    def value(self, weight: torch.Tensor) -> torch.Tensor:
+        return group_norms(weight, axis=self.axis).ne(0).sum().to(weight.dtype)
+
+    def prox(self, weight: torch.Tensor, mu: float) -> torch.Tensor:
+        return group_hard_threshold(weight, math.sqrt(2.0 * mu), axis=self.axis)

@@ -1,0 +1,85 @@
+"""Read an ONNX model for TVM: densify sparse constants, find the input, read layout hints.
+
+TVM's ``from_onnx`` reads ``graph.initializer`` only (a ``sparse_initializer`` is ignored and then
+fails with a KeyError) and cannot parse ``Constant(sparse_value)``. Both are turned into dense
+tensors here, so any valid ONNX imports; our own rewrite recovers the sparsity from the values.
+The export stage's ``compress.layouts`` metadata is read as an optional hint only.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from deploy.tvm.errors import CompileError
+
+LAYOUTS_KEY = "compress.layouts"
+
+
+def load_onnx_for_tvm(onnx_path):
+    """Load ``onnx_path`` and densify its sparse initializers and sparse ``Constant`` nodes."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        model = onnx.load(str(onnx_path))
+    except (OSError, ValueError, DecodeError) as error:
+        raise CompileError(f"cannot read ONNX model {onnx_path}: {error}") from error
+    _densify_sparse_initializers(model.graph)
+    _densify_sparse_constants(model.graph)
+    return model
+
+
+def graph_input_name(model) -> str:
+    """The single graph input that is not an initializer."""
+    initializers = {init.name for init in model.graph.initializer}
+    names = [value.name for value in model.graph.input if value.name not in initializers]
+    if len(names) != 1:
+        raise CompileError(f"expected exactly one graph input, found {names}")
+    return names[0]
+
+
+def layout_hints(model) -> tuple[dict, ...]:
+    """The ``compress.layouts`` records of the model, or ``()`` when absent or unreadable."""
+    for prop in model.metadata_props:
+        if prop.key == LAYOUTS_KEY:
+            try:
+                records = json.loads(prop.value)
+            except json.JSONDecodeError:
+                return ()
+            return tuple(r for r in records if isinstance(r, dict)) if isinstance(records, list) else ()
+    return ()
+
+
+def _dense_from_sparse(sparse) -> np.ndarray:
+    from onnx import numpy_helper
+
+    values = numpy_helper.to_array(sparse.values)
+    indices = numpy_helper.to_array(sparse.indices).astype(np.int64)
+    dims = tuple(int(d) for d in sparse.dims)
+    dense = np.zeros(int(np.prod(dims)), dtype=values.dtype)
+    if indices.ndim == 2:
+        indices = np.ravel_multi_index(tuple(indices.T), dims)
+    dense[indices.reshape(-1)] = values.reshape(-1)
+    return dense.reshape(dims)
+
+
+def _densify_sparse_initializers(graph) -> None:
+    from onnx import numpy_helper
+
+    for sparse in list(graph.sparse_initializer):
+        graph.initializer.append(numpy_helper.from_array(_dense_from_sparse(sparse), sparse.values.name))
+    del graph.sparse_initializer[:]
+
+
+def _densify_sparse_constants(graph) -> None:
+    from onnx import helper, numpy_helper
+
+    for node in graph.node:
+        if node.op_type != "Constant":
+            continue
+        for index, attr in enumerate(node.attribute):
+            if attr.name == "sparse_value":
+                dense = numpy_helper.from_array(_dense_from_sparse(attr.sparse_tensor))
+                node.attribute[index].CopyFrom(helper.make_attribute("value", dense))

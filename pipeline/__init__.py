@@ -1,0 +1,1 @@
+"""pipeline: stages, artifacts, manifest, recipes, data loading and the ``compress`` CLI."""

@@ -1,0 +1,92 @@
+"""The ``compress`` command line: ``compress run``, one command per stage, and inspection commands.
+
+Stage commands are built lazily so ``compress --help`` imports neither torch, TVM nor onnxruntime.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from pipeline.errors import UserError
+
+COMMANDS = {
+    "run": ("pipeline.commands.run", "run the whole recipe: train-sparse, prune, quantize, export, compile, report"),
+    "train-sparse": ("pipeline.commands.stage", "sparsity-promoting training of a model"),
+    "prune": ("pipeline.commands.stage", "unstructured, block and channel pruning"),
+    "quantize": ("pipeline.commands.stage", "ternary / binary / int8 weight quantization"),
+    "export": ("pipeline.commands.stage", "ONNX export with compact sparse and ternary weights"),
+    "compile": ("pipeline.commands.stage", "TVM compile for a target (arm64, android-arm64, host, mobile GPU)"),
+    "report": ("pipeline.commands.report", "latency / size / accuracy report of a run (or --compare two runs)"),
+    "verify": ("pipeline.commands.verify", "recheck every artifact's sha256 and the numerical parity of a run"),
+    "targets": ("pipeline.commands.listing", "list the compile targets"),
+    "methods": ("pipeline.commands.listing", "list training, pruning and quantization methods"),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        import importlib
+
+        module = importlib.import_module(COMMANDS[name][0])
+        return module.make_command(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, summary) for name, (_, summary) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="compress")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bars or stage logs")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool) -> None:
+    """compress: turn a trained PyTorch model into a small, fast artifact for arm64 CPUs and mobile GPUs."""
+    ctx.obj = {"quiet": quiet}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one clear line and a non-zero exit for every failure, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="compress", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("interrupted", 130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except UserError as error:
+        _fail(f"error: {error}", error.exit_code)
+    except click.exceptions.Exit as error:
+        sys.exit(error.exit_code)
+    except Exception as error:  # last resort: one line, the manifest holds the details
+        if os.environ.get("COMPRESS_DEBUG"):
+            raise
+        _fail(f"internal error: {type(error).__name__}: {_first_line(error)} (set COMPRESS_DEBUG=1 for a traceback)", 1)
+    sys.exit(0)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else ""
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(message.replace("\n", " "), err=True)
+    sys.exit(code)
+
+
+def log_function(ctx_obj: dict[str, Any] | None):
+    quiet = bool(ctx_obj and ctx_obj.get("quiet"))
+    return (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))

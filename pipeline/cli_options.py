@@ -1,0 +1,144 @@
+"""Click options shared by ``compress run`` and the one-stage commands, and options built from stage configs."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Callable
+
+import click
+import yaml
+
+from pipeline.config import choices_of
+from pipeline.errors import UserError
+from pipeline.stage import RunOptions
+
+
+def run_options(command: Callable) -> Callable:
+    """Options every command that runs stages accepts (data, seed, target, preprocessing, ...)."""
+    options = [
+        click.option("--data", default="mnist", show_default=True, help="mnist | digits | DIR of IDX files | FILE.npz | image folder"),
+        click.option("--seed", default=0, show_default=True, type=int, help="random seed"),
+        click.option("--arch", default=None, help="architecture of a state_dict: a registered name or package.module:factory"),
+        click.option("--input-shape", default=None, help="per-sample input shape C,H,W (default: from the checkpoint)"),
+        click.option("--trust-pickle", is_flag=True, help="allow loading a pickled nn.Module (DANGEROUS: runs code from the file)"),
+        click.option("--train-limit", default=0, type=int, help="use only the first N training samples (0: all)"),
+        click.option("--test-limit", default=0, type=int, help="use only the first N test samples (0: all)"),
+        click.option("--scale", default=None, type=float, help="multiply raw pixels by this (default: to [0, 1])"),
+        click.option("--mean", default=None, help="per-channel mean subtracted after scaling, e.g. 0.1307"),
+        click.option("--std", default=None, help="per-channel std divided after the mean, e.g. 0.3081"),
+        click.option("--resize", default=None, help="resize inputs to H,W (default: the model's input size)"),
+        click.option("--threads", default=0, type=int, help="torch / runtime threads (0: library default)"),
+        click.option("--out", "out_dir", default=None, help="run directory (default: runs/<model>-<target>-<time>)"),
+        click.option("--resume", is_flag=True, help="continue the run in --out, skipping finished stages"),
+        click.option("--dry-run", is_flag=True, help="print the plan, write nothing"),
+        click.option("--json", "as_json", is_flag=True, help="print a JSON summary on stdout"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def parse_shape(text: str | None, *, what: str) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"{what} must be integers like 1,28,28, got {text!r}") from None
+    if not shape or any(v <= 0 for v in shape):
+        raise UserError(f"{what} must be positive integers like 1,28,28, got {text!r}")
+    return shape
+
+
+def parse_floats(text: str | None, *, what: str) -> tuple[float, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"{what} must be numbers separated by commas, got {text!r}") from None
+
+
+def build_run_options(kwargs: dict[str, Any], *, target: str, device: str = "", max_accuracy_drop: float | None = None) -> RunOptions:
+    preprocess: dict[str, Any] = {}
+    if kwargs.get("scale") is not None:
+        preprocess["scale"] = kwargs["scale"]
+    for key in ("mean", "std"):
+        values = parse_floats(kwargs.get(key), what=f"--{key}")
+        if values:
+            preprocess[key] = list(values)
+    resize = parse_shape(kwargs.get("resize"), what="--resize")
+    if resize:
+        preprocess["resize"] = list(resize)
+    if preprocess and "scale" not in preprocess:
+        preprocess["scale"] = 1 / 255 if kwargs["data"] == "mnist" else 1.0
+    return RunOptions(
+        data=kwargs["data"],
+        seed=kwargs["seed"],
+        target=target,
+        train_limit=kwargs["train_limit"],
+        test_limit=kwargs["test_limit"],
+        trust_pickle=kwargs["trust_pickle"],
+        threads=kwargs["threads"],
+        progress=not kwargs.get("quiet", False),
+        device=device,
+        preprocess=preprocess,
+        max_accuracy_drop=max_accuracy_drop,
+    )
+
+
+def config_options(config_type: type) -> Callable[[Callable], Callable]:
+    """Click options generated from a stage's config dataclass (defaults are shown, never duplicated)."""
+
+    def decorate(command: Callable) -> Callable:
+        for field in reversed(dataclasses.fields(config_type)):
+            command = _field_option(field, config_type)(command)
+        return command
+
+    return decorate
+
+
+def _field_option(field: dataclasses.Field, config_type: type) -> Callable:
+    flag = "--" + field.name.replace("_", "-")
+    default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+    help_text = field.metadata.get("help", "")
+    hint = typing.get_type_hints(config_type)[field.name]
+    if hint is bool:
+        return click.option(f"{flag}/--no-{flag[2:]}", field.name, default=None, help=f"{help_text} [default: {default}]")
+    if typing.get_origin(hint) is dict:
+        return click.option(flag, field.name, multiple=True, metavar="KEY=VALUE", help=help_text)
+    choices = field.metadata.get("choices")
+    shown = "" if callable(choices) or choices is None else f" ({' | '.join(map(str, choices))})"
+    return click.option(flag, field.name, default=None, help=f"{help_text}{shown} [default: {_show(default)}]")
+
+
+def _show(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def config_values(config_type: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The config entries the user set on the command line (``None`` / empty means unset)."""
+    values = {}
+    for field in dataclasses.fields(config_type):
+        value = kwargs.pop(field.name, None)
+        if value is None or value == ():
+            continue
+        values[field.name] = _key_values(value) if isinstance(value, tuple) and typing.get_origin(typing.get_type_hints(config_type)[field.name]) is dict else value
+    return values
+
+
+def _key_values(items: tuple[str, ...]) -> dict[str, Any]:
+    result = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            result[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise UserError(f"cannot parse the value of {item!r}") from None
+    return result
+
+
+__all__ = ["run_options", "config_options", "config_values", "build_run_options", "parse_shape", "choices_of"]

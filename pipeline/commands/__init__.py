@@ -1,0 +1,1 @@
+"""Implementations of the ``compress`` sub-commands (imported lazily by ``pipeline.cli``)."""

@@ -1,0 +1,153 @@
+"""Shared by ``compress run`` and the one-stage commands: resolve the input, run the recipe, summarise."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.errors import AccuracyBudgetError, RunInterrupted, UserError
+from pipeline.recipe import Step
+from pipeline.stage import RunOptions
+
+INPUT_DIR = "00-input"
+EXAMPLE_MODEL = Path(__file__).resolve().parent.parent / "examples" / "lenet5_mnist.pt"
+
+
+def default_run_dir(model_path: Path, target: str) -> Path:
+    return Path("runs") / f"{model_path.stem}-{target}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def execute(
+    steps: list[Step],
+    *,
+    model_path: Path,
+    run_dir: Path,
+    options: RunOptions,
+    kwargs: dict[str, Any],
+    resume: bool,
+    until: str | None,
+    dry_run: bool,
+    log,
+) -> dict[str, Any]:
+    """Run ``steps`` on ``model_path`` into ``run_dir``; returns the manifest."""
+    from pipeline.cli_options import parse_shape
+    from pipeline.runner import Runner
+
+    _apply_threads(options.threads)
+    if model_path.suffix == ".onnx":
+        steps = _from_compile(steps)
+        initial = {"onnx": _checked_onnx(model_path)}
+    else:
+        initial = {"model": _import_input(model_path, run_dir, options, kwargs, parse_shape, dry_run=dry_run)}
+    runner = Runner(steps, run_dir=run_dir, options=options, log=log)
+    try:
+        return runner.run(initial, resume=resume, until=until, dry_run=dry_run)
+    except KeyboardInterrupt:
+        command = " ".join(shlex.quote(a) for a in sys.argv[1:])
+        if "--resume" not in command:
+            command += " --resume"
+        if "--out" not in command:
+            command += f" --out {shlex.quote(str(run_dir))}"
+        raise RunInterrupted(f"interrupted; finished stages are kept; resume with: compress {command}") from None
+
+
+def _apply_threads(threads: int) -> None:
+    if threads < 0:
+        raise UserError(f"--threads must be >= 0, got {threads}")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _from_compile(steps: list[Step]) -> list[Step]:
+    names = [step.use for step in steps]
+    if "compile" not in names:
+        raise UserError("an ONNX model starts at the compile stage, but this recipe has no compile stage")
+    return steps[names.index("compile") :]
+
+
+def _checked_onnx(path: Path) -> Path:
+    if not path.is_file():
+        raise UserError(f"model file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise UserError(f"model file {path} is empty")
+    return path.resolve()
+
+
+def _import_input(model_path: Path, run_dir: Path, options: RunOptions, kwargs: dict[str, Any], parse_shape, *, dry_run: bool) -> Path:
+    from pipeline.model_input import import_model
+    from pipeline.model_io import save_bundle
+
+    bundle = import_model(
+        model_path,
+        arch=kwargs.get("arch"),
+        input_shape=parse_shape(kwargs.get("input_shape"), what="--input-shape"),
+        trust_pickle=options.trust_pickle,
+    )
+    if dry_run:
+        return model_path.resolve()
+    target = run_dir / INPUT_DIR / "model.pt"
+    try:
+        save_bundle(target, bundle)
+    except OSError as error:
+        raise UserError(f"cannot write to {run_dir}: {error.strerror or error}") from None
+    return target
+
+
+def summarise(manifest: dict[str, Any], *, run_dir: Path, as_json: bool, max_accuracy_drop: float | None) -> None:
+    """Print the result (JSON on stdout with ``--json``) and enforce the accuracy budget."""
+    summary = build_summary(manifest, run_dir=run_dir)
+    drop = summary.get("accuracy_drop")
+    over = max_accuracy_drop is not None and drop is not None and drop > max_accuracy_drop
+    summary["status"] = "accuracy-budget-exceeded" if over else "ok"
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        for stage in summary["stages"]:
+            click.echo(f"{stage['name']:<13} {stage['status']:<8} {stage.get('seconds', 0):>8.1f} s  {stage.get('headline', '')}")
+        click.echo(f"run directory: {run_dir}")
+    if over:
+        raise AccuracyBudgetError(f"accuracy dropped by {drop * 100:.2f} points, more than the allowed {max_accuracy_drop * 100:.2f}")
+
+
+def build_summary(manifest: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
+    stages, accuracies = [], []
+    for record in manifest["stages"]:
+        metrics = record.get("metrics") or {}
+        if "accuracy_before" in metrics:
+            accuracies.append(metrics["accuracy_before"])
+        if "test_accuracy" in metrics:
+            accuracies.append(metrics["test_accuracy"])
+        stages.append(
+            {
+                "name": record["name"],
+                "status": record["status"],
+                "seconds": record.get("seconds", 0.0),
+                "outputs": {role: str(run_dir / a["path"]) for role, a in record.get("outputs", {}).items()},
+                "headline": _headline(metrics),
+            }
+        )
+    summary = {"run_dir": str(run_dir), "stages": stages}
+    if len(accuracies) >= 2:
+        summary.update(accuracy_dense=accuracies[0], accuracy_final=accuracies[-1], accuracy_drop=accuracies[0] - accuracies[-1])
+    return summary
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    parts = []
+    if "test_accuracy" in metrics:
+        parts.append(f"accuracy {metrics['test_accuracy']:.4f}")
+    if "weight_sparsity" in metrics:
+        parts.append(f"sparsity {metrics['weight_sparsity']:.3f}")
+    if "compression_ratio" in metrics:
+        parts.append(f"{metrics['compression_ratio']:.0f}x smaller")
+    if "headline" in metrics:
+        parts.append(str(metrics["headline"]))
+    return ", ".join(parts)

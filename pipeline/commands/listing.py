@@ -1,0 +1,57 @@
+"""``compress targets`` and ``compress methods``: what exists, read from the registries."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import click
+
+
+def make_command(name: str) -> click.Command:
+    return {"targets": _targets_command, "methods": _methods_command}[name]()
+
+
+def _targets_command() -> click.Command:
+    @click.command(name="targets")
+    @click.option("--json", "as_json", is_flag=True, help="print the presets as JSON")
+    def command(as_json: bool) -> None:
+        """List the compile target presets."""
+        from deploy.tvm.targets import get_target, list_targets
+
+        presets = [get_target(name) for name in list_targets()]
+        if as_json:
+            click.echo(json.dumps([p.to_dict() for p in presets], indent=2))
+            return
+        for preset in presets:
+            click.echo(f"{preset.name:<15} {preset.description}")
+
+    return command
+
+
+def _methods_command() -> click.Command:
+    @click.command(name="methods")
+    @click.option("--verbose", "-v", is_flag=True, help="show each method's hyperparameters and defaults")
+    def command(verbose: bool) -> None:
+        """List training, pruning and quantization methods."""
+        from compress.optim.method import METHODS, list_methods
+        from compress.prune import PATTERNS
+        from compress.quant import QUANT_METHODS, list_quant_methods
+
+        _section("train-sparse --method", list_methods(), METHODS, verbose)
+        click.echo("\nprune --pattern\n  " + "  ".join(PATTERNS) + "   (plus --channel-ratio for channel removal)")
+        _section("\nquantize --method", list_quant_methods(), QUANT_METHODS, verbose)
+
+    return command
+
+
+def _section(title: str, names: list[str], registry, verbose: bool) -> None:
+    click.echo(title)
+    for name in names:
+        factory = registry.get(name)
+        summary = (inspect.getdoc(factory) or "").splitlines()[0] if inspect.getdoc(factory) else ""
+        click.echo(f"  {name:<14} {summary}")
+        if verbose:
+            for param in inspect.signature(factory.__init__).parameters.values():
+                if param.kind == inspect.Parameter.KEYWORD_ONLY:
+                    click.echo(f"      {param.name} = {param.default!r}")

@@ -1,0 +1,33 @@
+"""``compress verify RUN_DIR``: recheck every artifact's sha256 and the numerical parity of the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.errors import StageError
+
+
+def make_command(name: str) -> click.Command:
+    @click.command(name=name)
+    @click.argument("run_dir", type=click.Path(path_type=Path))
+    @click.option("--atol", default=1e-4, show_default=True, help="allowed max abs difference between runtimes")
+    @click.option("--json", "as_json", is_flag=True, help="print the checks as JSON")
+    def command(run_dir: Path, atol: float, as_json: bool) -> None:
+        """Check artifact digests, then torch vs onnxruntime vs TVM host (and arm64 under qemu)."""
+        import json
+
+        from pipeline.verify import verify_run
+
+        checks = verify_run(run_dir, atol=atol)
+        if as_json:
+            click.echo(json.dumps(checks, indent=2))
+        else:
+            for check in checks:
+                click.echo(f"{'ok  ' if check['ok'] else 'FAIL'} {check['check']}: {check['detail']}")
+        failed = [c for c in checks if not c["ok"]]
+        if failed:
+            raise StageError(f"verify: {len(failed)} check(s) failed, first: {failed[0]['check']}: {failed[0]['detail']}")
+
+    return command

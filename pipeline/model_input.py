@@ -1,0 +1,135 @@
+"""Turn whatever model file the user gives into a validated ``ModelBundle``."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from compress.stats import has_non_finite
+from pipeline.errors import UserError
+from pipeline.model_io import BUNDLE_FORMAT, ModelBundle, _load_weights_only, build_architecture, build_model
+
+MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".pt2", ".onnx", ".bin")
+
+
+def import_model(
+    path: Path,
+    *,
+    arch: str | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    trust_pickle: bool = False,
+) -> ModelBundle:
+    """Load ``path`` (bundle, state_dict, TorchScript, .pt2, or trusted pickle) and validate it."""
+    path = Path(path).resolve()
+    if not path.exists():
+        raise UserError(f"model file {path} does not exist")
+    if path.is_dir():
+        raise UserError(f"model path {path} is a directory, not a model file")
+    if path.stat().st_size == 0:
+        raise UserError(f"model file {path} is empty")
+    bundle = _read_any(path, arch=arch, arch_kwargs=arch_kwargs or {}, trust_pickle=trust_pickle)
+    if input_shape:
+        bundle.input_shape = tuple(input_shape)
+    if not bundle.input_shape:
+        raise UserError(f"{path}: the input shape is unknown; pass --input-shape C,H,W")
+    model = build_model(bundle, trust_pickle=trust_pickle)
+    bad = has_non_finite(model)
+    if bad:
+        raise UserError(f"{path}: weight {bad} holds NaN or Inf values")
+    check_forward(model, bundle.input_shape)
+    return bundle
+
+
+def check_forward(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """Run one zero batch; a shape mismatch becomes a one-line ``UserError``."""
+    try:
+        with torch.no_grad():
+            output = model.eval()(torch.zeros(2, *input_shape))
+    except Exception as error:  # the user's model may raise anything on a wrong shape
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise UserError(f"model rejects input shape {list(input_shape)}: {first}") from None
+    if not isinstance(output, torch.Tensor) or output.dim() != 2:
+        raise UserError(f"model must return a (batch, classes) tensor of logits, got {getattr(output, 'shape', type(output))}")
+    return output
+
+
+def _read_any(path: Path, *, arch: str | None, arch_kwargs: dict[str, Any], trust_pickle: bool) -> ModelBundle:
+    if path.suffix == ".pt2":
+        return _from_module(f"export:{path}", _load_export(path), arch_kwargs)
+    if _is_torchscript(path):
+        try:
+            module = torch.jit.load(str(path), map_location="cpu")
+        except RuntimeError as error:
+            raise UserError(f"{path} is not a loadable TorchScript file: {str(error).splitlines()[0][:160]}") from None
+        return _from_module(f"torchscript:{path}", module, arch_kwargs)
+    try:
+        data = _load_weights_only(path)
+    except UserError:
+        if not trust_pickle or not _is_pickle_refusal(path):
+            raise
+        module = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(module, nn.Module):
+            raise UserError(f"{path} holds a {type(module).__name__}, not a torch.nn.Module") from None
+        return _from_module(f"pickle:{path}", module, arch_kwargs)
+    return _from_checkpoint(path, data, arch=arch, arch_kwargs=arch_kwargs)
+
+
+def _from_checkpoint(path: Path, data: Any, *, arch: str | None, arch_kwargs: dict[str, Any]) -> ModelBundle:
+    if isinstance(data, dict) and data.get("format") == BUNDLE_FORMAT:
+        bundle = ModelBundle.from_dict(data, source=str(path))
+        if arch and arch != bundle.arch:
+            raise UserError(f"{path} was saved for architecture {bundle.arch!r}, not --arch {arch!r}")
+        return bundle
+    if not isinstance(data, dict):
+        raise UserError(f"{path} holds a {type(data).__name__}; expected a state_dict or a checkpoint dict")
+    state = data.get("state_dict", data)
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{path} holds no state_dict of tensors")
+    arch = arch or data.get("arch")
+    if not arch:
+        from compress.models import list_models
+
+        raise UserError(f"{path} is a state_dict: pass --arch (one of {', '.join(list_models())}, or package.module:factory)")
+    build_architecture(str(arch), arch_kwargs)  # fails early with the allowed names
+    shape = data.get("input_shape") or _registry_input_shape(str(arch))
+    return ModelBundle(arch=str(arch), arch_kwargs=arch_kwargs, input_shape=tuple(shape or ()), state_dict=dict(state))
+
+
+def _from_module(arch: str, module: nn.Module, arch_kwargs: dict[str, Any]) -> ModelBundle:
+    return ModelBundle(arch=arch, arch_kwargs=arch_kwargs, input_shape=(), state_dict=dict(module.state_dict()))
+
+
+def _registry_input_shape(arch: str) -> tuple[int, ...] | None:
+    from compress.models import list_models, model_input_shape
+
+    return model_input_shape(arch) if arch in list_models() else None
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name for name in archive.namelist())
+
+
+def _is_pickle_refusal(path: Path) -> bool:
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def _load_export(path: Path) -> nn.Module:
+    try:
+        return torch.export.load(str(path)).module()
+    except Exception as error:  # torch.export raises many types on a bad archive
+        raise UserError(f"{path} is not a loadable torch.export program: {str(error).splitlines()[0][:160]}") from None

@@ -1,0 +1,182 @@
+"""Model bundles (the checkpoint passed between stages) and loading of user model files.
+
+A bundle is a ``torch.save``d plain dict (tensors, strings, numbers, lists), so it loads with
+``weights_only=True``; the module is rebuilt from ``arch`` (+ the channel plan of the prune stage).
+Accepted user inputs: a bundle, a ``state_dict`` (+ ``--arch``), a TorchScript file, a
+``torch.export`` ``.pt2`` file, or, only with ``--trust-pickle``, a fully pickled ``nn.Module``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.atomic import save_torch
+from pipeline.errors import UserError
+
+BUNDLE_FORMAT = "compress-model/1"
+SOURCE_KINDS = ("torchscript", "export", "pickle")
+
+
+@dataclass
+class ModelBundle:
+    """Everything needed to rebuild a model: architecture, weights and compression records."""
+
+    arch: str
+    input_shape: tuple[int, ...]
+    state_dict: dict[str, torch.Tensor]
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    channel_plans: list[dict[str, Any]] = field(default_factory=list)
+    layouts: list[dict[str, Any]] = field(default_factory=list)
+    quant: list[dict[str, Any]] = field(default_factory=list)
+    preprocess: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": BUNDLE_FORMAT,
+            "arch": self.arch,
+            "arch_kwargs": dict(self.arch_kwargs),
+            "input_shape": list(self.input_shape),
+            "state_dict": {key: value.detach().cpu().contiguous() for key, value in self.state_dict.items()},
+            "channel_plans": list(self.channel_plans),
+            "layouts": list(self.layouts),
+            "quant": list(self.quant),
+            "preprocess": dict(self.preprocess),
+            "metrics": dict(self.metrics),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str) -> "ModelBundle":
+        try:
+            return cls(
+                arch=str(data["arch"]),
+                arch_kwargs=dict(data.get("arch_kwargs") or {}),
+                input_shape=tuple(int(v) for v in data["input_shape"]),
+                state_dict=dict(data["state_dict"]),
+                channel_plans=list(data.get("channel_plans") or []),
+                layouts=list(data.get("layouts") or []),
+                quant=list(data.get("quant") or []),
+                preprocess=dict(data.get("preprocess") or {}),
+                metrics=dict(data.get("metrics") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise UserError(f"{source}: malformed model bundle ({error})") from None
+
+    def with_model(self, model: nn.Module, **changes: Any) -> "ModelBundle":
+        """A copy holding ``model``'s weights and the given field changes."""
+        data = {**self.__dict__, "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        data.update(changes)
+        return ModelBundle(**data)
+
+
+def save_bundle(path: Path, bundle: ModelBundle) -> Path:
+    return save_torch(path, bundle.to_dict())
+
+
+def load_bundle(path: Path) -> ModelBundle:
+    data = _load_weights_only(Path(path))
+    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
+        raise UserError(f"{path} is not a compress model bundle")
+    return ModelBundle.from_dict(data, source=str(path))
+
+
+def build_model(bundle: ModelBundle, *, trust_pickle: bool = False) -> nn.Module:
+    """Rebuild the module of a bundle and load its weights (strict key and shape match)."""
+    model = build_architecture(bundle.arch, bundle.arch_kwargs, trust_pickle=trust_pickle)
+    if bundle.channel_plans:
+        from compress.prune import apply_channel_plan
+
+        for plan in bundle.channel_plans:
+            model = apply_channel_plan(model, plan)
+    load_state_strict(model, bundle.state_dict, arch=bundle.arch)
+    model.eval()
+    return model
+
+
+def build_architecture(arch: str, arch_kwargs: dict[str, Any], *, trust_pickle: bool = False) -> nn.Module:
+    """Instantiate a registered name, ``package.module:factory``, or a re-loaded source file."""
+    kind, _, location = arch.partition(":")
+    if kind in SOURCE_KINDS and location:
+        return _load_source_module(kind, Path(location), trust_pickle=trust_pickle)
+    if ":" in arch:
+        return _factory_model(arch, arch_kwargs)
+    from compress.models import create_model
+
+    try:
+        return create_model(arch, **arch_kwargs)
+    except KeyError as error:
+        raise UserError(str(error).strip("'\"") + ", or package.module:factory") from None
+    except TypeError as error:
+        raise UserError(f"architecture {arch!r} rejected its arguments {arch_kwargs}: {error}") from None
+
+
+def load_state_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], *, arch: str) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    if missing or unexpected:
+        raise UserError(
+            f"checkpoint does not match architecture {arch!r}: "
+            f"missing keys {_short(missing)}, unexpected keys {_short(unexpected)}"
+        )
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise UserError(f"checkpoint entry {key!r} is a {type(value).__name__}, not a tensor")
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise UserError(
+                f"checkpoint does not match architecture {arch!r}: {key} has shape {list(value.shape)}, "
+                f"the architecture expects {list(expected[key].shape)}"
+            )
+    model.load_state_dict(state_dict, strict=True)
+
+
+def _short(keys: list[str]) -> str:
+    return "[]" if not keys else "[" + ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "") + "]"
+
+
+def _factory_model(arch: str, arch_kwargs: dict[str, Any]) -> nn.Module:
+    module_name, _, factory_name = arch.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), factory_name)
+    except (ImportError, AttributeError) as error:
+        raise UserError(f"cannot import architecture factory {arch!r}: {error}") from None
+    model = factory(**arch_kwargs)
+    if not isinstance(model, nn.Module):
+        raise UserError(f"factory {arch!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _load_source_module(kind: str, path: Path, *, trust_pickle: bool) -> nn.Module:
+    if not path.exists():
+        raise UserError(f"model source {path} no longer exists")
+    if kind == "torchscript":
+        return torch.jit.load(str(path), map_location="cpu")
+    if kind == "export":
+        return torch.export.load(str(path)).module()
+    if not trust_pickle:
+        raise UserError(f"{path} is a pickled module; loading it runs code: pass --trust-pickle if you trust it")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _load_weights_only(path: Path) -> Any:
+    if not path.exists():
+        raise UserError(f"model file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise UserError(f"model file {path} is empty")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UserError(
+            f"{path} holds Python objects that weights_only loading refuses ({str(error).splitlines()[0][:120]}); "
+            "pass --trust-pickle only if you trust the file"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, AttributeError) as error:
+        raise UserError(f"{path} is not a readable PyTorch checkpoint ({str(error).splitlines()[0][:160]})") from None

@@ -1,0 +1,167 @@
+"""Gather the report's variants (dense, after each model-changing stage, compiled) from a run's history."""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from compress.optim.loop import evaluate
+from compress.stats import count_nonzero_weights, layer_stats, parameter_count, weight_sparsity
+from pipeline.model_io import build_model, load_bundle
+from pipeline.stage import StageContext
+
+VARIANT_NAMES = {"train-sparse": "sparse-trained", "prune": "pruned", "quantize": "quantized"}
+_LAYER_KEYS = ("fqn", "shape", "numel", "nnz", "sparsity_ratio")
+
+
+@dataclass
+class VariantModel:
+    """What the latency step needs of one variant."""
+
+    name: str
+    source: Path
+    model: nn.Module | None
+    input_shape: tuple[int, ...]
+    test_samples: int
+    onnx: Path | None = None
+    tvm_library: Path | None = None
+
+
+def collect_variants(ctx: StageContext, inputs: dict[str, Path], config) -> tuple[list[dict[str, Any]], dict[str, VariantModel]]:
+    """Report variant dicts (schema ``compress-report/1``) and the loaded models behind them."""
+    records = [r for r in ctx.history if r["status"] == "done"]
+    model_records = [r for r in records if "model" in r["outputs"]]
+    variants, models = [], {}
+    if model_records:
+        dense_path = ctx.run_dir / model_records[0]["inputs"]["model"]["path"]
+        variant, model = _model_variant(ctx, "dense", "input", dense_path, config)
+        variants.append(variant)
+        models["dense"] = model
+        for record in model_records:
+            path = ctx.run_dir / record["outputs"]["model"]["path"]
+            variant, model = _model_variant(ctx, VARIANT_NAMES.get(record["name"], record["name"]), record["name"], path, config)
+            variants.append(variant)
+            models[variant["name"]] = model
+    compiled = _compiled_variant(ctx, records, inputs, variants[-1] if variants else None)
+    if compiled is not None:
+        variants.append(compiled[0])
+        models["compiled"] = compiled[1]
+        if "dense" not in models:
+            models["dense"] = compiled[1]
+    return variants, models
+
+
+def _model_variant(ctx: StageContext, name: str, stage: str, path: Path, config) -> tuple[dict[str, Any], VariantModel]:
+    bundle = load_bundle(path)
+    model = build_model(bundle, trust_pickle=ctx.options.trust_pickle)
+    data = ctx.load_data(bundle.input_shape)
+    variant = {
+        "name": name,
+        "stage": stage,
+        "accuracy": evaluate(model, data.test_batches()),
+        "weight_sparsity": weight_sparsity(model),
+        "nonzero_weights": count_nonzero_weights(model),
+        "params": parameter_count(model),
+        "size_bytes": {"checkpoint": path.stat().st_size, "checkpoint_gzip": _gzip_size(path)},
+        "layers": [{key: s.to_dict()[key] for key in _LAYER_KEYS} for s in layer_stats(model)],
+    }
+    robust = _robust_accuracy(model, data, config)
+    if robust:
+        variant["robust_accuracy"] = robust
+    return variant, VariantModel(name, path, model, bundle.input_shape, len(data.test_y))
+
+
+def _compiled_variant(ctx: StageContext, records, inputs, last: dict[str, Any] | None):
+    export = next((r for r in records if r["name"] == "export"), None)
+    onnx = inputs.get("onnx")
+    library = inputs.get("host-library")
+    if onnx is None or library is None:
+        return None
+    target_library = inputs.get("compiled", library)
+    size_bytes = {"onnx": onnx.stat().st_size, "onnx_gzip": _gzip_size(onnx), "tvm_so": target_library.stat().st_size, "tvm_so_gzip": _gzip_size(target_library)}
+    if export is not None:
+        size_bytes["onnx_dense_fp32"] = int(export["metrics"]["sizes"]["dense_bytes"])
+    variant = {
+        "name": "compiled",
+        "stage": "compile",
+        "accuracy": export["metrics"].get("onnx_test_accuracy") if export else None,
+        "weight_sparsity": last["weight_sparsity"] if last else 0.0,
+        "nonzero_weights": last["nonzero_weights"] if last else 0,
+        "params": last["params"] if last else 0,
+        "size_bytes": size_bytes,
+        "layers": last["layers"] if last else [],
+        "description": f"ONNX ({'export stage' if export else 'input'}) compiled by TVM for {ctx.options.target}; accuracy measured with onnxruntime on the same weights",
+    }
+    samples = 0
+    return variant, VariantModel("compiled", onnx, None, (), samples, onnx=onnx, tvm_library=library)
+
+
+def _robust_accuracy(model: nn.Module, data, config) -> dict[str, float]:
+    if not config.robust:
+        return {}
+    from compress.robust import create_attack, robust_accuracy
+
+    limit = max(config.robust_samples, 1)
+    batches = [(data.test_x[:limit], data.test_y[:limit])]
+    results = {}
+    for name in config.robust:
+        kwargs = {"eps": config.robust_eps}
+        if name != "fgsm":
+            kwargs.update(steps=config.robust_steps, step_size=2.5 * config.robust_eps / config.robust_steps)
+        results[name] = robust_accuracy(model, batches, create_attack(name, **kwargs))
+    return results
+
+
+def _gzip_size(path: Path) -> int:
+    return len(gzip.compress(Path(path).read_bytes(), compresslevel=9, mtime=0))
+
+
+def kernel_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-layer kernel choice of the compile stage (host build), in the report schema."""
+    record = next((r for r in history if r["name"] == "compile" and r["status"] == "done"), None)
+    if record is None:
+        return []
+    rows = []
+    for layer in record["metrics"].get("layers", []):
+        kernel = layer.get("kernel", "dense")
+        rows.append(
+            {
+                "variant": "compiled",
+                "fqn": str(layer.get("name")),
+                "kernel": "dense" if kernel == "dense" else "sparse",
+                "format": kernel,
+                "sparsity_ratio": float(layer.get("sparsity", 0.0)),
+                "reason": str(layer.get("reason", "")),
+            }
+        )
+    return rows
+
+
+def breakeven_rows() -> list[dict[str, Any]]:
+    """The shipped host break-even table, in the report schema."""
+    from deploy.tvm.breakeven import load_breakeven_table
+
+    table = load_breakeven_table()
+    return [
+        {
+            "op": "MatMul",
+            "shape": [entry.batch, entry.in_features, entry.out_features],
+            "block": [entry.block_rows, 1],
+            "runtime": f"tvm-host ({entry.kernel})",
+            "breakeven_sparsity_ratio": entry.breakeven_ratio if entry.breakeven_ratio <= 1 else None,
+            "dense_ms": entry.dense_ms,
+        }
+        for entry in table.entries
+    ]
+
+
+def artifact_rows(ctx: StageContext) -> dict[str, dict[str, Any]]:
+    rows = {}
+    for record in ctx.history:
+        for role, artifact in record.get("outputs", {}).items():
+            rows[f"{record['name']}/{role}"] = {"path": artifact["path"], "sha256": artifact["sha256"], "bytes": artifact["bytes"]}
+    return rows

@@ -1,0 +1,117 @@
+"""Batch-1 latency of the report's variants under torch, onnxruntime and TVM, interleaved in one run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from pipeline.report_data import VariantModel
+from pipeline.stage import StageContext
+
+BASELINE = ("dense", "onnxruntime")
+
+
+def measure_latency(ctx: StageContext, config, inputs: dict[str, Path], models: dict[str, VariantModel]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Latency rows of the report schema, plus notes on what was (not) measured."""
+    from deploy.bench import measure_interleaved
+
+    x = _sample_input(ctx, models)
+    candidates, notes = _candidates(ctx, config, models, x)
+    stats = measure_interleaved(
+        {f"{variant}|{runtime}": run for (variant, runtime), run in candidates.items()},
+        warmup=config.warmup, runs=config.runs, progress=ctx.options.progress,
+    )
+    baseline = stats.get("|".join(BASELINE))
+    rows = []
+    for key, stat in stats.items():
+        variant, runtime = key.split("|")
+        rows.append(
+            {
+                "variant": variant,
+                "runtime": runtime,
+                "median_ms": stat.median_ms,
+                "p90_ms": stat.p90_ms,
+                "mean_ms": stat.mean_ms,
+                "min_ms": stat.min_ms,
+                "runs": stat.runs,
+                "threads": ctx.options.threads or None,
+                "ratio_vs_baseline": baseline.median_ms / stat.median_ms if baseline and stat.median_ms > 0 else None,
+            }
+        )
+    notes.append(
+        f"Latency: batch 1, median of {config.runs} interleaved runs after {config.warmup} warm-up runs each; "
+        "ratio_vs_baseline = median of the dense model on onnxruntime / median of the row."
+    )
+    return rows, notes
+
+
+def _sample_input(ctx: StageContext, models: dict[str, VariantModel]) -> np.ndarray:
+    dense = models["dense"]
+    if dense.model is not None:
+        data = ctx.load_data(dense.input_shape)
+        return data.test_x[:1].numpy()
+    from pipeline.stages.compile import _onnx_sample_shape
+
+    shape = _onnx_sample_shape(dense.onnx)
+    return np.random.default_rng(ctx.options.seed).random((1, *shape), dtype=np.float32)
+
+
+def _candidates(ctx: StageContext, config, models: dict[str, VariantModel], x: np.ndarray) -> tuple[dict[tuple[str, str], Callable[[], Any]], list[str]]:
+    from deploy.runtimes import load_session
+
+    candidates: dict[tuple[str, str], Callable[[], Any]] = {}
+    notes: list[str] = []
+    for name, variant in models.items():
+        if variant.model is not None:
+            candidates[(name, "torch")] = _torch_call(variant.model, x)
+    dense = models["dense"]
+    if dense.model is not None:
+        dense_onnx = _export_dense(ctx, dense, x)
+        candidates[("dense", "onnxruntime")] = _session_call(load_session("onnxruntime", dense_onnx), x)
+        if config.tvm_dense:
+            library = _compile_dense(ctx, dense_onnx, x.shape)
+            candidates[("dense", "tvm-host")] = _session_call(load_session("tvm", library), x)
+        else:
+            notes.append("The dense model was not built with TVM (tvm-dense off).")
+    compiled = models.get("compiled")
+    if compiled is not None and compiled is not dense:
+        candidates[("compiled", "onnxruntime")] = _session_call(load_session("onnxruntime", compiled.onnx), x)
+        candidates[("compiled", "tvm-host")] = _session_call(load_session("tvm", compiled.tvm_library), x)
+    return candidates, notes
+
+
+def _torch_call(model: torch.nn.Module, x: np.ndarray) -> Callable[[], Any]:
+    tensor = torch.from_numpy(x)
+    model.eval()
+
+    def call() -> Any:
+        with torch.inference_mode():
+            return model(tensor)
+
+    return call
+
+
+def _session_call(session, x: np.ndarray) -> Callable[[], Any]:
+    return lambda: session.run_one(x)
+
+
+def _export_dense(ctx: StageContext, dense: VariantModel, x: np.ndarray) -> Path:
+    from deploy.onnx import export_onnx
+    from pipeline.atomic import atomic_path
+
+    path = ctx.stage_dir / "dense" / "model-dense.onnx"
+    with atomic_path(path) as tmp:
+        export_onnx(dense.model, torch.from_numpy(x), tmp, encoding="dense")
+    dense.onnx = path
+    return path
+
+
+def _compile_dense(ctx: StageContext, onnx_path: Path, input_shape) -> Path:
+    from deploy.tvm.compile import compile_onnx
+
+    ctx.log("report: building the dense original with TVM for the host")
+    result = compile_onnx(onnx_path, target="host", out_dir=ctx.stage_dir / "dense" / "tvm-host", input_shape=tuple(input_shape))
+    return result.library_path

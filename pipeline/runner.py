@@ -1,0 +1,221 @@
+"""Runs a recipe: stage ids from (name, version, config, input digests), resume, until, dry run."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.atomic import sha256_json
+from pipeline.config import config_to_dict
+from pipeline.errors import UserError
+from pipeline.manifest import (
+    MANIFEST_NAME,
+    Artifact,
+    new_manifest,
+    put_stage_record,
+    read_manifest,
+    stage_record,
+    write_manifest,
+)
+from pipeline.recipe import Step, recipe_to_dict
+from pipeline.stage import RunOptions, StageContext, stage_class
+
+ALL_ROLES = "*"
+
+
+@dataclass
+class PlannedStage:
+    index: int
+    step: Step
+    stage_id: str
+    action: str  # "run" or "skip"
+    inputs: dict[str, Artifact] = field(default_factory=dict)
+
+
+def stage_dir_name(index: int, name: str) -> str:
+    return f"{index + 1:02d}-{name}"
+
+
+class Runner:
+    """Executes the steps of a recipe inside one run directory."""
+
+    def __init__(self, steps: list[Step], *, run_dir: Path, options: RunOptions, log: Callable[[str], None] = print) -> None:
+        self.steps = steps
+        self.run_dir = Path(run_dir).resolve()
+        self.options = options
+        self.log = log
+        self.recipe = recipe_to_dict(steps)
+        self.recipe_sha256 = sha256_json(self.recipe)
+        self._data_cache: dict[tuple[int, ...], Any] = {}
+
+    def run(self, initial: dict[str, Path], *, resume: bool = False, until: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+        steps = self._steps_until(until)
+        manifest = self._open_manifest(initial, resume=resume, dry_run=dry_run)
+        available = {role: Artifact(**record) for role, record in manifest["inputs"].items()}
+        self._check_roles(steps, available)
+        for index, step in enumerate(steps):
+            planned = self._plan(index, step, available, manifest, resume=resume)
+            if dry_run:
+                self.log(f"[dry-run] {stage_dir_name(index, step.use)}: {planned.action} (id {planned.stage_id[:12]})")
+                for role in stage_class(step.use).produces:
+                    available[role] = Artifact(role, f"<{step.use}:{role}>", "", 0, step.use)
+                continue
+            if planned.action == "skip":
+                self.log(f"{step.use}: unchanged, skipped (resume)")
+                record = stage_record(manifest, index)
+            else:
+                record = self._execute(planned, manifest)
+            for role, artifact in record["outputs"].items():
+                available[role] = Artifact(**artifact)
+        return manifest
+
+    def _steps_until(self, until: str | None) -> list[Step]:
+        if until is None:
+            return self.steps
+        names = [step.use for step in self.steps]
+        if until not in names:
+            raise UserError(f"--until {until!r} is not a stage of this recipe; allowed: {', '.join(names)}")
+        return self.steps[: names.index(until) + 1]
+
+    def _open_manifest(self, initial: dict[str, Path], *, resume: bool, dry_run: bool) -> dict[str, Any]:
+        exists = (self.run_dir / MANIFEST_NAME).exists()
+        if exists and not resume:
+            raise UserError(f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another --out")
+        if resume and exists:
+            manifest = read_manifest(self.run_dir)
+            if manifest["recipe_sha256"] != self.recipe_sha256:
+                raise UserError(f"cannot --resume {self.run_dir}: it was made by a different recipe or stage options")
+            return manifest
+        inputs = {role: Artifact.of(role, Path(path).resolve(), run_dir=self.run_dir, stage="input").to_dict() for role, path in initial.items()}
+        manifest = new_manifest(recipe=self.recipe, recipe_sha256=self.recipe_sha256, options=_options_dict(self.options), inputs=inputs)
+        if not dry_run:
+            self._make_run_dir()
+            write_manifest(self.run_dir, manifest)
+        return manifest
+
+    def _make_run_dir(self) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise UserError(f"output directory {self.run_dir} is not writable: {error.strerror or error}") from None
+
+    def _check_roles(self, steps: list[Step], available: dict[str, Artifact]) -> None:
+        roles = set(available)
+        for step in steps:
+            stage = stage_class(step.use)
+            missing = [role for role in stage.consumes if role != ALL_ROLES and role not in roles]
+            if missing:
+                raise UserError(f"stage {step.use} needs a {missing[0]} input, which no earlier stage or input provides")
+            roles.update(stage.produces)
+
+    def _plan(self, index: int, step: Step, available: dict[str, Artifact], manifest: dict[str, Any], *, resume: bool) -> PlannedStage:
+        stage = stage_class(step.use)
+        roles = sorted(available) if ALL_ROLES in stage.consumes else list(stage.consumes)
+        inputs = {role: available[role] for role in roles}
+        identity = {
+            "name": stage.name,
+            "version": stage.version,
+            "config": config_to_dict(step.config),
+            "inputs": {role: artifact.sha256 for role, artifact in inputs.items()},
+            "options": self.options.fingerprint() if stage.uses_data else {"seed": self.options.seed},
+        }
+        if ALL_ROLES in stage.consumes:
+            identity["history"] = [r["id"] for r in manifest["stages"] if r["index"] < index]
+        stage_id = sha256_json(identity)
+        record = stage_record(manifest, index)
+        done = (
+            resume
+            and record is not None
+            and record["id"] == stage_id
+            and record["status"] == "done"
+            and all(Artifact(**a).is_intact(self.run_dir) for a in record["outputs"].values())
+        )
+        return PlannedStage(index, step, stage_id, "skip" if done else "run", inputs)
+
+    def _execute(self, planned: PlannedStage, manifest: dict[str, Any]) -> dict[str, Any]:
+        stage = stage_class(planned.step.use)()
+        stage_dir = self.run_dir / stage_dir_name(planned.index, stage.name)
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        record = {
+            "index": planned.index,
+            "name": stage.name,
+            "version": stage.version,
+            "id": planned.stage_id,
+            "config": config_to_dict(planned.step.config),
+            "inputs": {role: artifact.to_dict() for role, artifact in planned.inputs.items()},
+            "outputs": {},
+            "metrics": {},
+            "status": "running",
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "error": None,
+        }
+        put_stage_record(manifest, record)
+        write_manifest(self.run_dir, manifest)
+        context = StageContext(
+            run_dir=self.run_dir,
+            stage_dir=stage_dir,
+            stage_id=planned.stage_id,
+            options=self.options,
+            history=[r for r in manifest["stages"] if r["index"] < planned.index],
+            load_data=self._load_data,
+            log=self.log,
+        )
+        inputs = {role: artifact.resolve(self.run_dir) for role, artifact in planned.inputs.items()}
+        self.log(f"{stage.name}: running")
+        start = time.perf_counter()
+        try:
+            result = stage.run(context, planned.step.config, inputs)
+            record["outputs"] = {
+                role: Artifact.of(role, path, run_dir=self.run_dir, stage=stage.name).to_dict() for role, path in result.outputs.items()
+            }
+            record["metrics"] = result.metrics
+            record["status"] = "done"
+        except BaseException as error:
+            record["status"] = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+            record["error"] = _describe(error)
+            raise
+        finally:
+            record["seconds"] = round(time.perf_counter() - start, 3)
+            record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            put_stage_record(manifest, record)
+            write_manifest(self.run_dir, manifest)
+        self.log(f"{stage.name}: done in {record['seconds']:.1f} s")
+        return record
+
+    def _load_data(self, input_shape: tuple[int, ...]) -> Any:
+        from pipeline.data import Preprocess, load_dataset
+
+        key = tuple(input_shape)
+        if key not in self._data_cache:
+            prep = Preprocess(**_preprocess_kwargs(self.options.preprocess)) if self.options.preprocess else None
+            self._data_cache[key] = load_dataset(
+                self.options.data,
+                preprocess=prep,
+                model_input_shape=key,
+                train_limit=self.options.train_limit,
+                test_limit=self.options.test_limit,
+                seed=self.options.seed,
+            )
+        return self._data_cache[key]
+
+
+def _preprocess_kwargs(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in data.items()}
+
+
+def _options_dict(options: RunOptions) -> dict[str, Any]:
+    return {**options.fingerprint(), "target": options.target, "threads": options.threads, "device": options.device}
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, UserError):
+        return str(error)
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return f"{type(error).__name__}: {error}{where}"

@@ -1,0 +1,87 @@
+"""The Stage interface, its run context and result, and the stage registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from compress.registry import Registry
+
+
+@dataclass
+class RunOptions:
+    """Run-wide settings shared by every stage (not part of any one stage's config)."""
+
+    data: str = "mnist"
+    seed: int = 0
+    target: str = "arm64"
+    train_limit: int = 0
+    test_limit: int = 0
+    trust_pickle: bool = False
+    threads: int = 0
+    progress: bool = True
+    device: str = ""
+    preprocess: dict[str, Any] = field(default_factory=dict)
+    max_accuracy_drop: float | None = None
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The options that change what stages compute (enter every stage id)."""
+        return {
+            "data": self.data,
+            "seed": self.seed,
+            "train_limit": self.train_limit,
+            "test_limit": self.test_limit,
+            "preprocess": self.preprocess,
+        }
+
+
+@dataclass
+class StageContext:
+    """What a stage may use: its own output directory, run options, lazy data, prior records."""
+
+    run_dir: Path
+    stage_dir: Path
+    stage_id: str
+    options: RunOptions
+    history: list[dict[str, Any]]
+    load_data: Callable[[tuple[int, ...]], Any]
+    log: Callable[[str], None]
+
+
+@dataclass
+class StageResult:
+    outputs: dict[str, Path]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class Stage:
+    """Base class. Subclasses set ``name``, ``version``, ``Config``, ``consumes``, ``produces``."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    Config: ClassVar[type]
+    consumes: ClassVar[tuple[str, ...]] = ("model",)
+    produces: ClassVar[tuple[str, ...]] = ("model",)
+    uses_data: ClassVar[bool] = True
+    summary: ClassVar[str] = ""
+
+    def run(self, ctx: StageContext, config: Any, inputs: dict[str, Path]) -> StageResult:
+        raise NotImplementedError
+
+
+STAGES: Registry[Stage] = Registry("stage")
+
+STAGE_ORDER = ("train-sparse", "prune", "quantize", "export", "compile", "report")
+
+
+def stage_class(name: str) -> type[Stage]:
+    import pipeline.stages  # noqa: F401  (registers every stage)
+
+    return STAGES.get(name)
+
+
+def list_stages() -> list[str]:
+    import pipeline.stages  # noqa: F401
+
+    return [name for name in STAGE_ORDER if name in STAGES]

@@ -1,0 +1,48 @@
+"""Helpers shared by the model-to-model stages: load a bundle, evaluate, save the next bundle."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from compress.optim.loop import evaluate
+from compress.stats import count_nonzero_weights, layer_stats, parameter_count, weight_sparsity
+from pipeline.errors import UserError
+from pipeline.model_io import ModelBundle, build_model, load_bundle, save_bundle
+from pipeline.stage import StageContext
+
+MODEL_FILE = "model.pt"
+
+
+def load_model(ctx: StageContext, path: Path) -> tuple[ModelBundle, nn.Module]:
+    bundle = load_bundle(path)
+    return bundle, build_model(bundle, trust_pickle=ctx.options.trust_pickle)
+
+
+def save_model(ctx: StageContext, bundle: ModelBundle, model: nn.Module, **changes: Any) -> Path:
+    return save_bundle(Path(ctx.stage_dir) / MODEL_FILE, bundle.with_model(model, **changes))
+
+
+def model_metrics(model: nn.Module, data: Any) -> dict[str, Any]:
+    """Accuracy on the held-out split and the weight statistics of §7 of the algorithms spec."""
+    return {
+        "test_accuracy": evaluate(model, data.test_batches()),
+        "weight_sparsity": weight_sparsity(model),
+        "nonzero_weights": count_nonzero_weights(model),
+        "parameters": parameter_count(model),
+        "layers": [s.to_dict() for s in layer_stats(model)],
+    }
+
+
+def hyperparameters(cls: type, values: dict[str, Any], *, what: str) -> dict[str, Any]:
+    """Keep the entries of ``values`` that ``cls.__init__`` accepts; unknown names are an error."""
+    accepted = {
+        name for name, p in inspect.signature(cls.__init__).parameters.items() if p.kind == inspect.Parameter.KEYWORD_ONLY
+    }
+    unknown = sorted(set(values) - accepted)
+    if unknown:
+        raise UserError(f"{what} has no hyperparameter {unknown[0]!r}; allowed: {', '.join(sorted(accepted))}")
+    return dict(values)

@@ -1,0 +1,159 @@
+"""compile: TVM build for a target preset, with our sparse / ternary kernels above break-even.
+
+Always builds for the host too: the host library is checked against onnxruntime and is what the
+report times; an arm64 library is bundled with the aarch64 runtime and a runner, then checked
+under qemu against the host build.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import StageError, UserError
+from pipeline.stage import STAGES, Stage, StageContext, StageResult
+
+PARITY_ATOL = 1e-4
+BUNDLED_TARGETS = ("arm64",)
+
+
+def _target_names() -> list[str]:
+    from deploy.tvm.targets import list_targets
+
+    return list_targets()
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    target: str = field(default="arm64", metadata={"choices": _target_names, "help": "target preset (see `compress targets`)"})
+    batch: int = field(default=1, metadata={"help": "static batch size compiled for"})
+    sparse_threshold: float | None = field(default=None, metadata={"help": "use sparse kernels from this sparsity (default: measured break-even table)"})
+    tune_trials: int = field(default=0, metadata={"help": "MetaSchedule trials for dense operators (0: off)"})
+    tuning_db: str = field(default="", metadata={"help": "reusable MetaSchedule work directory"})
+    verify: bool = field(default=True, metadata={"help": "check the arm64 bundle under qemu-aarch64 when installed"})
+
+
+@STAGES.register("compile")
+class CompileStage(Stage):
+    name = "compile"
+    version = "1"
+    Config = CompileConfig
+    consumes = ("onnx",)
+    produces = ("compiled", "host-library")
+    uses_data = False
+    summary = "TVM compile for a target (arm64, android-arm64, host, rasp4b, OpenCL GPUs), sparse and ternary kernels"
+
+    def run(self, ctx: StageContext, config: CompileConfig, inputs: dict) -> StageResult:
+        from deploy.onnx import read_preprocess  # noqa: F401  (fails early if deploy is broken)
+
+        if config.batch < 1:
+            raise UserError(f"batch must be >= 1, got {config.batch}")
+        onnx_path = Path(inputs["onnx"])
+        input_shape = (config.batch, *_onnx_sample_shape(onnx_path))
+        host = _compile(ctx, onnx_path, "host", input_shape, config)
+        parity = _host_parity(onnx_path, host.library_path, input_shape, seed=ctx.options.seed)
+        metrics = {
+            "target": config.target,
+            "input_shape": list(input_shape),
+            "host_vs_onnxruntime_max_abs_error": parity,
+            "layers": [layer.to_dict() for layer in host.layers],
+            "sparse_layers": sum(1 for layer in host.layers if layer.kernel != "dense"),
+        }
+        outputs = {"host-library": host.library_path}
+        if config.target == "host":
+            outputs["compiled"] = host.library_path
+            return StageResult(outputs=outputs, metrics=metrics)
+        built = _compile(ctx, onnx_path, config.target, input_shape, config)
+        outputs["compiled"] = built.library_path
+        metrics["target_layers"] = [layer.to_dict() for layer in built.layers]
+        if config.target in BUNDLED_TARGETS:
+            bundle_dir, check = _bundle_and_verify(ctx, built, host.library_path, input_shape, config)
+            outputs["bundle-manifest"] = bundle_dir / "manifest.json"
+            metrics["qemu_check"] = check
+        return StageResult(outputs=outputs, metrics=metrics)
+
+
+def _onnx_sample_shape(path: Path) -> tuple[int, ...]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    shape = tuple(d.dim_value for d in dims[1:])
+    if not shape or any(v <= 0 for v in shape):
+        raise UserError(f"{path}: the ONNX input needs static non-batch dimensions, got {shape}")
+    return shape
+
+
+def _compile(ctx: StageContext, onnx_path: Path, target: str, input_shape, config: CompileConfig):
+    """Compile into a temp directory, then move it into place (no half-written library)."""
+    from deploy.tvm.compile import compile_onnx
+    from deploy.tvm.errors import CompileError
+
+    final = ctx.stage_dir / target
+    work = ctx.stage_dir / f".{target}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    ctx.log(f"compile: building for {target}")
+    try:
+        result = compile_onnx(
+            onnx_path, target=target, out_dir=work, input_shape=input_shape,
+            sparse_threshold=config.sparse_threshold, tune_trials=config.tune_trials,
+            tuning_db=config.tuning_db or None,
+        )
+    except CompileError as error:
+        shutil.rmtree(work, ignore_errors=True)
+        raise UserError(f"compile: {error}") from None
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(work, final)
+    return _relocated(result, work, final)
+
+
+def _relocated(result, old: Path, new: Path):
+    from dataclasses import replace
+
+    return replace(result, library_path=new / result.library_path.relative_to(old), report_path=new / result.report_path.relative_to(old))
+
+
+def _probe_input(input_shape, *, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).random(input_shape, dtype=np.float32)
+
+
+def _host_parity(onnx_path: Path, library: Path, input_shape, *, seed: int) -> float:
+    from deploy.runtimes import load_session
+
+    x = _probe_input(input_shape, seed=seed)
+    expected = load_session("onnxruntime", onnx_path).run_one(x)
+    actual = load_session("tvm", library).run_one(x)
+    error = float(np.max(np.abs(actual - expected)))
+    if not error <= PARITY_ATOL:
+        raise StageError(f"compile: TVM host build differs from onnxruntime by {error:.3g} > {PARITY_ATOL}")
+    return error
+
+
+def _bundle_and_verify(ctx: StageContext, built, host_library: Path, input_shape, config: CompileConfig):
+    from deploy.runtimes import load_session
+    from deploy.tvm.bundle import make_arm64_bundle, verify_arm64_bundle
+    from deploy.tvm.errors import BundleError
+
+    bundle_dir = ctx.stage_dir / "bundle"
+    shutil.rmtree(bundle_dir, ignore_errors=True)
+    try:
+        make_arm64_bundle(built.library_path, bundle_dir=bundle_dir, input_name=built.input_name, input_shape=input_shape, target=config.target)
+    except BundleError as error:
+        raise UserError(f"compile: {error}") from None
+    if not config.verify:
+        return bundle_dir, {"status": "skipped (--no-verify)"}
+    if shutil.which("qemu-aarch64") is None:
+        ctx.log("compile: qemu-aarch64 not installed; arm64 bundle not verified (apt-get install qemu-user)")
+        return bundle_dir, {"status": "skipped: qemu-aarch64 not installed"}
+    x = _probe_input(input_shape, seed=ctx.options.seed)
+    expected = load_session("tvm", host_library).run_one(x)
+    try:
+        check = verify_arm64_bundle(bundle_dir, x, expected, atol=PARITY_ATOL)
+    except BundleError as error:
+        raise StageError(f"compile: arm64 bundle check failed: {error}") from None
+    ctx.log(f"compile: arm64 bundle matches the host build under qemu (max abs error {check.max_abs_error:.2e})")
+    return bundle_dir, {"status": "passed", "max_abs_error": check.max_abs_error, "atol": check.atol, "seconds": round(check.seconds, 2)}

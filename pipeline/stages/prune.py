@@ -1,0 +1,150 @@
+"""prune: weight patterns (unstructured, block, N:M, BCR) with masked fine-tuning, and physical channel removal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from compress.optim.method import TrainingMethod
+from compress.prune import (
+    PATTERNS,
+    SCOPES,
+    agp_sparsity,
+    attach_masks,
+    bake_masks,
+    check_channel_equivalence,
+    count_compute,
+    mask_layouts,
+    masks_from_weights,
+    prune_channels,
+    prune_weights,
+)
+from compress.prune.channel_importance import IMPORTANCES
+from compress.prune.selection import prunable_weights
+from compress.stats import channel_sparsity
+from compress.types import BlockShape
+from pipeline.errors import StageError, UserError
+from pipeline.stage import STAGES, Stage, StageContext, StageResult
+from pipeline.stages.common import load_model, model_metrics, save_model
+from pipeline.atomic import write_json
+from pipeline.training import run_training
+
+SCHEDULES = ("one-shot", "agp")
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    pattern: str = field(default="unstructured", metadata={"choices": PATTERNS, "help": "weight sparsity pattern"})
+    sparsity_ratio: float = field(default=0.9, metadata={"help": "target fraction of zero weights (0: no weight pruning)"})
+    block: tuple[int, ...] = field(default=(1, 1), metadata={"help": "block rows,cols for block / bcr (e.g. 16,1)"})
+    n: int = field(default=2, metadata={"help": "kept weights per group for n:m"})
+    m: int = field(default=4, metadata={"help": "group size for n:m"})
+    scope: str = field(default="layer", metadata={"choices": SCOPES, "help": "per layer or global thresholds"})
+    exclude: tuple[str, ...] = field(default=(), metadata={"help": "fnmatch patterns of layers to keep dense"})
+    schedule: str = field(default="one-shot", metadata={"choices": SCHEDULES, "help": "one-shot, or gradual cubic (AGP) over the epochs"})
+    epochs: int = field(default=1, metadata={"help": "masked fine-tuning epochs"})
+    lr: float = field(default=0.01, metadata={"help": "fine-tuning learning rate"})
+    batch_size: int = field(default=64, metadata={"help": "fine-tuning batch size"})
+    channel_ratio: float = field(default=0.0, metadata={"help": "fraction of channels to remove by importance (0: only all-zero channels)"})
+    importance: str = field(default="l1", metadata={"choices": tuple(IMPORTANCES), "help": "channel importance"})
+    remove_channels: bool = field(default=True, metadata={"help": "physically remove all-zero channels (checked for identical outputs)"})
+
+
+@STAGES.register("prune")
+class PruneStage(Stage):
+    name = "prune"
+    version = "1"
+    Config = PruneConfig
+    summary = "unstructured / block / N:M / BCR pruning with masked fine-tuning, and physical channel removal"
+
+    def run(self, ctx: StageContext, config: PruneConfig, inputs: dict) -> StageResult:
+        _validate(config)
+        bundle, model = load_model(ctx, inputs["model"])
+        data = ctx.load_data(bundle.input_shape)
+        example = (data.test_x[:16],)
+        before = {**model_metrics(model, data), **_compute(model, example)}
+        plans, notes = list(bundle.channel_plans), []
+        if config.channel_ratio > 0:
+            model, plan = _remove_channels(model, example, ratio=config.channel_ratio, importance=config.importance, exact=False)
+            plans.append(plan)
+            notes += plan["notes"]
+        if config.sparsity_ratio > 0 or config.epochs > 0:
+            _prune_and_fine_tune(ctx, config, model, data)
+        if config.remove_channels:
+            model, plan = _remove_channels(model, example, ratio=None, importance=config.importance, exact=True)
+            if plan["modules"]:
+                plans.append(plan)
+            notes += plan["notes"]
+        layouts = _layouts(model, config)
+        after = {**model_metrics(model, data), **_compute(model, example), "channel_sparsity": channel_sparsity(model)}
+        plan_path = write_json(ctx.stage_dir / "channel-plans.json", plans)
+        path = save_model(ctx, bundle, model, channel_plans=plans, layouts=[layout.to_dict() for layout in layouts])
+        metrics = {**after, "before": before, "notes": notes, "pattern": config.pattern, "block": list(config.block)}
+        return StageResult(outputs={"model": path, "channel-plan": plan_path}, metrics=metrics)
+
+
+def _validate(config: PruneConfig) -> None:
+    if not 0.0 <= config.sparsity_ratio < 1.0:
+        raise UserError(f"sparsity-ratio must be in [0, 1), got {config.sparsity_ratio}")
+    if not 0.0 <= config.channel_ratio < 1.0:
+        raise UserError(f"channel-ratio must be in [0, 1), got {config.channel_ratio}")
+    if len(config.block) != 2 or min(config.block) < 1:
+        raise UserError(f"block must be two positive integers rows,cols, got {list(config.block)}")
+
+
+def _prune_and_fine_tune(ctx: StageContext, config: PruneConfig, model, data) -> None:
+    rounds = max(config.epochs, 1) if config.schedule == "agp" else 1
+    for index in range(rounds):
+        ratio = _round_ratio(config, index, rounds)
+        masks = _masks(model, config, ratio)
+        attach_masks(model, masks)
+        epochs = 1 if config.schedule == "agp" else config.epochs
+        if epochs > 0:
+            label = f"prune-round{index + 1}" if rounds > 1 else "prune"
+            run_training(ctx, model, TrainingMethod(lr=config.lr), data, epochs=epochs, batch_size=config.batch_size, label=label)
+        bake_masks(model)
+
+
+def _round_ratio(config: PruneConfig, index: int, rounds: int) -> float:
+    if rounds == 1:
+        return config.sparsity_ratio
+    return agp_sparsity(index + 1, initial_ratio=0.0, final_ratio=config.sparsity_ratio, start_step=0, num_updates=rounds, update_every=1)
+
+
+def _masks(model, config: PruneConfig, ratio: float):
+    try:
+        result = prune_weights(
+            model, pattern=config.pattern, sparsity_ratio=ratio, block=BlockShape(*config.block),
+            n=config.n, m=config.m, scope=config.scope, exclude=config.exclude,
+        )
+    except ValueError as error:
+        raise UserError(f"prune: {error}") from None
+    return result.masks
+
+
+def _remove_channels(model, example, *, ratio, importance: str, exact: bool):
+    try:
+        result = prune_channels(model, example_inputs=example, channel_ratio=ratio, importance=importance)
+    except ValueError as error:
+        raise UserError(f"prune: {error}") from None
+    reference = model if exact else result.masked_model
+    try:
+        difference = check_channel_equivalence(reference, result.model, example, atol=1e-5)
+    except AssertionError as error:
+        raise StageError(f"prune: channel removal changed the outputs: {error}") from None
+    result.plan["max_abs_difference"] = difference
+    return result.model, result.plan
+
+
+def _layouts(model, config: PruneConfig):
+    fqns = list(prunable_weights(model, exclude=config.exclude))
+    pattern = config.pattern if config.sparsity_ratio > 0 else "unstructured"
+    block = BlockShape(*config.block) if pattern in ("block", "bcr") else BlockShape(1, 1)
+    return mask_layouts(model, masks_from_weights(model, fqns=fqns), pattern=pattern, block=block)
+
+
+def _compute(model, example) -> dict:
+    with torch.no_grad():
+        count = count_compute(model, example)
+    return {"macs": count.macs, "nonzero_macs": count.nonzero_macs, "parameters": count.params, "nonzero_parameters": count.nonzero_params}

@@ -1,0 +1,78 @@
+"""quantize: ternary / binary / TTQ / BinaryRelax / int8 weights with a short fine-tune; zeros stay zero."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from compress.quant import QUANT_METHODS, create_quant_method, list_quant_methods, mean_bits_per_weight, quant_report
+from pipeline.errors import UserError
+from pipeline.stage import STAGES, Stage, StageContext, StageResult
+from pipeline.stages.common import hyperparameters, load_model, model_metrics, save_model
+from pipeline.training import run_training
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    method: str = field(default="ternary", metadata={"choices": list_quant_methods, "help": "quantization method"})
+    epochs: int = field(default=1, metadata={"help": "fine-tuning epochs (0: project without fine-tuning)"})
+    lr: float = field(default=0.005, metadata={"help": "fine-tuning learning rate"})
+    batch_size: int = field(default=64, metadata={"help": "fine-tuning batch size"})
+    per_channel: bool = field(default=False, metadata={"help": "one scale per output channel"})
+    skip_first_last: bool = field(default=True, metadata={"help": "keep the first and last conv / linear layers in float"})
+    include: tuple[str, ...] = field(default=(), metadata={"help": "fnmatch patterns of layers to quantize (overrides skip-first-last)"})
+    exclude: tuple[str, ...] = field(default=(), metadata={"help": "fnmatch patterns of layers to keep in float"})
+    params: dict[str, Any] = field(default_factory=dict, metadata={"help": "method hyperparameters, KEY=VALUE"})
+
+
+@STAGES.register("quantize")
+class QuantizeStage(Stage):
+    name = "quantize"
+    version = "1"
+    Config = QuantizeConfig
+    summary = "ternary / binary / TTQ / BinaryRelax / int8 weight quantization, sparsity kept"
+
+    def run(self, ctx: StageContext, config: QuantizeConfig, inputs: dict) -> StageResult:
+        bundle, model = load_model(ctx, inputs["model"])
+        data = ctx.load_data(bundle.input_shape)
+        before = model_metrics(model, data)
+        method = _make_method(config)
+        if config.epochs > 0:
+            run_training(ctx, model, method, data, epochs=config.epochs, batch_size=config.batch_size, label="quantize")
+        method.finalize(model)
+        records = method.records()
+        rows = quant_report(model, records)
+        after = model_metrics(model, data)
+        path = save_model(ctx, bundle, model, quant=[record.to_dict() for record in records])
+        metrics = {
+            **after,
+            "method": config.method,
+            "accuracy_before": before["test_accuracy"],
+            "mean_bits_per_weight": mean_bits_per_weight(rows),
+            "quantized_layers": [record.fqn for record in records],
+            "per_layer": [_row(row) for row in rows],
+        }
+        return StageResult(outputs={"model": path}, metrics=metrics)
+
+
+def _make_method(config: QuantizeConfig):
+    values: dict[str, Any] = {
+        "lr": config.lr,
+        "per_channel": config.per_channel,
+        "skip_first_last": config.skip_first_last,
+        **config.params,
+    }
+    if config.include:
+        values["include"] = config.include
+    if config.exclude:
+        values["exclude"] = config.exclude
+    cls = QUANT_METHODS.get(config.method)
+    try:
+        return create_quant_method(config.method, **hyperparameters(cls, values, what=f"method {config.method}"))
+    except (TypeError, ValueError) as error:
+        raise UserError(f"quantize: {error}") from None
+
+
+def _row(row) -> dict[str, Any]:
+    data = asdict(row)
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}

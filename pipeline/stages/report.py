@@ -1,0 +1,103 @@
+"""report: accuracy, size and batch-1 latency of every variant of the run, as JSON, Markdown and HTML.
+
+Latency is measured in one interleaved run (``deploy.bench.measure_interleaved``): the dense
+original and the compressed model under PyTorch eager, onnxruntime and the TVM host build, so
+machine drift hits every candidate alike. Ratios are speed-ups against the dense model on onnxruntime.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import UserError
+from pipeline.report_data import collect_variants, kernel_rows, breakeven_rows, artifact_rows
+from pipeline.report_latency import measure_latency
+from pipeline.stage import STAGES, Stage, StageContext, StageResult
+
+ATTACKS = ("fgsm", "ifgsm", "pgd")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    runs: int = field(default=50, metadata={"help": "timed runs per candidate (median and p90 reported)"})
+    warmup: int = field(default=10, metadata={"help": "untimed warm-up runs per candidate"})
+    tvm_dense: bool = field(default=True, metadata={"help": "also build and time the dense original with TVM"})
+    robust: tuple[str, ...] = field(default=(), metadata={"help": "attacks for robust accuracy (fgsm, ifgsm, pgd)"})
+    robust_eps: float = field(default=0.3, metadata={"help": "L-inf radius of the evaluation attacks"})
+    robust_steps: int = field(default=20, metadata={"help": "iterations of ifgsm / pgd"})
+    robust_samples: int = field(default=500, metadata={"help": "test samples attacked"})
+
+
+@STAGES.register("report")
+class ReportStage(Stage):
+    name = "report"
+    version = "1"
+    Config = ReportConfig
+    consumes = ("*",)
+    produces = ("report-json", "report-md", "report-html")
+    summary = "latency / size / accuracy report of the run (JSON, Markdown, HTML with plots)"
+
+    def run(self, ctx: StageContext, config: ReportConfig, inputs: dict) -> StageResult:
+        from deploy.bench import machine_info
+        from deploy.report import write_report
+
+        _validate(config)
+        variants, models = collect_variants(ctx, inputs, config)
+        latency, notes = measure_latency(ctx, config, inputs, models)
+        report = {
+            "schema": "compress-report/1",
+            "run": {
+                "model": str(models["dense"].source),
+                "target": ctx.options.target,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+                "machine": machine_info(torch_threads=_threads(ctx), onnxruntime_threads=_threads(ctx)),
+                "versions": _versions(),
+                "seed": ctx.options.seed,
+                "data": {"name": ctx.options.data, "split": "test", "samples": models["dense"].test_samples},
+                "baseline_variant": "dense",
+            },
+            "variants": variants,
+            "latency": latency,
+            "kernels": kernel_rows(ctx.history),
+            "breakeven": breakeven_rows(),
+            "artifacts": artifact_rows(ctx),
+            "notes": notes,
+        }
+        paths = write_report(report, ctx.stage_dir)
+        metrics = _headline_metrics(report)
+        return StageResult(outputs={"report-json": paths["json"], "report-md": paths["md"], "report-html": paths["html"]}, metrics=metrics)
+
+
+def _validate(config: ReportConfig) -> None:
+    if config.runs < 1 or config.warmup < 0:
+        raise UserError(f"report needs runs >= 1 and warmup >= 0, got runs={config.runs}, warmup={config.warmup}")
+    unknown = [a for a in config.robust if a not in ATTACKS]
+    if unknown:
+        raise UserError(f"unknown attack {unknown[0]!r}; allowed: {', '.join(ATTACKS)}")
+
+
+def _threads(ctx: StageContext) -> int | None:
+    return ctx.options.threads or None
+
+
+def _versions() -> dict[str, str]:
+    from pipeline.manifest import library_versions
+
+    return library_versions()
+
+
+def _headline_metrics(report: dict[str, Any]) -> dict[str, Any]:
+    by_name = {v["name"]: v for v in report["variants"]}
+    final = report["variants"][-1]
+    metrics: dict[str, Any] = {
+        "accuracy_dense": by_name["dense"]["accuracy"],
+        "test_accuracy": final["accuracy"],
+        "latency": report["latency"],
+    }
+    best = max((row for row in report["latency"] if row["variant"] != "dense" and row["ratio_vs_baseline"]), key=lambda r: r["ratio_vs_baseline"], default=None)
+    if best:
+        metrics["headline"] = f"best {best['variant']} on {best['runtime']}: {best['ratio_vs_baseline']:.2f}x vs dense onnxruntime"
+    return metrics

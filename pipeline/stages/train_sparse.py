@@ -1,0 +1,87 @@
+"""train-sparse: fine-tune (or train from scratch) with a sparsity-promoting method of the papers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from compress.optim import create_method, list_methods
+from compress.stats import channel_sparsity
+from pipeline.errors import UserError
+from pipeline.stage import STAGES, Stage, StageContext, StageResult
+from pipeline.stages.common import hyperparameters, load_model, model_metrics, save_model
+from pipeline.training import run_training
+
+ADVERSARIAL = ("none", "fgsm", "ifgsm", "pgd")
+
+
+@dataclass(frozen=True)
+class TrainSparseConfig:
+    method: str = field(default="l1-prox", metadata={"choices": list_methods, "help": "sparse training method"})
+    epochs: int = field(default=1, metadata={"help": "training epochs"})
+    batch_size: int = field(default=64, metadata={"help": "mini-batch size"})
+    lr: float = field(default=0.01, metadata={"help": "learning rate (step size s0 for xrda)"})
+    params: dict[str, Any] = field(default_factory=dict, metadata={"help": "method hyperparameters, KEY=VALUE"})
+    from_scratch: bool = field(default=False, metadata={"help": "re-initialise the weights before training"})
+    adversarial: str = field(default="none", metadata={"choices": ADVERSARIAL, "help": "adversarial training attack"})
+    adv_eps: float = field(default=0.3, metadata={"help": "L-inf radius of the training attack"})
+    adv_steps: int = field(default=10, metadata={"help": "attack iterations (ifgsm / pgd)"})
+    adv_step_size: float = field(default=0.01, metadata={"help": "attack step size"})
+    adv_weight: float = field(default=1.0, metadata={"help": "weight of the adversarial loss (1: adversarial only)"})
+
+
+@STAGES.register("train-sparse")
+class TrainSparseStage(Stage):
+    name = "train-sparse"
+    version = "1"
+    Config = TrainSparseConfig
+    summary = "sparsity-promoting training (SSGD, RVSM/RGSM, SGL, xRDA, ADMM, L1, group lasso, slimming)"
+
+    def run(self, ctx: StageContext, config: TrainSparseConfig, inputs: dict) -> StageResult:
+        bundle, model = load_model(ctx, inputs["model"])
+        data = ctx.load_data(bundle.input_shape)
+        torch.manual_seed(ctx.options.seed)
+        if config.from_scratch:
+            _reinitialise(model)
+        before = model_metrics(model, data)
+        method = _make_method(config)
+        history = _train(ctx, config, model, method, data)
+        method.finalize(model)
+        after = model_metrics(model, data)
+        after["channel_sparsity"] = channel_sparsity(model)
+        path = save_model(ctx, bundle, model, metrics={**bundle.metrics, "train-sparse": after["test_accuracy"]})
+        metrics = {
+            "method": config.method,
+            "accuracy_before": before["test_accuracy"],
+            "history": history,
+            **after,
+        }
+        return StageResult(outputs={"model": path}, metrics=metrics)
+
+
+def _make_method(config: TrainSparseConfig):
+    from compress.optim.method import METHODS
+
+    values = {"lr": config.lr, **config.params}
+    return create_method(config.method, **hyperparameters(METHODS.get(config.method), values, what=f"method {config.method}"))
+
+
+def _train(ctx: StageContext, config: TrainSparseConfig, model, method, data) -> list[dict[str, float]]:
+    loss_fn = None
+    if config.adversarial != "none":
+        from compress.robust import adversarial_loss, create_attack
+
+        attack = create_attack(config.adversarial, eps=config.adv_eps, steps=config.adv_steps, step_size=config.adv_step_size)
+        loss_fn = adversarial_loss(attack, trade_off=config.adv_weight)
+    if config.epochs < 0:
+        raise UserError(f"epochs must be >= 0, got {config.epochs}")
+    return run_training(ctx, model, method, data, epochs=config.epochs, batch_size=config.batch_size, label="train", loss_fn=loss_fn)
+
+
+@torch.no_grad()
+def _reinitialise(model: torch.nn.Module) -> None:
+    for module in model.modules():
+        if hasattr(module, "reset_parameters") and module is not model:
+            module.reset_parameters()

@@ -1,0 +1,96 @@
+"""Integrity and parity checks of a finished run (used by ``compress verify``)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.manifest import Artifact, read_manifest
+
+
+def verify_run(run_dir: Path, *, atol: float) -> list[dict[str, Any]]:
+    run_dir = Path(run_dir).resolve()
+    manifest = read_manifest(run_dir)
+    checks = _digest_checks(run_dir, manifest)
+    if all(c["ok"] for c in checks):
+        checks += _parity_checks(run_dir, manifest, atol=atol)
+    return checks
+
+
+def _artifacts(manifest: dict[str, Any]) -> list[Artifact]:
+    found = [Artifact(**a) for a in manifest["inputs"].values()]
+    for record in manifest["stages"]:
+        found += [Artifact(**a) for a in record.get("outputs", {}).values()]
+    return found
+
+
+def _digest_checks(run_dir: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    checks = []
+    for artifact in _artifacts(manifest):
+        path = artifact.resolve(run_dir)
+        ok = artifact.is_intact(run_dir)
+        detail = "sha256 matches" if ok else ("missing" if not path.exists() else "sha256 differs from the manifest")
+        checks.append({"check": f"sha256 {artifact.path}", "ok": ok, "detail": detail})
+    incomplete = [r["name"] for r in manifest["stages"] if r["status"] != "done"]
+    checks.append({"check": "stages finished", "ok": not incomplete, "detail": "all done" if not incomplete else f"not done: {', '.join(incomplete)}"})
+    return checks
+
+
+def _latest(run_dir: Path, manifest: dict[str, Any], role: str) -> Path | None:
+    for record in reversed(manifest["stages"]):
+        if record["status"] == "done" and role in record.get("outputs", {}):
+            return Artifact(**record["outputs"][role]).resolve(run_dir)
+    return None
+
+
+def _parity_checks(run_dir: Path, manifest: dict[str, Any], *, atol: float) -> list[dict[str, Any]]:
+    from deploy.runtimes import load_session
+
+    onnx_path, host_library = _latest(run_dir, manifest, "onnx"), _latest(run_dir, manifest, "host-library")
+    model_path = _export_source(run_dir, manifest)
+    if onnx_path is None:
+        return [{"check": "parity", "ok": True, "detail": "no ONNX model in this run; nothing to compare"}]
+    from pipeline.stages.compile import _onnx_sample_shape
+
+    x = np.random.default_rng(0).random((1, *_onnx_sample_shape(onnx_path)), dtype=np.float32)
+    reference = load_session("onnxruntime", onnx_path).run_one(x)
+    outputs = {}
+    if model_path is not None:
+        from pipeline.model_io import build_model, load_bundle
+
+        outputs["torch"] = load_session("torch", build_model(load_bundle(model_path))).run_one(x)
+    if host_library is not None:
+        outputs["tvm-host"] = load_session("tvm", host_library).run_one(x)
+    checks = [_compare(f"{name} vs onnxruntime", out, reference, atol) for name, out in outputs.items()]
+    bundle = _latest(run_dir, manifest, "bundle-manifest")
+    if bundle is not None and "tvm-host" in outputs:
+        checks.append(_qemu_check(bundle.parent, x, outputs["tvm-host"], atol))
+    return checks
+
+
+def _export_source(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
+    for record in manifest["stages"]:
+        if record["name"] == "export" and record["status"] == "done":
+            return Artifact(**record["inputs"]["model"]).resolve(run_dir)
+    return None
+
+
+def _compare(name: str, actual: np.ndarray, expected: np.ndarray, atol: float) -> dict[str, Any]:
+    error = float(np.max(np.abs(actual - expected))) if actual.shape == expected.shape else float("inf")
+    return {"check": name, "ok": error <= atol, "detail": f"max abs difference {error:.3g} (atol {atol:g})"}
+
+
+def _qemu_check(bundle_dir: Path, x: np.ndarray, expected: np.ndarray, atol: float) -> dict[str, Any]:
+    if shutil.which("qemu-aarch64") is None:
+        return {"check": "arm64 bundle under qemu", "ok": True, "detail": "skipped: qemu-aarch64 not installed"}
+    from deploy.tvm.bundle import verify_arm64_bundle
+    from deploy.tvm.errors import BundleError
+
+    try:
+        result = verify_arm64_bundle(bundle_dir, x, expected, atol=atol)
+    except BundleError as error:
+        return {"check": "arm64 bundle under qemu", "ok": False, "detail": str(error)}
+    return {"check": "arm64 bundle under qemu", "ok": True, "detail": f"max abs difference {result.max_abs_error:.3g} vs the host build"}

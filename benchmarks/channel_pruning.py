@@ -76,7 +76,7 @@ def measure(name: str, ratio: float, *, multiple: int, warmup: int, iterations: 
         "macs": (before.macs, after.macs),
         "onnx_bytes": (len(dense_onnx), len(pruned_onnx)),
         "latency_ms": (dense_ms, pruned_ms),
-        "masked_vs_pruned": max_output_difference(result.masked_model, result.model, (example,)),
+        "masked_vs_pruned": max_output_difference(result.masked_model, result.model, inputs=(example,)),
     }
 
 

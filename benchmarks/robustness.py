@@ -5,9 +5,9 @@ dense (plain SGD) and RGSM channel pruning (group lasso on conv input channels +
 hard-threshold splitting, Dinh et al. arXiv 2003.00631 §3.2). Each model is then evaluated on
 natural accuracy, FGSM, IFGSM and PGD-40 (step 0.01) robust accuracy, weight and channel sparsity.
 
-RGSM is implemented locally in this script (``LocalRGSM``) because ``compress.optim`` had no
-``rgsm`` method registered when this benchmark was written; it still runs through
-``compress.optim.loop.train_epoch`` with ``compress.robust.adversarial_loss``.
+RGSM is the registered ``compress.optim`` method ``rgsm`` (conv weights only, input-channel groups,
+as in the reference code), driven by ``compress.optim.loop.train_epoch`` with
+``compress.robust.adversarial_loss`` as the loss: the robust loss and the sparse method compose.
 
 Usage (2 shared cores: one thread, bounded):
     python benchmarks/robustness.py --train-size 10000 --epochs 8 --test-size 1000
@@ -29,7 +29,7 @@ from torch import nn
 
 from compress.models import create_model
 from compress.optim.loop import evaluate, train_epoch
-from compress.optim.method import TrainingMethod, list_methods
+from compress.optim.method import TrainingMethod, create_method
 from compress.robust import adversarial_loss, create_attack, robust_accuracy
 
 
@@ -67,7 +67,7 @@ def batches(x, y, *, batch_size: int, generator: torch.Generator | None = None):
         yield x[index], y[index]
 
 
-# ----------------------------------------------------------------------------- RGSM (local)
+# ----------------------------------------------------------------------------- groups
 def conv_weights(model: nn.Module):
     return [(fqn, m.weight) for fqn, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
@@ -75,52 +75,6 @@ def conv_weights(model: nn.Module):
 def group_norms(weight: torch.Tensor) -> torch.Tensor:
     """L2 norm of each input-channel group ``W[:, i, :, :]`` (the paper-2 code's grouping)."""
     return weight.pow(2).sum(dim=(0, 2, 3)).sqrt()
-
-
-class LocalRGSM(TrainingMethod):
-    """RGSM (Dinh et al. arXiv 2003.00631; Yang et al. 2019), conv input-channel groups.
-
-    loss = CE + lam2 * sum_g sqrt(||W_g||^2 + 1e-8);  w <- w - lr*beta1*(w - u);  SGD step;
-    u <- group-hard-threshold(w, sqrt(2*lam1/beta1));  at epoch end w <- u.
-    """
-
-    name = "rgsm-local"
-
-    def __init__(self, *, lr, momentum, weight_decay, lam1, lam2, beta1):
-        super().__init__(lr=lr, momentum=momentum, weight_decay=weight_decay)
-        self.lam1, self.lam2, self.beta1 = lam1, lam2, beta1
-        self.threshold = math.sqrt(2 * lam1 / beta1)
-        self.u: dict[str, torch.Tensor] = {}
-
-    def penalty(self, model):
-        return self.lam2 * sum((w.pow(2).sum(dim=(0, 2, 3)) + 1e-8).sqrt().sum() for _, w in conv_weights(model))
-
-    @torch.no_grad()
-    def _threshold(self, model):
-        for fqn, w in conv_weights(model):
-            keep = (group_norms(w) > self.threshold).to(w.dtype).view(1, -1, 1, 1)
-            self.u[fqn] = w * keep
-
-    @torch.no_grad()
-    def before_step(self, model):
-        if not self.u:
-            self._threshold(model)
-        lr = self.optimizer.param_groups[0]["lr"]
-        for fqn, w in conv_weights(model):
-            w.sub_(lr * self.beta1 * (w - self.u[fqn]))
-
-    def after_step(self, model):
-        self._threshold(model)
-
-    @torch.no_grad()
-    def on_epoch_end(self, model, *, epoch):
-        self.finalize(model)
-
-    @torch.no_grad()
-    def finalize(self, model):
-        self._threshold(model)
-        for fqn, w in conv_weights(model):
-            w.copy_(self.u[fqn])
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -213,14 +167,20 @@ def parse_args():
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
-    print(f"rgsm registered in compress.optim: {'rgsm' in list_methods()} (this script uses LocalRGSM)", flush=True)
     train_data = load_mnist("train", size=args.train_size)
     test_full = load_mnist("t10k", size=10000)
     test_sub = (test_full[0][: args.test_size], test_full[1][: args.test_size])
     common = dict(lr=args.lr, momentum=0.9, weight_decay=5e-4)
     runs = [("dense", TrainingMethod(**common))]
     runs += [
-        (f"rgsm lam2={lam2:g}", LocalRGSM(**common, lam1=args.lam1, lam2=lam2, beta1=args.beta1)) for lam2 in args.lam2
+        (
+            f"rgsm lam2={lam2:g}",
+            create_method(
+                "rgsm", **common, lam1=args.lam1, lam2=lam2, beta=args.beta1, group_axis="input",
+                layers="conv", nesterov=False,
+            ),
+        )
+        for lam2 in args.lam2
     ]
     rows = []
     for label, method in runs:

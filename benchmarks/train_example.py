@@ -1,7 +1,7 @@
 """Train the bundled example: LeNet-5 (Caffe variant) on the real MNIST, saved as a model bundle.
 
 Command (measured on 2-core x86-64, no GPU):
-    python benchmarks/train_example.py --epochs 4 --out pipeline/examples/lenet5_mnist.pt
+    python benchmarks/train_example.py --epochs 3 --out pipeline/examples/lenet5_mnist.pt
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--out", type=Path, default=Path("pipeline/examples/lenet5_mnist.pt"))
     args = parser.parse_args()
     torch.manual_seed(args.seed)
@@ -32,7 +33,7 @@ def main() -> None:
     start = time.perf_counter()
     for epoch in range(args.epochs):
         model.train()
-        for x, y in data.train_batches(batch_size=64, seed=args.seed, epoch=epoch):
+        for x, y in data.train_batches(batch_size=args.batch_size, seed=args.seed, epoch=epoch):
             optimizer.zero_grad()
             torch.nn.functional.cross_entropy(model(x), y).backward()
             optimizer.step()

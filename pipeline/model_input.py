@@ -12,7 +12,7 @@ from torch import nn
 
 from compress.stats import has_non_finite
 from pipeline.errors import UserError
-from pipeline.model_io import BUNDLE_FORMAT, ModelBundle, _load_weights_only, build_architecture, build_model
+from pipeline.model_io import BUNDLE_FORMAT, ModelBundle, _load_weights_only, build_architecture, build_model, is_pickle_refusal
 
 MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".pt2", ".onnx", ".bin")
 
@@ -121,9 +121,9 @@ def _is_torchscript(path: Path) -> bool:
 def _is_pickle_refusal(path: Path) -> bool:
     try:
         torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        return True
-    except Exception:
+    except pickle.UnpicklingError as error:
+        return is_pickle_refusal(path, error)
+    except Exception:  # any other failure means the file is not a pickle we could trust-load
         return False
     return False
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,8 @@ def _short(keys: list[str]) -> str:
 
 def _factory_model(arch: str, arch_kwargs: dict[str, Any]) -> nn.Module:
     module_name, _, factory_name = arch.partition(":")
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # like `python -m`: factories resolve from the working directory
     try:
         factory = getattr(importlib.import_module(module_name), factory_name)
     except (ImportError, AttributeError) as error:
@@ -166,6 +169,13 @@ def _load_source_module(kind: str, path: Path, *, trust_pickle: bool) -> nn.Modu
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def is_pickle_refusal(path: Path, error: Exception) -> bool:
+    """True when weights-only loading refused Python objects (not when the file is just unreadable)."""
+    with open(path, "rb") as handle:
+        starts_like_pickle = handle.read(1) == b"\x80"
+    return "unsupported global" in str(error).lower() or starts_like_pickle
+
+
 def _load_weights_only(path: Path) -> Any:
     if not path.exists():
         raise UserError(f"model file {path} does not exist")
@@ -174,6 +184,8 @@ def _load_weights_only(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        if not is_pickle_refusal(path, error):
+            raise UserError(f"{path} is not a readable PyTorch checkpoint ({str(error).splitlines()[0][:160]})") from None
         raise UserError(
             f"{path} holds Python objects that weights_only loading refuses ({str(error).splitlines()[0][:120]}); "
             "pass --trust-pickle only if you trust the file"

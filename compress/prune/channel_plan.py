@@ -11,12 +11,22 @@ Plan format ``compress-channel-plan/1``::
 
 Only modules whose channel count changes are listed. ``exact`` is true when every removed class
 was dead (exactly zero), so removal does not change the model's outputs.
+
+Exactness with batch norm: a zero filter followed by BN outputs the constant
+``beta - gamma * mean / sqrt(var + eps)``, not zero. A class counts as dead only if every BN (and
+depthwise bias) on its path maps 0 to exactly 0; ``mask_channels_`` therefore zeroes gamma and beta
+(and biases) of the channels it removes, which makes "masked model == pruned model" exact for any
+consumer, padded convs included. Folding a non-zero constant into the next layer's bias is not
+done (it is exact only for consumers without zero padding): such a channel still ranks first (its
+L1/L2 score is 0) but its removal is reported with ``exact: false``.
 """
 
 from __future__ import annotations
 
 from torch import nn
+from torch.nn.utils import parametrize
 
+from compress.prune import channel_ops as ops
 from compress.prune.channel_graph import ChannelGraph, trace_channels
 from compress.prune.channel_importance import class_scores, dead_classes
 from compress.stats import prunable_layers
@@ -72,14 +82,14 @@ def _module_entries(model: nn.Module, graph: ChannelGraph, removed: set[int]) ->
 
 
 def _fallback_masks(
-    model: nn.Module, graph: ChannelGraph, classes: dict[int, list[int]], scores: dict[int, float], ratio: float | None
+    model: nn.Module, graph: ChannelGraph, classes: dict[int, list[int]], ratio: float | None
 ) -> dict[str, dict]:
     """Channels to zero (not remove) in conv layers whose output cannot be rewritten."""
     if ratio is None:
         return {}
     pinned_io = {graph.find(a) for a in graph.pinned_io}
     if not graph.traced:
-        layers = [(name, m) for name, m in prunable_layers(model) if isinstance(m, nn.modules.conv._ConvNd)]
+        layers = [(name, m) for name, m in prunable_layers(model) if isinstance(m, ops.CONVS)]
         return {
             f"{name}.weight": {"shape": list(m.weight.shape), "channels": _weakest_rows(m, ratio)} for name, m in layers
         }
@@ -125,6 +135,8 @@ def plan_channel_pruning(
         channel_multiple: keep a multiple of this many channels per layer group (e.g. 8 for SIMD /
             NCHWc-friendly widths); 1 disables rounding. Rounding only ever keeps more channels.
     """
+    if any(parametrize.is_parametrized(module) for module in model.modules()):
+        raise ValueError("model has attached masks (parametrizations); call bake_masks(model) before channel pruning")
     if channel_multiple < 1:
         raise ValueError(f"channel_multiple must be >= 1, got {channel_multiple}")
     if channel_ratio is not None and not 0.0 <= channel_ratio < 1.0:
@@ -141,7 +153,7 @@ def plan_channel_pruning(
             roots, candidates=candidates, dead=dead, scores=scores, channel_ratio=channel_ratio, channel_multiple=channel_multiple
         )
     removed = {atom for root in chosen for atom in classes[root]}
-    masked = _fallback_masks(model, graph, classes, scores, channel_ratio)
+    masked = _fallback_masks(model, graph, classes, channel_ratio)
     return {
         "format": PLAN_FORMAT,
         "importance": importance,

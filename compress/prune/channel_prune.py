@@ -22,7 +22,7 @@ class ChannelPruneResult:
 
 
 @torch.no_grad()
-def max_output_difference(reference: nn.Module, candidate: nn.Module, inputs: tuple[torch.Tensor, ...]) -> float:
+def max_output_difference(reference: nn.Module, candidate: nn.Module, *, inputs: tuple[torch.Tensor, ...]) -> float:
     """``max |reference(x) - candidate(x)|`` over a batch, both models in eval mode."""
     states = (reference.training, candidate.training)
     reference.eval()
@@ -35,10 +35,10 @@ def max_output_difference(reference: nn.Module, candidate: nn.Module, inputs: tu
 
 
 def check_channel_equivalence(
-    masked: nn.Module, pruned: nn.Module, inputs: tuple[torch.Tensor, ...], *, atol: float = 1e-5
+    masked: nn.Module, pruned: nn.Module, *, inputs: tuple[torch.Tensor, ...], atol: float = 1e-5
 ) -> float:
     """Raise ``AssertionError`` unless ``pruned`` reproduces ``masked`` within ``atol``; return the difference."""
-    difference = max_output_difference(masked, pruned, inputs)
+    difference = max_output_difference(masked, pruned, inputs=inputs)
     if not difference <= atol:
         raise AssertionError(f"pruned model differs from the masked model by {difference:.3g} > atol {atol:.3g}")
     return difference

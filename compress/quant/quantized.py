@@ -98,7 +98,9 @@ class QuantizedTensor:
         )
 
 
-def record_scales(record: QuantRecord, *, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor | None]:
+def record_scales(
+    record: QuantRecord, *, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(scales, neg_scales)`` of a record as tensors (``neg_scales`` may be ``None``)."""
     scales = torch.tensor(record.scales, dtype=dtype)
     neg = None if record.neg_scales is None else torch.tensor(record.neg_scales, dtype=dtype)
@@ -119,12 +121,15 @@ def codes_from_weight(weight: torch.Tensor, record: QuantRecord) -> torch.Tensor
         ValueError: if the shapes differ or the weight is not representable by the record.
     """
     if tuple(weight.shape) != tuple(record.shape):
-        raise ValueError(f"weight shape {tuple(weight.shape)} differs from record {record.fqn!r} shape {record.shape}")
+        raise ValueError(
+            f"weight shape {tuple(weight.shape)} differs from record {record.fqn!r} shape {record.shape}"
+        )
     scales, neg = record_scales(record, dtype=weight.dtype)
     if neg is not None:
         positive = broadcast_scales(scales, weight.shape)
         negative = broadcast_scales(neg, weight.shape)
-        codes = torch.where((weight == positive) & (weight != 0), 1, torch.where((weight == negative) & (weight != 0), -1, 0))
+        nonzero = weight != 0
+        codes = torch.where((weight == positive) & nonzero, 1, torch.where((weight == negative) & nonzero, -1, 0))
     else:
         positive = broadcast_scales(scales, weight.shape)
         safe = torch.where(positive != 0, positive, torch.ones_like(positive))

@@ -62,7 +62,9 @@ def quant_report(model: nn.Module, records: Sequence[QuantRecord]) -> list[Layer
             rows.append(LayerQuantReport(fqn, "none", weight.element_size() * 8, weight.numel(), zero_ratio))
         else:
             rows.append(
-                LayerQuantReport(fqn, record.scheme, record.bits, weight.numel(), zero_ratio, record.scales, record.neg_scales)
+                LayerQuantReport(
+                    fqn, record.scheme, record.bits, weight.numel(), zero_ratio, record.scales, record.neg_scales
+                )
             )
     if by_fqn:
         raise ValueError(f"records name weights not in the model: {', '.join(sorted(by_fqn))}")

@@ -24,7 +24,9 @@ from compress.quant.support import check_mask
 TTQ_THRESHOLD_RATIO = 0.05
 
 
-def ttq_threshold(weight: torch.Tensor, *, threshold_ratio: float, per_channel: bool, mask: torch.Tensor | None) -> torch.Tensor:
+def ttq_threshold(
+    weight: torch.Tensor, *, threshold_ratio: float, per_channel: bool, mask: torch.Tensor | None
+) -> torch.Tensor:
     """``Delta = t * max|w|`` per group (over masked-in entries), shaped to broadcast on ``weight``."""
     if not 0 <= threshold_ratio < 1:
         raise ValueError(f"threshold_ratio must be in [0, 1), got {threshold_ratio}")

@@ -32,7 +32,9 @@ class TTQWeight(nn.Module):
         )
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        return ttq_ternarize(latent, self.pos_scale, self.neg_scale, threshold_ratio=self.threshold_ratio, mask=self.mask)
+        return ttq_ternarize(
+            latent, self.pos_scale, self.neg_scale, threshold_ratio=self.threshold_ratio, mask=self.mask
+        )
 
 
 @QUANT_METHODS.register("ttq")

@@ -38,8 +38,8 @@ class Regularizer:
         """``argmin_x mu R(x) + 1/2 ||x - w||^2`` of one tensor."""
         raise NotImplementedError
 
-    def penalty(self, model: nn.Module) -> torch.Tensor:
-        total = torch.zeros(())
+    def penalty(self, model: nn.Module) -> torch.Tensor | float:
+        total: torch.Tensor | float = 0.0
         for _, weight in self.weights(model):
             total = total + self.value(weight)
         return self.strength * total

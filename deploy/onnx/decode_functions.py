@@ -6,10 +6,12 @@ only standard ONNX ops (opset >= 17: ``ScatterElements`` with ``reduction="add"`
 ``ScatterND``, ``BitShift``, ``Mod``, ``Where``), all inputs are initializers, so onnxruntime
 inlines the function and constant-folds it once at session creation.
 
-CSR positions: the row id of entry ``k`` is ``cumsum(marks)[k]`` where ``marks`` counts the row
-starts ``row_ptrs[1:rows]`` landing on ``k`` (``ScatterElements`` add, so empty rows work); the flat
-index ``row * cols + col`` then places the value with ``ScatterElements`` into zeros. The transient
-cost at load is O(numel) memory for the dense result plus O(nnz + rows) for the indices.
+Delta positions: ``flat = cumsum(deltas) - 1``. CSR positions: the row id of entry ``k`` is
+``cumsum(marks)[k]`` where ``marks`` counts the row starts ``row_ptrs[1:rows]`` landing on ``k``
+(``ScatterElements`` add, so empty rows work); the flat index ``row * cols + col`` then places the
+value with ``ScatterElements`` into zeros. BSR scatters ``[nblocks, r, c]`` blocks into a padded
+block grid with ``ScatterND``, transposes and crops. The transient cost at load is O(numel) memory
+for the dense result plus O(nnz + rows) for the indices.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ FUNCTION_NAMES = {
     "binary": "Binary",
     "ternary-csr": "TernaryCsr",
     "ternary-bsr": "TernaryBsr",
+    "delta": "Delta",
+    "ternary-delta": "TernaryDelta",
 }
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -97,7 +101,8 @@ def _scatter_blocks(body: FunctionBody, blocks: str, col: str, ptr: str, rows: s
     grid = body.op("ScatterND", zeros, body.op("Unsqueeze", flat, body.const([1], np.int64)), blocks)
     grid4 = body.op("Reshape", grid, body.op("Concat", grid_rows, grid_cols, r, c, axis=0))
     moved = body.op("Transpose", grid4, perm=[0, 2, 1, 3])
-    padded = body.op("Reshape", moved, body.op("Concat", body.op("Mul", grid_rows, r), body.op("Mul", grid_cols, c), axis=0))
+    padded_shape = body.op("Concat", body.op("Mul", grid_rows, r), body.op("Mul", grid_cols, c), axis=0)
+    padded = body.op("Reshape", moved, padded_shape)
     ends = body.op("Concat", rows, cols, axis=0)
     return body.op("Slice", padded, body.const([0, 0], np.int64), ends, body.const([0, 1], np.int64))
 
@@ -155,6 +160,28 @@ def _ternary_bsr(body: FunctionBody) -> tuple[list[str], str]:
     return ["codes", "col_indices", "row_ptrs", "pos_scales", "neg_scales", "dims", "block"], out
 
 
+def _delta_flat(body: FunctionBody) -> str:
+    """Flat indices ``cumsum(deltas) - 1`` (int64)."""
+    sums = body.op("CumSum", body.op("Cast", "deltas", to=TensorProto.INT64), body.const(0, np.int64))
+    return body.op("Sub", sums, body.const([1], np.int64))
+
+
+def _delta(body: FunctionBody) -> tuple[list[str], str]:
+    rows, cols, shape = _dims(body)
+    dense = _scatter_flat(body, "values", _delta_flat(body), body.op("Mul", rows, cols))
+    return ["values", "deltas", "dims"], body.op("Reshape", dense, shape)
+
+
+def _ternary_delta(body: FunctionBody) -> tuple[list[str], str]:
+    rows, cols, shape = _dims(body)
+    flat = _delta_flat(body)
+    codes = _unpack(body, "codes", body.op("Shape", flat), bits=2)
+    dense = _scatter_flat(body, codes, flat, body.op("Mul", rows, cols))
+    codes2d = body.op("Reshape", dense, body.op("Concat", rows, cols, axis=0))
+    out = _ternary_map(body, codes2d, "pos_scales", "neg_scales", shape, binary=False)
+    return ["codes", "deltas", "pos_scales", "neg_scales", "dims"], out
+
+
 _BUILDERS = {
     "csr": _csr,
     "bsr": _bsr,
@@ -162,12 +189,9 @@ _BUILDERS = {
     "binary": _binary,
     "ternary-csr": _ternary_csr,
     "ternary-bsr": _ternary_bsr,
+    "delta": _delta,
+    "ternary-delta": _ternary_delta,
 }
-
-
-def function_inputs(fmt: str) -> list[str]:
-    """Ordered input roles of the decode function of ``fmt``."""
-    return build_function(fmt, opset=17).input[:]
 
 
 def build_function(fmt: str, *, opset: int) -> onnx.FunctionProto:

@@ -18,9 +18,10 @@ from deploy.onnx import codecs
 from deploy.onnx.codecs.common import gemm_shape, nonzero_mask
 from deploy.onnx.errors import OnnxFormatError
 
-ENCODINGS = ("auto", "dense", "csr", "bsr", "ternary", "binary", "int8")
-AUTO_ORDER = ("dense", "int8", "csr", "bsr", "ternary", "binary", "ternary-csr", "ternary-bsr")
-SPARSE_TERNARY = {"ternary-csr", "ternary-bsr"}
+ENCODINGS = ("auto", "dense", "csr", "bsr", "delta", "ternary", "binary", "int8")
+AUTO_ORDER = (
+    "dense", "int8", "csr", "bsr", "delta", "ternary", "binary", "ternary-csr", "ternary-bsr", "ternary-delta"
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ def _encode_arrays(weight: np.ndarray, fmt: str, block: tuple[int, int], scales)
     if fmt == "ternary-csr":
         arrays = codecs.encode_ternary_csr(weight)
         return {"codes": arrays.codes, **_positions(arrays), **_scales(arrays), **dims}
+    if fmt == "delta":
+        arrays = codecs.encode_delta(weight)
+        return {"values": arrays.values, "deltas": arrays.deltas, **dims}
+    if fmt == "ternary-delta":
+        arrays = codecs.encode_ternary_delta(weight)
+        return {"codes": arrays.codes, "deltas": arrays.col_indices, **_scales(arrays), **dims}
     if fmt == "ternary-bsr":
         arrays = codecs.encode_ternary_bsr(weight, block=block)
         block_array = {"block": np.asarray(block, dtype=np.int64)}
@@ -85,7 +92,7 @@ def _encode_arrays(weight: np.ndarray, fmt: str, block: tuple[int, int], scales)
     raise OnnxFormatError(f"unknown weight format {fmt!r}; allowed: {', '.join(AUTO_ORDER)}")
 
 
-_BITS = {"int8": 8, "ternary": 2, "binary": 1, "ternary-csr": 1, "ternary-bsr": 2}
+_BITS = {"int8": 8, "ternary": 2, "binary": 1, "ternary-csr": 1, "ternary-bsr": 2, "ternary-delta": 2}
 
 
 def encode_as(weight: np.ndarray, fmt: str, *, block=(1, 1), scales=None) -> WeightEncoding:
@@ -114,9 +121,9 @@ def _candidates(encoding: str, *, block: tuple[int, int] | None) -> tuple[str, .
     if encoding == "auto":
         has_block = block is not None and tuple(block) != (1, 1)
         return tuple(f for f in AUTO_ORDER if has_block or f not in ("bsr", "ternary-bsr"))
-    if encoding in ("ternary", "bsr"):
+    if encoding == "ternary":
         sparse = "ternary-bsr" if block is not None and tuple(block) != (1, 1) else "ternary-csr"
-        return (encoding, sparse) if encoding == "ternary" else ("bsr",)
+        return ("ternary", sparse, "ternary-delta")
     return (encoding,)
 
 
@@ -126,8 +133,8 @@ def encode_candidates(
     """Every exact encoding of one weight allowed by ``encoding``, keyed by format.
 
     ``"auto"`` tries all formats (BSR ones only with a block other than 1x1); a forced ``"ternary"``
-    allows dense ternary and sparse ternary (CSR, or BSR when a block is given); a forced ``"bsr"``
-    without a block uses 1x1 blocks.
+    allows dense ternary and sparse ternary (delta, and CSR or BSR when a block is given); a forced
+    ``"bsr"`` without a block uses 1x1 blocks.
 
     Raises:
         OnnxFormatError: an unknown encoding, or a forced encoding that cannot represent the weight

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import onnx
 from onnx import helper, numpy_helper
 
-from deploy.onnx.decode_functions import DOMAIN, FUNCTION_NAMES, build_function
+from deploy.onnx.decode_functions import DOMAIN, build_function
 from deploy.onnx.encodings import WeightEncoding
 from deploy.onnx.errors import OnnxFormatError
 

@@ -20,6 +20,8 @@ _ROLES = {
     "binary": ("codes", "pos_scales", "neg_scales", "dims"),
     "ternary-csr": ("codes", "col_indices", "row_ptrs", "pos_scales", "neg_scales", "dims"),
     "ternary-bsr": ("codes", "col_indices", "row_ptrs", "pos_scales", "neg_scales", "dims", "block"),
+    "delta": ("values", "deltas", "dims"),
+    "ternary-delta": ("codes", "deltas", "pos_scales", "neg_scales", "dims"),
 }
 
 
@@ -61,6 +63,12 @@ def decode_arrays(fmt: str, arrays: dict[str, np.ndarray], *, shape) -> np.ndarr
         weight = codecs.decode_csr(codecs.CsrArrays(a["values"], a["col_indices"], a["row_ptrs"], shape))
     elif fmt == "bsr":
         weight = codecs.decode_bsr(codecs.BsrArrays(a["values"], a["col_indices"], a["row_ptrs"], shape))
+    elif fmt == "delta":
+        weight = codecs.decode_delta(codecs.DeltaArrays(a["values"], a["deltas"], shape))
+    elif fmt == "ternary-delta":
+        empty = np.zeros(0, np.uint8)
+        sparse = codecs.SparseTernaryArrays(a["codes"], a["deltas"], empty, a["pos_scales"], a["neg_scales"], shape)
+        weight = codecs.decode_ternary_delta(sparse)
     elif fmt in ("ternary", "binary"):
         packed = codecs.TernaryArrays(a["codes"], a["pos_scales"], a["neg_scales"], shape)
         weight = codecs.unpack_ternary(packed) if fmt == "ternary" else codecs.unpack_binary(packed)

@@ -41,10 +41,12 @@ class SizeTable:
 
     @property
     def ratio(self) -> float:
+        """Dense ONNX bytes over compressed ONNX bytes."""
         return self.dense_bytes / max(self.compressed_bytes, 1)
 
     @property
     def gzip_ratio(self) -> float:
+        """Dense ONNX bytes over gzipped compressed ONNX bytes."""
         return self.dense_bytes / max(self.compressed_gzip_bytes, 1)
 
     @property
@@ -54,6 +56,7 @@ class SizeTable:
         return dense / max(sum(layer.stored_bytes for layer in self.layers), 1)
 
     def to_dict(self) -> dict:
+        """JSON-ready dict, ratios included."""
         data = asdict(self)
         data.update(ratio=self.ratio, gzip_ratio=self.gzip_ratio, weight_ratio=self.weight_ratio)
         return data
@@ -83,7 +86,8 @@ def format_markdown(table: SizeTable) -> str:
         f"| ONNX bytes | {table.dense_bytes} | {table.compressed_bytes} | {table.ratio:.1f}x |",
         f"| ONNX bytes, gzip -9 | {table.dense_gzip_bytes} | {table.compressed_gzip_bytes} | "
         f"{table.dense_gzip_bytes / max(table.compressed_gzip_bytes, 1):.1f}x |",
-        f"| dense ONNX / compressed gzip | {table.dense_bytes} | {table.compressed_gzip_bytes} | {table.gzip_ratio:.1f}x |",
+        f"| dense ONNX / compressed gzip | {table.dense_bytes} | {table.compressed_gzip_bytes} | "
+        f"{table.gzip_ratio:.1f}x |",
         "",
         "| layer | format | numel | nnz | dense bytes | stored bytes | ratio |",
         "|---|---|---:|---:|---:|---:|---:|",

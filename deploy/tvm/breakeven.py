@@ -31,6 +31,8 @@ class BreakevenEntry:
         batch: rows of the activation matrix (``N * Ho * Wo`` for an im2col convolution).
         breakeven_ratio: sparsity (of this kernel's blocks) from which the kernel is faster.
         dense_ms: TVM dense time of the layer in the same run.
+        intercept_ms: fitted sparse time at density 0 (``t = intercept + slope * density``).
+        slope_ms: fitted sparse time per unit of density.
     """
 
     kernel: str
@@ -40,6 +42,12 @@ class BreakevenEntry:
     batch: int
     breakeven_ratio: float
     dense_ms: float
+    intercept_ms: float
+    slope_ms: float
+
+    def time_ratio(self, sparsity_ratio: float) -> float:
+        """Predicted sparse time over dense time at this sparsity (below 1: sparse is faster)."""
+        return (self.intercept_ms + self.slope_ms * (1.0 - sparsity_ratio)) / self.dense_ms
 
 
 @dataclass(frozen=True)
@@ -51,13 +59,12 @@ class BreakevenTable:
     entries: tuple[BreakevenEntry, ...]
 
     def lookup(self, *, kernel: str, block_rows: int, out_features: int, in_features: int,
-               batch: int) -> float | None:
-        """Break-even sparsity for a layer, from the nearest measured shape; ``None`` if unmeasured."""
+               batch: int) -> BreakevenEntry | None:
+        """Entry of the nearest measured shape for this kernel and block; ``None`` if unmeasured."""
         same = [e for e in self.entries if e.kernel == kernel and e.block_rows == block_rows]
         if not same:
             return None
-        nearest = min(same, key=lambda e: _log_distance(e, out_features, in_features, batch))
-        return nearest.breakeven_ratio
+        return min(same, key=lambda e: _log_distance(e, out_features, in_features, batch))
 
     def to_dict(self) -> dict:
         return {"format": TABLE_FORMAT, "machine": self.machine, "command": self.command,

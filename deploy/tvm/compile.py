@@ -115,7 +115,8 @@ def _import(onnx_path, input_shape: tuple[int, ...], hints: list[dict] | None):
 def _rewrite_for(preset: TargetPreset, mod, table: BreakevenTable | None, sparse_threshold: float | None,
                  hints: tuple[dict, ...]):
     if preset.schedule != "cpu-kernels":
-        return mod, []
+        reason = f"schedule {preset.schedule}: sparse / ternary kernels are CPU-only"
+        return rewrite_sparse_layers(mod, options=RewriteOptions(None, None, hints, disabled_reason=reason))
     if table is None and sparse_threshold is None:
         table = load_breakeven_table()
     return rewrite_sparse_layers(mod, options=RewriteOptions(table, sparse_threshold, hints))

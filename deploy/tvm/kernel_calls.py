@@ -11,7 +11,7 @@ import numpy as np
 
 from deploy.tvm.kernels.bsr import bsr_matmul_func
 from deploy.tvm.kernels.csr import csr_matmul_func
-from deploy.tvm.kernels.ternary import ternary_matmul_func
+from deploy.tvm.kernels.ternary import pack_codes, ternary_matmul_func
 from deploy.tvm.weight_formats import CSR_UNROLL_DEFAULT, SparseArrays, TernaryArrays
 
 BATCH_TILES = (8, 4, 2, 1)
@@ -48,11 +48,11 @@ def emit_csr_matmul(builder, x, arrays: SparseArrays, *, batch: int, in_features
 def emit_ternary_matmul(builder, x, arrays: TernaryArrays, *, batch: int, in_features: int,
                         out_features: int, name: str):
     """Emit ``x @ W.T`` for a ternary weight kept as int8 codes plus scales."""
+    channel_tile = largest_divisor(out_features, choices=CHANNEL_TILES)
     func = ternary_matmul_func(batch=batch, in_features=in_features, out_features=out_features,
-                               batch_tile=largest_divisor(batch, choices=BATCH_TILES[1:]),
-                               channel_tile=largest_divisor(out_features, choices=CHANNEL_TILES))
-    return _call(builder, func, name, [x, arrays.codes, arrays.pos_scale, arrays.neg_scale],
-                 (batch, out_features))
+                               batch_tile=largest_divisor(batch, choices=BATCH_TILES[1:]), channel_tile=channel_tile)
+    codes = pack_codes(arrays.codes, channel_tile=channel_tile)
+    return _call(builder, func, name, [x, codes, arrays.pos_scale, arrays.neg_scale], (batch, out_features))
 
 
 def _call(builder, func, name: str, args: list, out_shape: tuple[int, int]):

@@ -3,10 +3,11 @@
 Rule, per layer with weight ``W [N, K]`` and activation rows ``M``:
 
 1. For every sparse candidate (BSR with ``R`` in ``BSR_BLOCK_ROWS`` dividing ``N``, and CSR) take
-   the sparsity ``s`` of its own blocks and its break-even ``b`` (the measured table, or
-   ``sparse_threshold`` when given). A candidate is eligible when ``s >= b``; its speed-up over
-   dense is estimated as ``(1 - b) / (1 - s)`` (the kernel's time is proportional to the stored
-   blocks and equals dense at ``b``). The eligible candidate with the largest estimate wins.
+   the sparsity ``s`` of its own blocks and the entry of the nearest measured shape in the
+   break-even table: break-even ``b`` and the fitted time ``t(s) = a + c * (1 - s)`` relative to
+   TVM dense. A candidate is eligible when ``s >= b`` (or ``s >= sparse_threshold`` when that is
+   given). The eligible candidate with the smallest predicted time wins (without a table entry:
+   the highest sparsity).
 2. Otherwise, a ternary weight (one positive and one negative value per row) uses the ternary
    kernel: int8 codes, 4x smaller than float, no float weight materialised.
 3. Otherwise the layer stays dense (TVM's normal pipeline).
@@ -49,14 +50,19 @@ class _Candidate:
     block_rows: int
     sparsity_ratio: float
     breakeven_ratio: float | None
+    time_ratio: float | None
 
     @property
     def eligible(self) -> bool:
         return self.breakeven_ratio is not None and self.sparsity_ratio >= self.breakeven_ratio
 
     @property
-    def speedup(self) -> float:
-        return (1.0 - self.breakeven_ratio) / max(1.0 - self.sparsity_ratio, 1e-6)
+    def rank(self) -> float:
+        return self.time_ratio if self.time_ratio is not None else 1.0 - self.sparsity_ratio
+
+    @property
+    def speedup(self) -> float | None:
+        return None if self.time_ratio is None else round(1.0 / max(self.time_ratio, 1e-9), 3)
 
 
 def choose_kernel(weight: np.ndarray, *, batch: int, table: BreakevenTable | None,
@@ -67,16 +73,16 @@ def choose_kernel(weight: np.ndarray, *, batch: int, table: BreakevenTable | Non
     Returns:
         The decision and the encoded arrays (``None`` for dense).
     """
-    element_sparsity = float(1.0 - np.count_nonzero(weight) / weight.size)
+    element_sparsity = _element_sparsity(weight)
     candidates = [_candidate(weight, kernel, rows, batch, table, sparse_threshold)
                   for kernel, rows in _candidate_shapes(weight.shape[0], hint)]
     eligible = [c for c in candidates if c.eligible]
     if eligible:
-        best = max(eligible, key=lambda c: c.speedup)
+        best = min(eligible, key=lambda c: c.rank)
         reason = (f"{best.kernel} {best.block_rows}x1 block sparsity {best.sparsity_ratio:.3f} >= "
                   f"break-even {best.breakeven_ratio:.3f}")
         choice = KernelChoice(f"sparse-{best.kernel}", best.block_rows, best.sparsity_ratio,
-                              best.breakeven_ratio, round(best.speedup, 3), reason)
+                              best.breakeven_ratio, best.speedup, reason)
         arrays = (encode_bsr(weight, block_rows=best.block_rows) if best.kernel == "bsr"
                   else encode_csr(weight, unroll=CSR_UNROLL_DEFAULT))
         return choice, arrays
@@ -104,15 +110,17 @@ def _hinted_rows(hint: dict | None) -> int | None:
 
 def _candidate(weight: np.ndarray, kernel: str, rows: int, batch: int, table: BreakevenTable | None,
                sparse_threshold: float | None) -> _Candidate:
-    sparsity = block_sparsity(weight, block_rows=rows)
-    if sparse_threshold is not None:
-        breakeven = float(sparse_threshold)
-    elif table is not None:
-        breakeven = table.lookup(kernel=kernel, block_rows=rows, out_features=weight.shape[0],
-                                 in_features=weight.shape[1], batch=batch)
-    else:
-        breakeven = None
-    return _Candidate(kernel, rows, sparsity, breakeven)
+    sparsity = block_sparsity(weight, block_rows=rows) if kernel == "bsr" else _element_sparsity(weight)
+    entry = None if table is None else table.lookup(kernel=kernel, block_rows=rows, out_features=weight.shape[0],
+                                                     in_features=weight.shape[1], batch=batch)
+    time_ratio = None if entry is None else entry.time_ratio(sparsity)
+    breakeven = float(sparse_threshold) if sparse_threshold is not None else (
+        None if entry is None else entry.breakeven_ratio)
+    return _Candidate(kernel, rows, sparsity, breakeven, time_ratio)
+
+
+def _element_sparsity(weight: np.ndarray) -> float:
+    return float(1.0 - np.count_nonzero(weight) / weight.size)
 
 
 def _dense_reason(candidates: list[_Candidate]) -> str:

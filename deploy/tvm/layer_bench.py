@@ -2,7 +2,7 @@
 
 A layer is ``y[M, N] = x[M, K] @ W.T``. :func:`layer_module` builds it as TVM dense (``matmul``
 with a constant, through TVM's normal pipeline, exactly what the compile does for a dense layer)
-or as one of our kernels; :func:`time_layer` compiles it for the host and returns the median
+or as one of our kernels; :func:`time_layer` compiles it for the ``host`` preset and returns the median
 seconds over ``repeat`` runs of TVM's ``time_evaluator``. :func:`random_block_sparse` makes a weight
 with an exact fraction of all-zero ``R x 1`` blocks.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from deploy.tvm.kernel_calls import emit_bsr_matmul, emit_csr_matmul, emit_ternary_matmul
+from deploy.tvm.targets import build_tvm_target, get_target
 from deploy.tvm.weight_formats import CSR_UNROLL_DEFAULT, detect_ternary, encode_bsr, encode_csr
 
 LAYER_KERNELS = ("dense", "sparse-bsr", "sparse-csr", "ternary")
@@ -55,7 +56,7 @@ def time_layer(mod, *, batch: int, in_features: int, repeat: int = 5, min_repeat
     import tvm
     from tvm import relax
 
-    executable = tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"}))
+    executable = tvm.compile(mod, target=host_target())
     vm = relax.VirtualMachine(executable, tvm.cpu())
     x = tvm.runtime.tensor(np.random.default_rng(0).standard_normal((batch, in_features)).astype(np.float32))
     timer = vm.time_evaluator("main", tvm.cpu(), number=1, repeat=repeat, min_repeat_ms=min_repeat_ms)
@@ -67,8 +68,13 @@ def run_layer(mod, x: np.ndarray) -> np.ndarray:
     import tvm
     from tvm import relax
 
-    vm = relax.VirtualMachine(tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"})), tvm.cpu())
+    vm = relax.VirtualMachine(tvm.compile(mod, target=host_target()), tvm.cpu())
     return vm["main"](tvm.runtime.tensor(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+
+
+def host_target():
+    """TVM target of the ``host`` preset (LLVM for this machine's CPU)."""
+    return build_tvm_target(get_target("host"))
 
 
 def _encode(weight: np.ndarray, kernel: str, block_rows: int):

@@ -43,11 +43,16 @@ class LayerReport:
 
 @dataclass(frozen=True)
 class RewriteOptions:
-    """Inputs of the decision: break-even table, optional fixed threshold, layout hints."""
+    """Inputs of the decision: break-even table, optional fixed threshold, layout hints.
+
+    ``disabled_reason`` set: nothing is rewritten, every weight is reported dense with that reason
+    (targets whose schedule has no sparse kernels).
+    """
 
     table: BreakevenTable | None
     sparse_threshold: float | None
     hints: tuple[dict, ...]
+    disabled_reason: str | None = None
 
 
 def rewrite_sparse_layers(mod, *, options: RewriteOptions):
@@ -118,9 +123,13 @@ def _make_rewriter(mod, options: RewriteOptions):
             return relax.op.permute_dims(nhwc, [0, 3, 1, 2])
 
         def _decide(self, weight, batch, op, weight_shape):
-            choice, arrays = choose_kernel(weight, batch=batch, table=options.table,
-                                           sparse_threshold=options.sparse_threshold,
-                                           hint=_match_hint(options.hints, weight_shape, weight))
+            if options.disabled_reason is not None:
+                sparsity = float(1.0 - np.count_nonzero(weight) / weight.size)
+                choice, arrays = KernelChoice("dense", 1, sparsity, None, None, options.disabled_reason), None
+            else:
+                choice, arrays = choose_kernel(weight, batch=batch, table=options.table,
+                                               sparse_threshold=options.sparse_threshold,
+                                               hint=_match_hint(options.hints, weight_shape, weight))
             name = f"{op}_{len(self.reports)}"
             self.reports.append(LayerReport(name, op, tuple(int(v) for v in weight_shape), batch, choice))
             return None if arrays is None else (choice, arrays, name)
@@ -170,7 +179,11 @@ def _conv_geometry(call, x, weight4d: np.ndarray) -> ConvGeometry:
 
 
 def _match_hint(hints: tuple[dict, ...], weight_shape: tuple[int, ...], weight: np.ndarray) -> dict | None:
-    """The export-stage layout record of this weight, matched by shape and non-zero count."""
+    """The export-stage layout record of this weight, matched by shape and non-zero count.
+
+    A 2-D record may list the weight as ``[out, in]`` (Gemm) or ``[in, out]`` (MatMul).
+    """
     nnz = int(np.count_nonzero(weight))
-    matches = [h for h in hints if list(h.get("shape", [])) == list(weight_shape) and int(h.get("nnz", -1)) == nnz]
+    shapes = [list(weight_shape), list(weight_shape)[::-1]] if len(weight_shape) == 2 else [list(weight_shape)]
+    matches = [h for h in hints if list(h.get("shape", [])) in shapes and int(h.get("nnz", -1)) == nnz]
     return matches[0] if len(matches) == 1 else None

@@ -15,6 +15,7 @@ from typing import Any
 from deploy.tvm.errors import TargetError
 
 ARM64_HOST = MappingProxyType({"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ("+neon",)})
+NATIVE_CPU = "native"  # resolved to LLVM's name of the build machine's CPU (e.g. znver5)
 ANDROID_CLANG = "toolchains/llvm/prebuilt/linux-x86_64/bin/aarch64-linux-android24-clang++"
 
 
@@ -66,7 +67,8 @@ def _preset(name: str, target: dict, description: str, **fields: Any) -> TargetP
 
 
 _PRESETS: MappingProxyType = MappingProxyType({preset.name: preset for preset in (
-    _preset("host", {"kind": "llvm"}, "x86-64 host CPU (LLVM), for parity checks and benchmarks"),
+    _preset("host", {"kind": "llvm", "mcpu": NATIVE_CPU},
+            "this machine's CPU (LLVM, -mcpu of the build machine), for parity checks and benchmarks"),
     _preset("arm64", dict(ARM64_HOST), "64-bit Arm Linux (aarch64-linux-gnu, NEON), glibc boards",
             cross_compiler="aarch64-linux-gnu-g++"),
     _preset("android-arm64", {"kind": "llvm", "mtriple": "aarch64-linux-android", "mattr": ("+neon",)},
@@ -115,6 +117,8 @@ def build_tvm_target(preset: TargetPreset):
         raise TargetError(f"target {preset.name!r} needs {preset.required_codegen}, which this TVM "
                           f"build ({tvm.__version__}) lacks; use a TVM built with that backend")
     spec = _plain(preset.target)
+    if spec.get("mcpu") == NATIVE_CPU:
+        spec["mcpu"] = str(tvm.target.codegen.llvm_get_system_cpu())
     if "tag" in spec:
         spec = tvm.target.list_tags()[spec["tag"]]
     if preset.host is None:

@@ -48,6 +48,7 @@ class PruneConfig:
     batch_size: int = field(default=64, metadata={"help": "fine-tuning batch size"})
     channel_ratio: float = field(default=0.0, metadata={"help": "fraction of channels to remove by importance (0: only all-zero channels)"})
     importance: str = field(default="l1", metadata={"choices": tuple(IMPORTANCES), "help": "channel importance"})
+    channel_multiple: int = field(default=8, metadata={"help": "keep channel counts at multiples of this (CPU kernels prefer 8)"})
     remove_channels: bool = field(default=True, metadata={"help": "physically remove all-zero channels (checked for identical outputs)"})
 
 
@@ -66,13 +67,13 @@ class PruneStage(Stage):
         before = {**model_metrics(model, data), **_compute(model, example)}
         plans, notes = list(bundle.channel_plans), []
         if config.channel_ratio > 0:
-            model, plan = _remove_channels(model, example, ratio=config.channel_ratio, importance=config.importance, exact=False)
+            model, plan = _remove_channels(model, example, ratio=config.channel_ratio, config=config, exact=False)
             plans.append(plan)
             notes += plan["notes"]
         if config.sparsity_ratio > 0 or config.epochs > 0:
             _prune_and_fine_tune(ctx, config, model, data)
         if config.remove_channels:
-            model, plan = _remove_channels(model, example, ratio=None, importance=config.importance, exact=True)
+            model, plan = _remove_channels(model, example, ratio=None, config=config, exact=True)
             if plan["modules"]:
                 plans.append(plan)
             notes += plan["notes"]
@@ -123,14 +124,16 @@ def _masks(model, config: PruneConfig, ratio: float):
     return result.masks
 
 
-def _remove_channels(model, example, *, ratio, importance: str, exact: bool):
+def _remove_channels(model, example, *, ratio, config: PruneConfig, exact: bool):
     try:
-        result = prune_channels(model, example_inputs=example, channel_ratio=ratio, importance=importance)
+        result = prune_channels(
+            model, example_inputs=example, channel_ratio=ratio, importance=config.importance, channel_multiple=config.channel_multiple
+        )
     except ValueError as error:
         raise UserError(f"prune: {error}") from None
     reference = model if exact else result.masked_model
     try:
-        difference = check_channel_equivalence(reference, result.model, example, atol=1e-5)
+        difference = check_channel_equivalence(reference, result.model, inputs=example, atol=1e-5)
     except AssertionError as error:
         raise StageError(f"prune: channel removal changed the outputs: {error}") from None
     result.plan["max_abs_difference"] = difference

@@ -91,8 +91,8 @@ def test_channel_pruned_model_has_fewer_params_and_equals_masked(name):
     x = torch.randn(8, *shape)
     result = prune_channels(model, example_inputs=(x[:1],), channel_ratio=0.5)
     assert _params(result.model) < _params(model)
-    assert check_channel_equivalence(result.masked_model, result.model, (x,), atol=1e-5) <= 1e-5
-    assert max_output_difference(model, result.model, (x,)) > 1e-5  # l1 pruning removed live channels
+    assert check_channel_equivalence(result.masked_model, result.model, inputs=(x,), atol=1e-5) <= 1e-5
+    assert max_output_difference(model, result.model, inputs=(x,)) > 1e-5  # l1 pruning removed live channels
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -108,7 +108,7 @@ def test_channel_plan_round_trips_json_and_replays_on_fresh_model(name):
         p.data.normal_()
     rebuilt = apply_channel_plan(fresh, plan)
     rebuilt.load_state_dict(result.model.state_dict())
-    assert max_output_difference(result.model, rebuilt, (x,)) == 0.0
+    assert max_output_difference(result.model, rebuilt, inputs=(x,)) == 0.0
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -122,7 +122,7 @@ def test_channel_dead_only_plan_removes_masked_channels_exactly(name):
     assert second["exact"] and second["removed_classes"] == first["removed_classes"]
     assert second["modules"] == first["modules"]
     pruned = apply_channel_plan(masked, second)
-    assert max_output_difference(masked, pruned, (x,)) <= 1e-5
+    assert max_output_difference(masked, pruned, inputs=(x,)) <= 1e-5
 
 
 def test_channel_zero_filter_is_kept_when_batchnorm_shift_is_nonzero():
@@ -241,3 +241,23 @@ def test_channel_multiple_raises_when_not_positive():
     model, shape = _build("lenet5")
     with pytest.raises(ValueError, match="channel_multiple must be >= 1, got 0"):
         plan_channel_pruning(model, example_inputs=(torch.randn(1, *shape),), channel_ratio=0.3, channel_multiple=0)
+
+
+def test_channel_plan_raises_when_masks_still_attached():
+    from compress.prune import attach_masks, magnitude_masks
+
+    model, shape = _build("lenet5")
+    attach_masks(model, magnitude_masks(model, sparsity_ratio=0.5))
+    with pytest.raises(ValueError, match="bake_masks"):
+        plan_channel_pruning(model, example_inputs=(torch.randn(1, *shape),), channel_ratio=0.5)
+
+
+def test_channel_baked_channel_sparse_model_shrinks_without_output_change():
+    model, shape = _build("lenet5")
+    with torch.no_grad():
+        model[0].weight[[1, 4, 7]] = 0.0
+        model[0].bias[[1, 4, 7]] = 0.0
+    x = torch.randn(4, *shape)
+    result = prune_channels(model, example_inputs=(x[:1],), channel_ratio=None)
+    assert result.plan["exact"] and result.model[0].out_channels == 17
+    assert max_output_difference(model, result.model, inputs=(x,)) <= 1e-5

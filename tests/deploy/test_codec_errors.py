@@ -10,11 +10,13 @@ from hypothesis import strategies as st
 from deploy.onnx.codecs import (
     BsrArrays,
     CsrArrays,
+    DeltaArrays,
     Int8Arrays,
     SparseTernaryArrays,
     TernaryArrays,
     decode_bsr,
     decode_csr,
+    decode_delta,
     decode_int8,
     decode_ternary_bsr,
     decode_ternary_csr,
@@ -83,7 +85,8 @@ def test_codec_unpack_ternary_raises_format_error_when_code_is_three():
 
 def test_codec_unpack_ternary_raises_format_error_when_scales_have_wrong_length():
     packed = pack_ternary(np.asarray([[1.0, -1.0], [0.0, 2.0]], F32))
-    arrays = TernaryArrays(packed.codes, packed.pos_scales[:1], packed.neg_scales, packed.shape)
+    three = np.concatenate([packed.pos_scales, packed.pos_scales[:1]])
+    arrays = TernaryArrays(packed.codes, three, packed.neg_scales, packed.shape)
     with pytest.raises(OnnxFormatError, match="pos_scales"):
         unpack_ternary(arrays)
 
@@ -116,6 +119,7 @@ SMALL_SHAPES = st.lists(st.integers(-1, 6), min_size=0, max_size=3).map(tuple)
 def test_codec_decoders_raise_only_format_error_when_fuzzed(values, cols, ptrs, shape, scales):
     decoders = [
         lambda: decode_csr(CsrArrays(values, cols, ptrs, shape)),
+        lambda: decode_delta(DeltaArrays(values, cols, shape)),
         lambda: decode_bsr(BsrArrays(values.reshape(-1, 1, 1) if values.size else values, cols, ptrs, shape)),
         lambda: decode_ternary_csr(SparseTernaryArrays(values, cols, ptrs, scales, scales, shape)),
         lambda: decode_ternary_bsr(SparseTernaryArrays(values, cols, ptrs, scales, scales, shape, (1, 2))),
@@ -133,3 +137,12 @@ def test_codec_decoders_raise_only_format_error_when_fuzzed(values, cols, ptrs, 
 def test_codec_decode_csr_accepts_its_own_encoding_after_fuzz_guards():
     weight = np.asarray([[0.0, 1.5, 0.0], [2.5, 0.0, 0.0]], F32)
     assert np.array_equal(decode_csr(encode_csr(weight)), weight)
+
+
+@pytest.mark.parametrize(
+    ("deltas", "match"),
+    [(np.asarray([1, 0], U8), ">= 1"), (np.asarray([3, 4], U8), "past the"), (np.asarray([1], np.int32), "uint8")],
+)
+def test_codec_decode_delta_raises_format_error_when_deltas_malformed(deltas, match):
+    with pytest.raises(OnnxFormatError, match=match):
+        decode_delta(DeltaArrays(np.ones(deltas.size, F32), deltas, (2, 3)))

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deploy.onnx.codecs import (
     decode_bsr,
     decode_csr,
+    decode_delta,
     decode_int8,
     decode_ternary_bsr,
     decode_ternary_csr,
+    decode_ternary_delta,
     encode_bsr,
     encode_csr,
+    encode_delta,
     encode_int8,
     encode_ternary_bsr,
     encode_ternary_csr,
+    encode_ternary_delta,
     pack_binary,
     pack_bits,
     pack_ternary,
@@ -145,3 +150,43 @@ def test_codec_unpack_bits_inverts_pack_bits(bits, count, seed):
     packed = pack_bits(codes, bits=bits)
     assert packed.shape == (-(-count * bits // 8),)
     assert np.array_equal(unpack_bits(packed, bits=bits, count=count), codes)
+
+
+def test_codec_ternary_stores_one_scale_when_scales_per_tensor():
+    weight = np.array([[0.5, 0.0, -0.25], [0.0, 0.5, 0.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    arrays = pack_ternary(weight)
+    assert arrays.pos_scales.tolist() == [0.5] and arrays.neg_scales.tolist() == [-0.25]
+    assert _same_bits(unpack_ternary(arrays), weight)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=SHAPES, dtype=DTYPES, density=DENSITIES, seed=SEEDS)
+def test_codec_delta_round_trip_is_bit_exact(shape, dtype, density, seed):
+    weight = _sparse(shape, dtype, density, seed)
+    assert _same_bits(decode_delta(encode_delta(weight)), weight)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=SHAPES, dtype=DTYPES, density=DENSITIES, seed=SEEDS)
+def test_codec_ternary_delta_round_trip_is_bit_exact(shape, dtype, density, seed):
+    weight = _ternary(shape, dtype, density, seed)
+    assert _same_bits(decode_ternary_delta(encode_ternary_delta(weight)), weight)
+
+
+@pytest.mark.parametrize(("gap", "dtype", "entries"), [(255, np.uint8, 1), (256, np.uint16, 1), (5000, np.uint16, 1)])
+def test_codec_delta_picks_narrowest_total_when_one_long_gap(gap, dtype, entries):
+    weight = np.zeros(gap, dtype=np.float32)
+    weight[-1] = 1.0
+    arrays = encode_delta(weight)
+    assert arrays.deltas.dtype == dtype and arrays.deltas.size == entries
+    assert _same_bits(decode_delta(arrays), weight)
+
+
+def test_codec_delta_splits_rare_long_gap_with_filler():
+    weight = np.zeros(400, dtype=np.float32)
+    weight[:100] = 1.0
+    weight[399] = 2.0  # gap 300 > 255: one filler entry of gap 255, value 0
+    arrays = encode_delta(weight)
+    assert arrays.deltas.dtype == np.uint8 and arrays.deltas.size == 102
+    assert arrays.values[100] == 0 and arrays.deltas[100] == 255
+    assert _same_bits(decode_delta(arrays), weight)

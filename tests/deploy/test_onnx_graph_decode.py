@@ -69,6 +69,19 @@ def test_onnx_graph_decode_csr_matches_weight(shape, density, seed):
 
 
 @settings(max_examples=12, deadline=None)
+@given(shape=SHAPES, density=st.sampled_from([0.0, 0.002, 0.05, 1.0]), seed=st.integers(0, 2**31))
+def test_onnx_graph_decode_delta_matches_weight(shape, density, seed):
+    _assert_round_trip(_weight(shape, density, seed, ternary=False), "delta")
+
+
+def test_onnx_graph_decode_delta_matches_weight_when_gaps_need_fillers():
+    weight = np.zeros((3, 700), dtype=np.float32)
+    weight[0, 0], weight[1, 600], weight[2, 699] = 1.0, -2.0, 3.0
+    _assert_round_trip(weight, "delta")
+    _assert_round_trip(weight.clip(-1, 1) * np.float32(0.5), "ternary-delta")
+
+
+@settings(max_examples=12, deadline=None)
 @given(shape=SHAPES, density=st.sampled_from([0.0, 0.05, 0.5, 1.0]), seed=st.integers(0, 2**31), block=BLOCKS)
 def test_onnx_graph_decode_bsr_matches_weight(shape, density, seed, block):
     _assert_round_trip(_weight(shape, density, seed, ternary=False), "bsr", block)
@@ -76,7 +89,7 @@ def test_onnx_graph_decode_bsr_matches_weight(shape, density, seed, block):
 
 @settings(max_examples=12, deadline=None)
 @given(shape=SHAPES, density=st.sampled_from([0.0, 0.3, 1.0]), seed=st.integers(0, 2**31),
-       fmt=st.sampled_from(["ternary", "ternary-csr"]))
+       fmt=st.sampled_from(["ternary", "ternary-csr", "ternary-delta"]))
 def test_onnx_graph_decode_ternary_matches_weight(shape, density, seed, fmt):
     _assert_round_trip(_weight(shape, density, seed, ternary=True), fmt)
 

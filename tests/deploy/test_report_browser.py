@@ -1,7 +1,7 @@
 """Open the HTML reports in headless Chromium (through chromedriver) and check they render.
 
 Needs the Debian packages ``chromium`` and ``chromium-driver`` (CI installs them with
-``ci/install-browser.sh``). Missing binaries fail the test: it is never skipped.
+``bash install.sh --test``). Missing binaries fail the test: it is never skipped.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _binary(*names: str) -> str:
         if found:
             return found
     raise AssertionError(
-        f"none of {names} on PATH: install with `bash ci/install-browser.sh` "
+        f"none of {names} on PATH: install with `bash install.sh --test` "
         "(apt-get install -y chromium chromium-driver)"
     )
 

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deploy.onnx.codecs.common import canonical_zeros, check_float, check_shape, gemm_shape, gemm_view, narrowest_uint, nonzero_mask
+from deploy.onnx.codecs.common import (
+    canonical_zeros,
+    check_float,
+    check_shape,
+    gemm_shape,
+    gemm_view,
+    narrowest_uint,
+    nonzero_mask,
+)
 from deploy.onnx.codecs.csr import csr_flat_indices
 from deploy.onnx.errors import OnnxFormatError
 
@@ -35,10 +43,12 @@ class BsrArrays:
 
     @property
     def block(self) -> tuple[int, int]:
+        """Block rows and columns ``(r, c)``."""
         return int(self.values.shape[1]), int(self.values.shape[2])
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the stored arrays."""
         return self.values.nbytes + self.col_indices.nbytes + self.row_ptrs.nbytes
 
 

@@ -44,6 +44,7 @@ class CsrArrays:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the stored arrays."""
         return self.values.nbytes + self.col_indices.nbytes + self.row_ptrs.nbytes
 
 

@@ -24,6 +24,7 @@ class Int8Arrays:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the stored arrays."""
         return self.codes.nbytes + self.scales.nbytes
 
 

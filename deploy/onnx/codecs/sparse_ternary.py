@@ -1,9 +1,10 @@
-"""Sparse ternary codecs: CSR / BSR positions combined with packed ternary codes.
+"""Sparse ternary codecs: CSR / BSR / delta-COO positions combined with packed ternary codes.
 
 ``ternary-csr``: CSR ``col_indices`` / ``row_ptrs`` of the non-zeros plus one sign bit per non-zero
 (1: ``pos[row]``, 0: ``neg[row]``), packed 8 per byte. ``ternary-bsr``: BSR positions of the stored
 blocks plus 2-bit ternary codes of every entry of the stored blocks (zeros inside a block remain).
-Both keep per-row ``pos`` / ``neg`` scales and decode bit-exactly.
+``ternary-delta``: gap-coded flat indices (``codecs.delta``) plus a 2-bit code per entry (0 for
+fillers). All keep per-row (or per-tensor) ``pos`` / ``neg`` scales and decode bit-exactly.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from deploy.onnx.codecs.bitpack import pack_bits, unpack_bits
 from deploy.onnx.codecs.bsr import block_grid, encode_bsr, scatter_blocks, to_blocks
 from deploy.onnx.codecs.common import check_shape, gemm_shape, gemm_view
 from deploy.onnx.codecs.csr import csr_flat_indices, encode_csr
+from deploy.onnx.codecs.delta import decode_positions, encode_positions
 from deploy.onnx.codecs.ternary import CODE_NEG, CODE_POS, check_scales, ternary_codes, ternary_values
 from deploy.onnx.errors import OnnxFormatError
 
@@ -93,3 +95,29 @@ def decode_ternary_bsr(arrays: SparseTernaryArrays) -> np.ndarray:
     codes = unpack_bits(arrays.codes, bits=2, count=flat_blocks.shape[0] * r * c).reshape(-1, r, c)
     dense_codes = scatter_blocks(codes, flat_blocks, shape=(rows, cols))
     return ternary_values(dense_codes, arrays.pos_scales, arrays.neg_scales).reshape(shape)
+
+
+def encode_ternary_delta(weight: np.ndarray) -> SparseTernaryArrays:
+    """Encode a ternary weight as index gaps (``delta.encode_positions``) plus 2-bit codes per entry.
+
+    Filler entries carry code 0. ``col_indices`` holds the gaps and ``row_ptrs`` is empty.
+    """
+    codes, pos, neg = ternary_codes(gemm_view(np.ascontiguousarray(weight)))
+    flat_codes = codes.reshape(-1)
+    flat = np.flatnonzero(flat_codes)
+    deltas, real = encode_positions(flat, value_bytes=0.25)
+    entry_codes = np.zeros(deltas.size, dtype=np.uint8)
+    entry_codes[real] = flat_codes[flat]
+    empty = np.zeros(0, dtype=np.uint8)
+    return SparseTernaryArrays(pack_bits(entry_codes, bits=2), deltas, empty, pos, neg, tuple(weight.shape))
+
+
+def decode_ternary_delta(arrays: SparseTernaryArrays) -> np.ndarray:
+    """Decode ``encode_ternary_delta`` output back to the dense weight (bit-exact)."""
+    shape = check_shape(arrays.shape)
+    rows, cols = gemm_shape(shape)
+    check_scales(arrays.pos_scales, arrays.neg_scales, rows=rows)
+    flat = decode_positions(arrays.col_indices, numel=rows * cols)
+    codes = np.zeros(rows * cols, dtype=np.uint8)
+    codes[flat] = unpack_bits(arrays.codes, bits=2, count=flat.shape[0])
+    return ternary_values(codes.reshape(rows, cols), arrays.pos_scales, arrays.neg_scales).reshape(shape)

@@ -30,8 +30,8 @@ class TernaryArrays:
 
     Attributes:
         codes: packed codes (uint8).
-        pos_scales: value of code 1 per GEMM row, shape ``[rows]``.
-        neg_scales: value of code 2 (ternary) or 0 (binary) per GEMM row, shape ``[rows]``.
+        pos_scales: value of code 1 per GEMM row, shape ``[rows]`` (or ``[1]``: one per tensor).
+        neg_scales: value of code 2 (ternary) or 0 (binary) per GEMM row, shape ``[rows]`` or ``[1]``.
         shape: the weight's shape.
     """
 
@@ -42,11 +42,19 @@ class TernaryArrays:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the stored arrays."""
         return self.codes.nbytes + self.pos_scales.nbytes + self.neg_scales.nbytes
 
 
 def _row_value(matrix: np.ndarray, mask: np.ndarray, *, side: str) -> np.ndarray:
-    """The single value per row under ``mask`` (0 for rows without one); raise if not single."""
+    """The value per row under ``mask``, compacted to one entry when all rows agree.
+
+    Rows without such a value take any; when every row that has one agrees (a per-tensor scale)
+    a single value is returned, which decoding broadcasts.
+
+    Raises:
+        OnnxFormatError: when a row holds more than one value under ``mask``.
+    """
     pick = np.max if side == "positive" else np.min
     values = pick(np.where(mask, matrix, 0), axis=1).astype(matrix.dtype)
     bad = mask & (matrix != values[:, None])
@@ -54,11 +62,14 @@ def _row_value(matrix: np.ndarray, mask: np.ndarray, *, side: str) -> np.ndarray
         row = int(np.nonzero(bad.any(axis=1))[0][0])
         found = np.unique(matrix[row][mask[row]])[:4].tolist()
         raise OnnxFormatError(f"row {row} has several {side} values {found}; a ternary row has at most one")
+    used = np.unique(values[mask.any(axis=1)])
+    if used.size <= 1 and values.size:
+        return (used if used.size else values)[:1].astype(matrix.dtype)
     return values
 
 
 def ternary_codes(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Codes (uint8, shape of ``matrix``) and per-row pos / neg values of a ternary 2-D matrix.
+    """Codes (uint8, shape of ``matrix``) and per-row (or per-tensor) pos / neg values of a ternary matrix.
 
     Raises:
         OnnxFormatError: when a row has -0.0, NaN, or more than one positive or negative value.
@@ -75,11 +86,11 @@ def ternary_codes(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def check_scales(pos: np.ndarray, neg: np.ndarray, *, rows: int) -> None:
-    """Raise unless pos / neg scales are float arrays of length ``rows`` with the same dtype."""
+    """Raise unless pos / neg scales are float arrays of length ``rows`` or 1, same dtype."""
     for role, scales in (("pos_scales", pos), ("neg_scales", neg)):
         check_float(np.asarray(scales), role=role)
-        if scales.shape != (rows,):
-            raise OnnxFormatError(f"{role} must have shape ({rows},), got {scales.shape}")
+        if scales.shape not in ((rows,), (1,)):
+            raise OnnxFormatError(f"{role} must have shape ({rows},) or (1,), got {scales.shape}")
     if pos.dtype != neg.dtype:
         raise OnnxFormatError(f"pos_scales dtype {pos.dtype} != neg_scales dtype {neg.dtype}")
 
@@ -89,7 +100,8 @@ def ternary_values(codes: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.nd
     if codes.size and int(codes.max()) > CODE_NEG:
         raise OnnxFormatError(f"ternary codes must be 0, 1 or 2, got {int(codes.max())}")
     zero = np.zeros((), dtype=pos.dtype)
-    return np.where(codes == CODE_POS, pos[:, None], np.where(codes == CODE_NEG, neg[:, None], zero))
+    values = np.where(codes == CODE_POS, pos[:, None], np.where(codes == CODE_NEG, neg[:, None], zero))
+    return values.astype(pos.dtype).reshape(codes.shape)
 
 
 def pack_ternary(weight: np.ndarray) -> TernaryArrays:
@@ -128,6 +140,8 @@ def pack_binary(weight: np.ndarray) -> TernaryArrays:
         high = 0 if values[0] > values[-1] else patterns.size - 1
         pos[row], neg[row] = values[high], values[patterns.size - 1 - high]
         codes[row] = matrix[row].view(uint) == patterns[high]
+    if matrix.shape[0] > 1 and np.unique(pos.view(uint)).size == 1 and np.unique(neg.view(uint)).size == 1:
+        pos, neg = pos[:1], neg[:1]
     return TernaryArrays(pack_bits(codes, bits=1), pos, neg, tuple(int(v) for v in weight.shape))
 
 
@@ -137,4 +151,5 @@ def unpack_binary(arrays: TernaryArrays) -> np.ndarray:
     rows, cols = gemm_shape(shape)
     check_scales(arrays.pos_scales, arrays.neg_scales, rows=rows)
     codes = unpack_bits(arrays.codes, bits=1, count=rows * cols).reshape(rows, cols)
-    return np.where(codes == 1, arrays.pos_scales[:, None], arrays.neg_scales[:, None]).reshape(shape)
+    values = np.where(codes == 1, arrays.pos_scales[:, None], arrays.neg_scales[:, None])
+    return values.astype(arrays.pos_scales.dtype).reshape(codes.shape).reshape(shape)

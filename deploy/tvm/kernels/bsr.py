@@ -43,7 +43,7 @@ def bsr_matmul_func(*, batch: int, in_features: int, out_features: int, nnz_bloc
                    y: T.Buffer((m_rows, n_cols), "float32")):
         T.func_attr({"tir.noalias": True, "tirx.is_scheduled": True})
         for task in T.parallel(n_tasks):
-            acc = T.alloc_buffer((m_tile, r_rows), "float32", scope="local")
+            acc = T.alloc_buffer((m_tile, r_rows), "float32", scope="global")
             for m in T.serial(m_tile):
                 for r in T.vectorized(r_rows):
                     acc[m, r] = T.float32(0)

@@ -43,7 +43,7 @@ def csr_matmul_func(*, batch: int, in_features: int, out_features: int, nnz: int
                    y: T.Buffer((m_rows, n_cols), "float32")):
         T.func_attr({"tir.noalias": True, "tirx.is_scheduled": True})
         for task in T.parallel(n_tasks):
-            acc = T.alloc_buffer((m_tile,), "float32", scope="local")
+            acc = T.alloc_buffer((m_tile,), "float32", scope="global")
             for row in T.serial(n_tile):
                 for m in T.serial(m_tile):
                     acc[m] = T.float32(0)

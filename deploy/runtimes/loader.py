@@ -1,0 +1,53 @@
+"""``load_session``: the one entry point that picks a runtime back-end by name (a data table)."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from deploy.runtimes.errors import SessionError
+from deploy.runtimes.session import Session
+
+
+def _torch(artifact, device: str) -> Session:
+    from deploy.runtimes.torch_session import TorchSession
+
+    return TorchSession(artifact, device=device)
+
+
+def _onnxruntime(artifact, device: str) -> Session:
+    from deploy.runtimes.onnxruntime_session import OnnxRuntimeSession
+
+    return OnnxRuntimeSession(artifact, device=device)
+
+
+def _tvm(artifact, device: str) -> Session:
+    if device.startswith("rpc://"):
+        from deploy.runtimes.rpc_session import RemoteTvmSession
+
+        return RemoteTvmSession(artifact, device=device)
+    from deploy.runtimes.tvm_session import TvmSession
+
+    return TvmSession(artifact, device=device)
+
+
+_FACTORIES = MappingProxyType({"torch": _torch, "onnxruntime": _onnxruntime, "tvm": _tvm})
+RUNTIME_KINDS = tuple(_FACTORIES)
+
+
+def load_session(kind: str, artifact, device: str = "cpu") -> Session:
+    """Load ``artifact`` with back-end ``kind``.
+
+    Args:
+        kind: ``"torch"`` (``nn.Module`` or TorchScript path), ``"onnxruntime"`` (ONNX path) or
+            ``"tvm"`` (``model.so`` or its directory).
+        artifact: the model, as above.
+        device: ``"cpu"``, or ``"rpc://HOST:PORT[/KEY]"`` for a TVM library on a remote device.
+
+    Raises:
+        SessionError: unknown kind, or the back-end rejected the artifact or device.
+    """
+    if kind not in _FACTORIES:
+        raise SessionError(f"unknown runtime {kind!r}; allowed: {', '.join(RUNTIME_KINDS)}")
+    if device.startswith("rpc://") and kind != "tvm":
+        raise SessionError(f"runtime {kind!r} cannot run on {device}; only 'tvm' supports rpc://")
+    return _FACTORIES[kind](artifact, device)

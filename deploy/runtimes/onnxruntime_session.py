@@ -1,0 +1,35 @@
+"""Session over an ONNX file with onnxruntime's CPU execution provider."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from deploy.runtimes.errors import SessionError
+from deploy.runtimes.session import Session
+
+_PROVIDERS = {"cpu": "CPUExecutionProvider"}
+
+
+class OnnxRuntimeSession(Session):
+    """Runs an ONNX model with onnxruntime (default graph optimisations)."""
+
+    kind = "onnxruntime"
+
+    def __init__(self, artifact, *, device: str = "cpu") -> None:
+        import onnxruntime
+
+        super().__init__(device=device)
+        if device not in _PROVIDERS:
+            raise SessionError(f"onnxruntime device {device!r} is not supported; allowed: {', '.join(_PROVIDERS)}")
+        if not Path(artifact).is_file():
+            raise SessionError(f"ONNX file not found: {artifact}")
+        self._session = onnxruntime.InferenceSession(str(artifact), providers=[_PROVIDERS[device]])
+        self.input_names = [value.name for value in self._session.get_inputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        unknown = sorted(set(feeds) - set(self.input_names))
+        if unknown:
+            raise SessionError(f"unknown inputs {unknown}; the model takes {self.input_names}")
+        return list(self._session.run(None, feeds))

@@ -1,0 +1,219 @@
+"""Contract tests over every registered sparse-training method on a small conv + BN + linear model."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from compress.optim import create_method, list_methods
+from compress.optim.loop import train_epoch
+from compress.stats import weight_sparsity
+
+STRONG = {
+    "admm": dict(sparsity=0.6, admm_epochs=1, lr=1e-2),
+    "group-lasso": dict(lr=0.1, lam=3.0),
+    "l1-prox": dict(lr=0.1, lam=1.0),
+    "rgsm": dict(lr=0.05, lam1=0.3, beta=1.0),
+    "rvsm": dict(lr=0.05, lam=1e-2, beta=1.0),
+    "sgl": dict(lam=0.1, beta=2.5, num_train=64),
+    "slimming": dict(lr=0.05, s=1e-2, prune_ratio=0.5),
+    "ssgd": dict(lr=0.05, prune_threshold_ratio=0.1),
+    "xrda": dict(lam=1e-3, s0=0.5),
+}
+
+
+def tiny_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 3), nn.BatchNorm2d(6), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 4 * 4, 12), nn.ReLU(), nn.Linear(12, 3)
+    )
+
+
+def synthetic_batches(count: int = 4, seed: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(seed)
+    return [(torch.randn(16, 1, 6, 6, generator=generator), torch.randint(0, 3, (16,), generator=generator)) for _ in range(count)]
+
+
+def run_epochs(model, method, optimizer, *, epochs: int, start_epoch: int = 0) -> None:
+    for epoch in range(start_epoch, start_epoch + epochs):
+        train_epoch(model, synthetic_batches(seed=epoch), method, optimizer)
+        method.on_epoch_end(model, epoch=epoch)
+
+
+def is_plain(value) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(is_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str, torch.Tensor))
+
+
+def test_registry_lists_every_method_of_the_issue():
+    assert set(STRONG) == set(list_methods())
+
+
+@pytest.mark.parametrize("name", sorted(STRONG))
+def test_method_trains_and_finalize_gives_exact_zeros(name):
+    model = tiny_model()
+    method = create_method(name, **STRONG[name])
+    optimizer = method.build_optimizer(model, total_steps=12)
+    run_epochs(model, method, optimizer, epochs=3)
+    method.finalize(model)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert weight_sparsity(model) > 0.0
+
+
+@pytest.mark.parametrize("name", sorted(STRONG))
+def test_method_state_dict_resumes_bit_for_bit(name):
+    model = tiny_model()
+    method = create_method(name, **STRONG[name])
+    optimizer = method.build_optimizer(model, total_steps=16)
+    run_epochs(model, method, optimizer, epochs=2)
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": optimizer.state_dict(), "method": method.state_dict()}, buffer)
+    run_epochs(model, method, optimizer, epochs=2, start_epoch=2)
+
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    resumed = tiny_model(seed=123)
+    resumed.load_state_dict(saved["model"])
+    resumed_method = create_method(name, **STRONG[name])
+    resumed_optimizer = resumed_method.build_optimizer(resumed, total_steps=16)
+    resumed_optimizer.load_state_dict(saved["opt"])
+    resumed_method.load_state_dict(saved["method"])
+    run_epochs(resumed, resumed_method, resumed_optimizer, epochs=2, start_epoch=2)
+
+    assert is_plain(saved["method"])
+    for (fqn, expected), actual in zip(model.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(expected, actual), f"{name}: {fqn} differs after resume"
+
+
+def test_admm_finalize_meets_per_layer_sparsity_when_layer_sparsity_given():
+    model = tiny_model()
+    method = create_method("admm", sparsity=0.5, layer_sparsity={"4.weight": 0.9}, admm_epochs=1)
+    optimizer = method.build_optimizer(model, total_steps=8)
+    run_epochs(model, method, optimizer, epochs=2)
+    method.finalize(model)
+    fc = model[4].weight
+    assert int(fc.ne(0).sum()) == round(fc.numel() * 0.1)
+    assert int(model[0].weight.ne(0).sum()) == round(model[0].weight.numel() * 0.5)
+
+
+def test_admm_masked_retraining_keeps_pruned_weights_at_zero():
+    model = tiny_model()
+    method = create_method("admm", sparsity=0.7, admm_epochs=1, optimizer="sgd", lr=0.05)
+    optimizer = method.build_optimizer(model, total_steps=8)
+    run_epochs(model, method, optimizer, epochs=1)
+    zeros = {fqn: w.eq(0).clone() for fqn, w in model.named_parameters() if w.dim() >= 2}
+    run_epochs(model, method, optimizer, epochs=1, start_epoch=1)
+    for fqn, weight in model.named_parameters():
+        if weight.dim() >= 2:
+            assert bool(weight[zeros[fqn]].eq(0).all()), fqn
+
+
+def test_admm_raises_when_layer_sparsity_names_unknown_weight():
+    method = create_method("admm", layer_sparsity={"nope.weight": 0.5})
+    with pytest.raises(ValueError, match="nope.weight"):
+        method.build_optimizer(tiny_model(), total_steps=1)
+
+
+def test_rvsm_weights_equal_hard_threshold_after_epoch_end():
+    model = tiny_model()
+    method = create_method("rvsm", lam=1e-2, beta=1.0, lr=0.05)
+    optimizer = method.build_optimizer(model, total_steps=4)
+    run_epochs(model, method, optimizer, epochs=1)
+    gamma = (2 * 1e-2 / 1.0) ** 0.5
+    for _, weight in model.named_parameters():
+        if weight.dim() >= 2:
+            assert bool(((weight == 0) | (weight.abs() > gamma)).all())
+
+
+def test_rgsm_produces_zero_input_channels():
+    model = tiny_model()
+    method = create_method("rgsm", lam1=0.3, beta=1.0, lr=0.05)
+    optimizer = method.build_optimizer(model, total_steps=8)
+    run_epochs(model, method, optimizer, epochs=2)
+    method.finalize(model)
+    column_norms = model[4].weight.norm(dim=0)
+    assert int((column_norms == 0).sum()) > 0
+
+
+def test_slimming_finalize_makes_pruned_channels_output_exactly_zero():
+    model = tiny_model()
+    method = create_method("slimming", s=1e-2, prune_ratio=0.5, lr=0.05)
+    optimizer = method.build_optimizer(model, total_steps=4)
+    run_epochs(model, method, optimizer, epochs=1)
+    method.finalize(model)
+    model.eval()
+    dead = model[1].weight == 0
+    assert int(dead.sum()) == 3
+    activations = model[1](model[0](torch.randn(5, 1, 6, 6)))
+    assert bool(activations[:, dead].eq(0).all())
+    assert bool(model[0].weight[dead].eq(0).all())
+
+
+def test_slimming_raises_when_model_has_no_batch_norm():
+    method = create_method("slimming")
+    with pytest.raises(ValueError, match="batch-norm"):
+        method.finalize(nn.Sequential(nn.Linear(3, 2)))
+
+
+def test_xrda_sparsifies_from_random_init_in_channel_mode():
+    model = tiny_model()
+    method = create_method("xrda", lam=1e-2, s0=0.5, mode="channel")
+    optimizer = method.build_optimizer(model, total_steps=8)
+    run_epochs(model, method, optimizer, epochs=2)
+    assert weight_sparsity(model) > 0.0
+
+
+def test_xrda_with_zero_lambda_matches_ema_momentum_sgd_when_constant_schedule():
+    model, reference = tiny_model(), tiny_model()
+    method = create_method("xrda", lam=0.0, s0=0.5, tau=9.5, weight_decay=0.0, schedule="constant")
+    optimizer = method.build_optimizer(model, total_steps=4)
+    x, y = synthetic_batches(1)[0]
+    decay = torch.exp(torch.tensor(-0.5 / 9.5)).item()
+    velocity = [torch.zeros_like(p) for p in reference.parameters()]
+    for _ in range(3):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        reference.zero_grad()
+        nn.functional.cross_entropy(reference(x), y).backward()
+        with torch.no_grad():
+            for v, p in zip(velocity, reference.parameters()):
+                v.mul_(decay).add_((1 - decay) * p.grad)
+                p.sub_(0.5 * v)
+    for a, b in zip(model.parameters(), reference.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "match"),
+    [
+        ("rvsm", {"penalty": "l2"}, "allowed: l0, l1, tl1"),
+        ("sgl", {"penalty": "lp"}, "allowed: l1, l0, tl1, l1-l2, scad"),
+        ("xrda", {"mode": "block"}, "allowed: normal, kernel, channel"),
+        ("admm", {"mode": "block"}, "allowed: element, channel"),
+        ("group-lasso", {"axes": "depth"}, "allowed: output, input, both"),
+        ("rgsm", {"group_axis": "depth"}, "allowed: output, input"),
+        ("ssgd", {"p": 2.0}, "p must be in"),
+    ],
+)
+def test_method_raises_on_invalid_hyperparameter(name, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        create_method(name, **kwargs)
+
+
+def test_method_state_dict_is_a_copy_not_an_alias():
+    model = tiny_model()
+    method = create_method("rvsm", lam=1e-2, beta=1.0)
+    optimizer = method.build_optimizer(model, total_steps=4)
+    run_epochs(model, method, optimizer, epochs=1)
+    state = method.state_dict()
+    snapshot = copy.deepcopy(state)
+    run_epochs(model, method, optimizer, epochs=1, start_epoch=1)
+    assert all(torch.equal(state["u"][k], snapshot["u"][k]) for k in state["u"])

@@ -1,0 +1,44 @@
+"""Tests for compress.robust.evaluation.robust_accuracy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from compress.optim.loop import evaluate
+from compress.robust import create_attack, robust_accuracy
+
+
+def _setup():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
+    generator = torch.Generator().manual_seed(1)
+    x = torch.rand(64, 1, 16, generator=generator)
+    with torch.no_grad():
+        y = model(x).argmax(1)  # the model is right on every clean sample
+    return model, [(x[:32], y[:32]), (x[32:], y[32:])]
+
+
+def test_robust_accuracy_equals_natural_accuracy_when_eps_is_zero():
+    model, batches = _setup()
+    assert robust_accuracy(model, batches, create_attack("fgsm", eps=0.0)) == evaluate(model, batches) == 1.0
+
+
+def test_robust_accuracy_drops_below_natural_when_attacked():
+    model, batches = _setup()
+    attacked = robust_accuracy(model, batches, create_attack("ifgsm", eps=0.5, step_size=0.1, steps=10))
+    assert attacked < 0.5
+
+
+def test_robust_accuracy_restores_training_mode():
+    model, batches = _setup()
+    model.train()
+    robust_accuracy(model, batches, create_attack("fgsm", eps=0.1))
+    assert model.training
+
+
+def test_robust_accuracy_raises_when_batches_are_empty():
+    model, _ = _setup()
+    with pytest.raises(ValueError, match="no samples"):
+        robust_accuracy(model, [], create_attack("fgsm"))

@@ -1,0 +1,131 @@
+"""compile_onnx: host build matches onnxruntime; arm64 and mobile GPU presets build and export."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from deploy.tvm.bundle import elf_machine
+from deploy.tvm.compile import compile_onnx
+from deploy.tvm.errors import CompileError, TargetError
+
+INPUT_SHAPE = (2, 3, 8, 8)
+
+
+class SmallNet(torch.nn.Module):
+    """conv (8x1 block-sparse) -> conv (ternary) -> linear (dense) -> linear (unstructured sparse)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 16, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(16, 16, 3, padding=1, stride=2)
+        self.fc1 = torch.nn.Linear(16 * 4 * 4, 32)
+        self.fc2 = torch.nn.Linear(32, 16)
+
+    def forward(self, x):
+        x = torch.relu(self.conv1(x))
+        x = torch.relu(self.conv2(x))
+        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+
+
+def _small_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = SmallNet().eval()
+    with torch.no_grad():
+        w = net.conv1.weight.view(2, 8, -1)
+        w.mul_((torch.rand(2, 1, w.shape[2]) < 0.15).float())
+        codes = torch.randint(-1, 2, net.conv2.weight.shape).float()
+        net.conv2.weight.copy_(codes * torch.rand(16, 1, 1, 1).add(0.1))
+        net.fc2.weight.mul_((torch.rand(net.fc2.weight.shape) < 0.04).float())
+    return net
+
+
+@pytest.fixture(scope="module")
+def small_onnx(tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "small.onnx"
+    torch.onnx.export(_small_net(), (torch.randn(*INPUT_SHAPE),), str(path), opset_version=17,
+                      input_names=["input"], output_names=["logits"], dynamo=False)
+    return path
+
+
+def _onnxruntime(path, x):
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+
+
+def _run_host(library, x):
+    import tvm
+    from tvm import relax
+
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(library)), tvm.cpu())
+    return vm["main"](tvm.runtime.tensor(x)).numpy()
+
+
+def _input(seed=0):
+    return np.random.default_rng(seed).standard_normal(INPUT_SHAPE).astype(np.float32)
+
+
+def test_compile_host_matches_onnxruntime_and_reports_each_kernel(small_onnx, tmp_path):
+    result = compile_onnx(small_onnx, target="host", out_dir=tmp_path, input_shape=INPUT_SHAPE, sparse_threshold=0.6)
+    assert [layer.choice.kernel for layer in result.layers] == ["sparse-bsr", "ternary", "dense", "sparse-csr"]
+    x = _input()
+    np.testing.assert_allclose(_run_host(result.library_path, x), _onnxruntime(small_onnx, x), rtol=1e-4, atol=1e-4)
+    report = json.loads(result.report_path.read_text())
+    assert report["layers"][0]["reason"] and report["input_name"] == "input"
+
+
+def test_compile_host_matches_onnxruntime_with_default_breakeven_table(small_onnx, tmp_path):
+    result = compile_onnx(small_onnx, target="host", out_dir=tmp_path, input_shape=INPUT_SHAPE)
+    assert len(result.layers) == 4
+    x = _input(1)
+    np.testing.assert_allclose(_run_host(result.library_path, x), _onnxruntime(small_onnx, x), rtol=1e-4, atol=1e-4)
+
+
+def test_compile_imports_sparse_initializers_when_onnx_stores_them(small_onnx, tmp_path):
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(small_onnx))
+    init = next(i for i in model.graph.initializer if numpy_helper.to_array(i).ndim == 2
+                and np.mean(numpy_helper.to_array(i) == 0) > 0.9)
+    dense = numpy_helper.to_array(init)
+    flat = np.flatnonzero(dense)
+    sparse = helper.make_sparse_tensor(numpy_helper.from_array(dense.reshape(-1)[flat], init.name),
+                                       numpy_helper.from_array(flat.astype(np.int64), init.name + "_idx"),
+                                       list(dense.shape))
+    model.graph.initializer.remove(init)
+    model.graph.sparse_initializer.append(sparse)
+    path = tmp_path / "sparse.onnx"
+    onnx.save(model, str(path))
+    result = compile_onnx(path, target="host", out_dir=tmp_path / "out", input_shape=INPUT_SHAPE, sparse_threshold=0.6)
+    x = _input(2)
+    np.testing.assert_allclose(_run_host(result.library_path, x), _onnxruntime(small_onnx, x), rtol=1e-4, atol=1e-4)
+
+
+def test_compile_arm64_exports_aarch64_elf(small_onnx, tmp_path):
+    result = compile_onnx(small_onnx, target="arm64", out_dir=tmp_path, input_shape=INPUT_SHAPE, sparse_threshold=0.6)
+    assert elf_machine(result.library_path) == "aarch64"
+
+
+@pytest.mark.parametrize("target", ["opencl-adreno", "opencl-mali"])
+def test_compile_mobile_gpu_embeds_opencl_kernels(small_onnx, tmp_path, target):
+    result = compile_onnx(small_onnx, target=target, out_dir=tmp_path, input_shape=INPUT_SHAPE)
+    assert elf_machine(result.library_path) == "aarch64"
+    source = result.device_sources["opencl"].read_text()
+    assert "__kernel void" in source
+    assert [layer.choice.kernel for layer in result.layers] == ["dense"] * 4
+
+
+def test_compile_vulkan_fails_with_one_clear_line(small_onnx, tmp_path):
+    with pytest.raises(TargetError) as info:
+        compile_onnx(small_onnx, target="vulkan", out_dir=tmp_path, input_shape=INPUT_SHAPE)
+    assert "vulkan" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_compile_raises_compile_error_when_onnx_unreadable(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx model")
+    with pytest.raises(CompileError, match="cannot read ONNX"):
+        compile_onnx(bad, target="host", out_dir=tmp_path / "out", input_shape=INPUT_SHAPE)

@@ -1,0 +1,52 @@
+"""ONNX input preparation: sparse initializers densified, layout hints read as optional metadata."""
+
+import json
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from deploy.tvm.onnx_input import graph_input_name, layout_hints, load_onnx_for_tvm
+
+
+def _model(tmp_path, *, metadata=None, sparse=False):
+    weight = np.zeros((4, 3), np.float32)
+    weight[1, 2], weight[3, 0] = 2.0, -1.0
+    node = helper.make_node("MatMul", ["x", "w"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])])
+    if sparse:
+        flat = np.flatnonzero(weight)
+        graph.sparse_initializer.append(helper.make_sparse_tensor(
+            numpy_helper.from_array(weight.reshape(-1)[flat], "w"), numpy_helper.from_array(flat, "w_idx"), [4, 3]))
+    else:
+        graph.initializer.append(numpy_helper.from_array(weight, "w"))
+    model = helper.make_model(graph)
+    if metadata is not None:
+        helper.set_model_props(model, {"compress.layouts": metadata})
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    return path, weight
+
+
+def test_onnx_input_densifies_sparse_initializer(tmp_path):
+    path, weight = _model(tmp_path, sparse=True)
+    model = load_onnx_for_tvm(path)
+    assert len(model.graph.sparse_initializer) == 0
+    np.testing.assert_array_equal(numpy_helper.to_array(model.graph.initializer[0]), weight)
+
+
+def test_onnx_input_reads_single_graph_input_name(tmp_path):
+    path, _ = _model(tmp_path)
+    assert graph_input_name(load_onnx_for_tvm(path)) == "x"
+
+
+def test_onnx_input_reads_layout_hints_from_metadata(tmp_path):
+    record = {"initializer": "w", "format": "bsr", "block": [4, 1], "shape": [4, 3], "nnz": 2}
+    path, _ = _model(tmp_path, metadata=json.dumps([record]))
+    assert layout_hints(load_onnx_for_tvm(path)) == (record,)
+
+
+def test_onnx_input_ignores_layout_hints_when_metadata_is_not_json(tmp_path):
+    path, _ = _model(tmp_path, metadata="{not json")
+    assert layout_hints(load_onnx_for_tvm(path)) == ()

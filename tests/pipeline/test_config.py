@@ -1,0 +1,34 @@
+import pytest
+
+from pipeline.config import config_from_dict, config_to_dict
+from pipeline.errors import UserError
+from pipeline.stages.prune import PruneConfig
+from pipeline.stages.train_sparse import TrainSparseConfig
+
+
+def test_config_from_dict_applies_values_and_keeps_defaults():
+    config = config_from_dict(PruneConfig, {"sparsity-ratio": "0.5", "block": [16, 1]}, where="t")
+    assert config.sparsity_ratio == 0.5
+    assert config.block == (16, 1)
+    assert config.epochs == PruneConfig().epochs
+
+
+def test_config_from_dict_rejects_unknown_key_naming_allowed():
+    with pytest.raises(UserError, match=r"unknown key 'sparsity'.*allowed: .*sparsity-ratio"):
+        config_from_dict(PruneConfig, {"sparsity": 0.5}, where="t")
+
+
+@pytest.mark.parametrize("key,value", [("epochs", "many"), ("epochs", 1.5), ("lr", "fast"), ("remove-channels", "maybe"), ("lr", float("nan"))])
+def test_config_from_dict_rejects_wrong_types(key, value):
+    with pytest.raises(UserError, match=key):
+        config_from_dict(PruneConfig, {key: value}, where="t")
+
+
+def test_config_from_dict_rejects_value_outside_choices():
+    with pytest.raises(UserError, match=r"allowed: .*l1-prox"):
+        config_from_dict(TrainSparseConfig, {"method": "magic"}, where="t")
+
+
+def test_config_to_dict_round_trips():
+    config = config_from_dict(PruneConfig, {"pattern": "block", "block": "4x1"}, where="t")
+    assert config_from_dict(PruneConfig, config_to_dict(config), where="t") == config

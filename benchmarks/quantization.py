@@ -5,7 +5,7 @@ bits per weight (conv / linear weights; float layers count 32) and the fraction 
 checks that every pruned zero survived quantization and that the codes are recoverable exactly from
 the written weights. Run (bounded, one thread)::
 
-    python benchmarks/quantization.py --out benchmarks/quantization.md
+    PYTHONPATH=. python benchmarks/quantization.py --train-subset 20000 --out benchmarks/quantization.md
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def markdown(results: dict, args, command: str) -> str:
         "",
         f"Command (1 thread): `{command}`",
         "",
-        f"Settings: {json.dumps(vars(args))}. Test accuracy on the full 10,000-image MNIST test set.",
+        f"Settings: {json.dumps(vars(args), default=str)}. Test accuracy on the full 10,000-image MNIST test set.",
         "Quantized layers: default selection (first conv and last linear stay float32; they hold 5.5K of the 431K weights).",
         "Bits/weight = storage bits averaged over all conv / linear weights (float layers count 32; scales and sparse",
         "indices not counted). Every quantized model was checked: all pruned zeros still zero, codes recovered exactly.",
@@ -214,7 +214,7 @@ def main() -> None:
     results = run(args)
     import sys
 
-    command = "python " + " ".join(sys.argv)
+    command = "PYTHONPATH=. python " + " ".join(sys.argv)
     text = markdown(results, args, command)
     print(text)
     if args.out is not None:

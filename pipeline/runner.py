@@ -170,7 +170,7 @@ class Runner:
         self.log(f"{stage.name}: running")
         start = time.perf_counter()
         try:
-            result = stage.run(context, planned.step.config, inputs)
+            result = _run_stage(stage, context, planned.step.config, inputs)
             record["outputs"] = {
                 role: Artifact.of(role, path, run_dir=self.run_dir, stage=stage.name).to_dict() for role, path in result.outputs.items()
             }
@@ -203,6 +203,15 @@ class Runner:
                 seed=self.options.seed,
             )
         return self._data_cache[key]
+
+
+def _run_stage(stage, context: StageContext, config, inputs: dict[str, Path]):
+    """Run one stage; a failed write (disk full, read-only directory) becomes a one-line ``UserError``."""
+    try:
+        return stage.run(context, config, inputs)
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        raise UserError(f"{stage.name}: I/O error: {error.strerror or error}{where}") from None
 
 
 def _preprocess_kwargs(data: dict[str, Any]) -> dict[str, Any]:

@@ -85,3 +85,10 @@ def list_methods() -> list[str]:
     import compress.optim.catalog  # noqa: F401
 
     return METHODS.names()
+
+
+def method_class(name: str) -> type[TrainingMethod]:
+    """The registered class of a method (its constructor's keyword-only arguments are its hyperparameters)."""
+    import compress.optim.catalog  # noqa: F401
+
+    return METHODS.get(name)

@@ -104,7 +104,7 @@ class BinaryRelax(QuantMethod):
     def _apply_eta(self, model: nn.Module) -> None:
         eta = self.current_eta()
         for _, parametrization in self.parametrizations(model):
-            parametrization.relax_eta = eta
+            parametrization.set_relax_eta(eta)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

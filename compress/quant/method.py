@@ -100,11 +100,13 @@ class QuantMethod(TrainingMethod):
         Raises:
             ValueError: if a selected weight is already parametrized (attached twice).
         """
-        self._layers = self.select_layers(model)
-        for name in self._layers:
+        layers = self.select_layers(model)
+        attached = [name for name in layers if parametrize.is_parametrized(model.get_submodule(name), "weight")]
+        if attached:
+            raise ValueError(f"layers {attached} are already parametrized; attach a quantization method only once")
+        self._layers = layers
+        for name in layers:
             module = model.get_submodule(name)
-            if parametrize.is_parametrized(module, "weight"):
-                raise ValueError(f"layer {name!r} is already parametrized; attach a quantization method only once")
             weight = module.weight.detach()
             parametrization = self.make_parametrization(weight, self.support_mask(weight))
             parametrize.register_parametrization(module, "weight", parametrization)

@@ -8,6 +8,8 @@ BinaryConnect, NeurIPS 2015). Entries outside the support mask are 0 and receive
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -35,9 +37,10 @@ def straight_through(latent: torch.Tensor, surrogate: torch.Tensor) -> torch.Ten
 class ProjectedWeight(nn.Module):
     """Parametrization ``w -> STE(Pi_Q(w))`` with a fixed support mask (a buffer, so it checkpoints).
 
-    BinaryRelax relaxation (Yin et al., SIIMS 2018, spec §6.7): with ``relax_eta`` set, the
-    surrogate is ``u = (eta * Pi_Q(w) + w) / (1 + eta)``; ``relax_eta = None`` means the exact
-    projection ``u = Pi_Q(w)`` (phase II and plain straight-through fine-tuning).
+    BinaryRelax relaxation (Yin et al., SIIMS 2018, spec §6.7): with a finite ``relax_eta`` buffer,
+    the surrogate is ``u = (eta * Pi_Q(w) + w) / (1 + eta)``; ``relax_eta = inf`` (the default) means
+    the exact projection ``u = Pi_Q(w)`` (phase II and plain straight-through fine-tuning). Being a
+    buffer, ``eta`` travels with the model's ``state_dict`` (resume).
 
     Args:
         projection: a name in ``compress.quant.projections.PROJECTIONS``.
@@ -50,8 +53,12 @@ class ProjectedWeight(nn.Module):
         get_projection(projection)
         self.projection = projection
         self.per_channel = per_channel
-        self.relax_eta: float | None = None
         self.register_buffer("mask", mask.detach().clone().bool())
+        self.register_buffer("relax_eta", torch.tensor(float("inf")))
+
+    def set_relax_eta(self, eta: float | None) -> None:
+        """Set the BinaryRelax weight ``eta``; ``None`` (stored as ``inf``) means the exact projection."""
+        self.relax_eta.fill_(float("inf") if eta is None else eta)
 
     def quantize(self, latent: torch.Tensor) -> QuantizedTensor:
         """The exact projection of the latent weight (what ``finalize`` writes)."""
@@ -59,6 +66,7 @@ class ProjectedWeight(nn.Module):
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         projected = self.quantize(latent).dequantize()
-        if self.relax_eta is not None:
-            projected = (self.relax_eta * projected + latent.detach() * self.mask) / (1.0 + self.relax_eta)
+        eta = float(self.relax_eta)
+        if math.isfinite(eta):
+            projected = (eta * projected + latent.detach() * self.mask) / (1.0 + eta)
         return straight_through(latent, projected) * self.mask

@@ -39,7 +39,9 @@ class LinfAttack:
         lo: Lower end of the valid input range.
         hi: Upper end of the valid input range, ``> lo``.
         seed: Seeds the attack's own ``torch.Generator`` (used for the random start); ``None`` draws
-            a seed from torch's default generator once, at construction.
+            a seed from torch's default generator once, at construction. Two attacks built with the
+            same seed return identical outputs for the same sequence of calls; successive calls of
+            one attack draw fresh random starts (what adversarial training wants).
     """
 
     name = "linf"
@@ -95,7 +97,7 @@ class LinfAttack:
         _check_range(clean, self.lo, self.hi)
         lower = torch.clamp(clean - self.eps, min=self.lo)
         upper = torch.clamp(clean + self.eps, max=self.hi)
-        adversarial = self._start(clean, generator or self.generator)
+        adversarial = self._start(clean, generator if generator is not None else self.generator)
         adversarial = torch.max(torch.min(adversarial, upper), lower)
         modes = [(module, module.training) for module in model.modules()]
         model.eval()

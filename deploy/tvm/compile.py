@@ -88,6 +88,9 @@ def compile_onnx(onnx_path, *, target: str, out_dir, input_shape, sparse_thresho
     mod, input_name, hints = _import(onnx_path, tuple(int(v) for v in input_shape), layout_hints)
     mod, layers = _rewrite_for(preset, mod, breakeven_table, sparse_threshold, hints)
     tuned = tune_trials > 0 or tuning_db is not None
+    if tune_trials > 0 and not preset.runs_on_build_machine:
+        raise CompileError(f"MetaSchedule tuning measures on this machine: tune with target 'host' and pass its "
+                           f"tuning_db to target {preset.name!r} with tune_trials=0")
     if tuned:
         mod = _tune(mod, tvm_target, tune_trials, tuning_db or out_dir / "tuning_db")
     library, sources = _build_and_export(mod, tvm_target, out_dir / LIBRARY_NAME, cross_compiler)
@@ -123,12 +126,31 @@ def _rewrite_for(preset: TargetPreset, mod, table: BreakevenTable | None, sparse
 
 
 def _tune(mod, tvm_target, trials: int, work_dir):
+    """Tune (or, with ``trials == 0``, only re-apply) MetaSchedule records kept in ``work_dir``.
+
+    Our kernels carry ``tirx.is_scheduled`` and are not tuned. MetaSchedule needs ``num-cores``
+    on a CPU target; the build machine's physical core count is used when the preset has none.
+    """
     from tvm import relax
 
     Path(work_dir).mkdir(parents=True, exist_ok=True)
+    tvm_target = _with_num_cores(tvm_target)
     pipeline = relax.get_pipeline("static_shape_tuning", target=tvm_target, total_trials=trials,
                                   max_trials_per_task=max(trials, 1), work_dir=str(work_dir))
     return pipeline(mod)
+
+
+def _with_num_cores(tvm_target):
+    import os
+
+    import psutil
+    import tvm
+
+    spec = json.loads(str(tvm_target))
+    if tvm_target.kind.name != "llvm" or "num-cores" in spec:
+        return tvm_target
+    spec["num-cores"] = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    return tvm.target.Target(spec)
 
 
 def _build_and_export(mod, tvm_target, path: Path, cross_compiler: str | None) -> tuple[Path, dict[str, str]]:

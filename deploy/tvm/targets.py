@@ -48,6 +48,11 @@ class TargetPreset:
     runtime_device: str
     description: str
 
+    @property
+    def runs_on_build_machine(self) -> bool:
+        """True when the artifact runs where it is compiled (so it can be tuned and timed here)."""
+        return self.cross_compiler is None and self.ndk_compiler is None and self.runtime_device == "cpu"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view of the preset (for manifests and reports)."""
         return {

@@ -12,7 +12,7 @@ from pipeline.errors import StageError, UserError
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
 from pipeline.stages.common import load_model
 
-ENCODINGS = ("auto", "dense", "csr", "bsr", "ternary", "binary", "int8")
+ENCODINGS = ("auto", "dense", "csr", "bsr", "delta", "ternary", "binary", "int8")
 PARITY_ATOL = 1e-4
 
 

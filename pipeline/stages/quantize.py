@@ -37,9 +37,12 @@ class QuantizeStage(Stage):
         data = ctx.load_data(bundle.input_shape)
         before = model_metrics(model, data)
         method = _make_method(config)
-        if config.epochs > 0:
-            run_training(ctx, model, method, data, epochs=config.epochs, batch_size=config.batch_size, label="quantize")
-        method.finalize(model)
+        try:
+            if config.epochs > 0:
+                run_training(ctx, model, method, data, epochs=config.epochs, batch_size=config.batch_size, label="quantize")
+            method.finalize(model)
+        except ValueError as error:
+            raise UserError(f"quantize: {error}") from None
         records = method.records()
         rows = quant_report(model, records)
         after = model_metrics(model, data)

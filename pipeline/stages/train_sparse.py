@@ -62,10 +62,10 @@ class TrainSparseStage(Stage):
 
 
 def _make_method(config: TrainSparseConfig):
-    from compress.optim.method import METHODS
+    from compress.optim.method import method_class
 
     values = {"lr": config.lr, **config.params}
-    return create_method(config.method, **hyperparameters(METHODS.get(config.method), values, what=f"method {config.method}"))
+    return create_method(config.method, **hyperparameters(method_class(config.method), values, what=f"method {config.method}"))
 
 
 def _train(ctx: StageContext, config: TrainSparseConfig, model, method, data) -> list[dict[str, float]]:

@@ -10,6 +10,15 @@ from compress.models import create_model, list_models, model_input_shape
 from compress.models.enresnet import NoiseInjection, set_noise_mode
 
 
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """The CI box is shared: one intra-op thread avoids oversubscription (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_enresnet_registers_both_variants_with_their_input_shapes():
     assert {"enresnet20", "enresnet-mnist"} <= set(list_models())
     assert model_input_shape("enresnet20") == (3, 32, 32)

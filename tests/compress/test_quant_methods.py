@@ -175,7 +175,7 @@ def test_binary_relax_eta_follows_schedule_before_phase_two():
     train_epoch(model, _batches(), method, optimizer)
     method.on_epoch_end(model, epoch=0)
     assert method.current_eta() == 1.5
-    assert model[5].parametrizations.weight[0].relax_eta == 1.5
+    assert model[5].parametrizations.weight[0].relax_eta.item() == 1.5
 
 
 def test_binary_relax_state_dict_round_trips():
@@ -197,3 +197,17 @@ def test_ttq_method_trains_scales_with_their_own_learning_rate():
     method.finalize(model)
     record = method.records()[1]
     assert record.neg_scales is not None and record.scales[0] > 0 > record.neg_scales[0]
+
+
+@pytest.mark.parametrize("name", ["ttq", "binary-relax"])
+def test_quant_method_resumes_when_attached_before_loading_state(name):
+    model = _model()
+    method = create_quant_method(name, lr=0.01)
+    _train(model, method, epochs=1)
+    resumed_model = _model(seed=1)
+    resumed = create_quant_method(name, lr=0.01)
+    resumed.build_optimizer(resumed_model, total_steps=8)
+    resumed_model.load_state_dict(model.state_dict())
+    resumed.load_state_dict(method.state_dict())
+    inputs = _batches(count=1)[0][0]
+    assert torch.equal(resumed_model(inputs), model(inputs))

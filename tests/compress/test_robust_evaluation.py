@@ -10,6 +10,15 @@ from compress.optim.loop import evaluate
 from compress.robust import create_attack, robust_accuracy
 
 
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """The CI box is shared: one intra-op thread avoids oversubscription (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _setup():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
@@ -42,3 +51,13 @@ def test_robust_accuracy_raises_when_batches_are_empty():
     model, _ = _setup()
     with pytest.raises(ValueError, match="no samples"):
         robust_accuracy(model, [], create_attack("fgsm"))
+
+
+def test_robust_accuracy_runs_on_a_noisy_enresnet_ensemble():
+    from compress.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("enresnet-mnist", num_ensembles=2)
+    x, y = torch.rand(4, 1, 28, 28), torch.randint(0, 10, (4,))
+    accuracy = robust_accuracy(model, [(x, y)], create_attack("pgd", eps=0.3, step_size=0.1, steps=2, seed=0))
+    assert 0.0 <= accuracy <= 1.0 and model.training

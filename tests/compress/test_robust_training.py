@@ -11,6 +11,15 @@ from compress.optim.loop import train_epoch
 from compress.robust import adversarial_loss, create_attack, robust_accuracy
 
 
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """The CI box is shared: one intra-op thread avoids oversubscription (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _setup():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))

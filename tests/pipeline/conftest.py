@@ -1,0 +1,24 @@
+"""Fixtures for pipeline tests: a tiny trained-enough model on scikit-learn digits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.model_io import ModelBundle, save_bundle
+from pipeline.stage import RunOptions
+from tests.pipeline.tiny import tiny_cnn
+
+TINY_ARCH = "tests.pipeline.tiny:tiny_cnn"
+
+
+@pytest.fixture
+def tiny_model_path(tmp_path):
+    torch.manual_seed(0)
+    bundle = ModelBundle(arch=TINY_ARCH, input_shape=(1, 8, 8), state_dict=tiny_cnn().state_dict())
+    return save_bundle(tmp_path / "tiny.pt", bundle)
+
+
+@pytest.fixture
+def digits_options():
+    return RunOptions(data="digits", seed=0, target="host", progress=False, train_limit=256, test_limit=128)

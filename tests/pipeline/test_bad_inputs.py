@@ -1,0 +1,130 @@
+"""Table of bad inputs: each gives a non-zero exit, one clear stderr line, no traceback, and leaves
+earlier artifacts in the output directory untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from compress.models import create_model
+from pipeline.cli import main
+from tests.pipeline.conftest import TINY_ARCH
+
+FAST = ["--data", "digits", "--train-limit", "64", "--test-limit", "32"]
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/compress-bad-input-pickle-ran",))
+
+
+def _files(tmp_path):
+    """Bad inputs, created lazily inside the test's tmp directory."""
+    root = tmp_path / "inputs"
+    root.mkdir()
+    lenet = create_model("lenet5").state_dict()
+    torch.save(lenet, root / "lenet.pt")
+    (root / "empty.pt").write_bytes(b"")
+    (root / "random.pt").write_bytes(np.random.default_rng(0).bytes(4096))
+    (root / "truncated.pt").write_bytes((root / "lenet.pt").read_bytes()[:5000])
+    with open(root / "evil.pt", "wb") as handle:
+        pickle.dump({"state_dict": _Exploit()}, handle)
+    nan = {k: v.clone() for k, v in lenet.items()}
+    nan["0.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(nan, root / "nan.pt")
+    inf = {k: v.clone() for k, v in lenet.items()}
+    inf["9.bias"][0] = float("inf")
+    torch.save(inf, root / "inf.pt")
+    tiny = {"state_dict": __import__("tests.pipeline.tiny", fromlist=["tiny_cnn"]).tiny_cnn().state_dict(), "arch": TINY_ARCH, "input_shape": [1, 8, 8]}
+    torch.save(tiny, root / "tiny.pt")
+    (root / "unknown-key.yaml").write_text("stages:\n  - use: prune\n    with: {sparsity: 0.5}\n")
+    (root / "wrong-type.yaml").write_text("stages:\n  - use: prune\n    with: {epochs: many}\n")
+    (root / "bad-yaml.yaml").write_text("stages: [{use: prune\n")
+    (root / "unknown-stage.yaml").write_text("stages:\n  - use: distill\n")
+    (root / "top-key.yaml").write_text("steps: []\n")
+    np.savez(root / "empty.npz", x=np.zeros((0, 1, 8, 8)), y=np.zeros(0, dtype=np.int64))
+    np.savez(root / "mislabelled.npz", x_train=np.zeros((5, 1, 8, 8)), y_train=np.zeros(4, dtype=np.int64), x_test=np.zeros((2, 1, 8, 8)), y_test=np.zeros(2, dtype=np.int64))
+    np.savez(root / "negative.npz", x=np.zeros((10, 1, 8, 8)), y=-np.ones(10, dtype=np.int64))
+    images = root / "images"
+    for label in ("a", "b"):
+        (images / label).mkdir(parents=True)
+        for index in range(3):
+            Image.fromarray(np.full((8, 8), 30 * index, dtype=np.uint8)).save(images / label / f"{index}.png")
+    (images / "b" / "broken.png").write_bytes(b"\x89PNG broken")
+    (root / "no-classes").mkdir()
+    (root / "empty.onnx").write_bytes(b"")
+    (root / "a-file").write_text("not a directory")
+    return root
+
+
+CASES = [
+    ("missing checkpoint", ["run", "{root}/nope.pt", "--arch", "lenet5"], "does not exist"),
+    ("empty checkpoint", ["run", "{root}/empty.pt", "--arch", "lenet5"], "is empty"),
+    ("random-bytes checkpoint", ["run", "{root}/random.pt", "--arch", "lenet5"], "not a readable PyTorch checkpoint"),
+    ("truncated checkpoint", ["run", "{root}/truncated.pt", "--arch", "lenet5"], "not a readable PyTorch checkpoint"),
+    ("code-executing pickle", ["run", "{root}/evil.pt", "--arch", "lenet5"], "--trust-pickle"),
+    ("keys do not match arch", ["run", "{root}/lenet.pt", "--arch", "lenet300"], "does not match architecture 'lenet300'"),
+    ("unknown arch", ["run", "{root}/lenet.pt", "--arch", "lenet9"], "unknown architecture 'lenet9'; allowed:"),
+    ("state_dict without arch", ["run", "{root}/lenet.pt"], "pass --arch"),
+    ("bad factory path", ["run", "{root}/lenet.pt", "--arch", "nosuch.module:make"], "cannot import architecture factory"),
+    ("wrong input shape", ["run", "{root}/lenet.pt", "--arch", "lenet5", "--input-shape", "3,32,32"], "rejects input shape"),
+    ("malformed input shape", ["run", "{root}/lenet.pt", "--arch", "lenet5", "--input-shape", "1,a,28"], "--input-shape must be integers"),
+    ("NaN weights", ["run", "{root}/nan.pt", "--arch", "lenet5"], "0.weight holds NaN"),
+    ("Inf weights", ["run", "{root}/inf.pt", "--arch", "lenet5"], "9.bias holds NaN or Inf"),
+    ("unknown target", ["run", "{root}/tiny.pt", "--target", "tpu"], "unknown target 'tpu'; allowed: host, arm64"),
+    ("unknown train method", ["train-sparse", "{root}/tiny.pt", "--method", "magic", *FAST], "allowed: admm"),
+    ("unknown quantize method", ["quantize", "{root}/tiny.pt", "--method", "fp4", *FAST], "allowed: binary"),
+    ("unknown prune pattern", ["prune", "{root}/tiny.pt", "--pattern", "diagonal", *FAST], "allowed: unstructured"),
+    ("sparsity out of range", ["prune", "{root}/tiny.pt", "--sparsity-ratio", "1.5", *FAST], "sparsity-ratio must be in [0, 1)"),
+    ("unsupported layer selected", ["quantize", "{root}/tiny.pt", "--include", "2", "--epochs", "0", *FAST], "matches no conv / linear layer"),
+    ("unknown recipe key", ["run", "{root}/tiny.pt", "--recipe", "{root}/unknown-key.yaml", *FAST], "unknown key 'sparsity'"),
+    ("recipe with wrong type", ["run", "{root}/tiny.pt", "--recipe", "{root}/wrong-type.yaml", *FAST], "expected an integer"),
+    ("recipe invalid yaml", ["run", "{root}/tiny.pt", "--recipe", "{root}/bad-yaml.yaml"], "invalid YAML"),
+    ("recipe unknown stage", ["run", "{root}/tiny.pt", "--recipe", "{root}/unknown-stage.yaml"], "unknown stage 'distill'"),
+    ("recipe unknown top key", ["run", "{root}/tiny.pt", "--recipe", "{root}/top-key.yaml"], "unknown key 'steps'"),
+    ("recipe missing", ["run", "{root}/tiny.pt", "--recipe", "{root}/none.yaml"], "cannot read recipe"),
+    ("empty data", ["train-sparse", "{root}/tiny.pt", "--data", "{root}/empty.npz"], "split is empty"),
+    ("mislabelled data", ["train-sparse", "{root}/tiny.pt", "--data", "{root}/mislabelled.npz"], "5 inputs but 4 labels"),
+    ("negative labels", ["train-sparse", "{root}/tiny.pt", "--data", "{root}/negative.npz"], "labels must be non-negative"),
+    ("unreadable image", ["train-sparse", "{root}/tiny.pt", "--data", "{root}/images"], "unreadable image"),
+    ("image folder without classes", ["train-sparse", "{root}/tiny.pt", "--data", "{root}/no-classes"], "no class sub-folders"),
+    ("unknown data spec", ["train-sparse", "{root}/tiny.pt", "--data", "imagenet"], "unknown data 'imagenet'"),
+    ("output directory not writable", ["train-sparse", "{root}/tiny.pt", "--out", "{root}/a-file/run", *FAST], "cannot write"),
+    ("unknown --until stage", ["run", "{root}/tiny.pt", "--until", "distill", *FAST], "--until 'distill' is not a stage"),
+    ("negative threads", ["run", "{root}/tiny.pt", "--threads", "-1", *FAST], "--threads must be >= 0"),
+    ("empty ONNX to compile", ["compile", "{root}/empty.onnx", "--target", "host"], "is empty"),
+    ("verify a non-run directory", ["verify", "{root}"], "not a run directory"),
+    ("report a non-run directory", ["report", "{root}"], "not a run directory"),
+]
+
+
+@pytest.mark.parametrize("name,argv,message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_exits_nonzero_with_one_clear_line(tmp_path, capsys, name, argv, message):
+    root = _files(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = out / "earlier-artifact.bin"
+    earlier.write_bytes(b"finished work")
+    digest = hashlib.sha256(earlier.read_bytes()).hexdigest()
+    args = ["--quiet", *[a.format(root=root) for a in argv]]
+    if "--out" not in args and args[1] not in ("verify", "report"):
+        args += ["--out", str(out / "run")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code not in (0, None)
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert message in err, err
+    assert hashlib.sha256(earlier.read_bytes()).hexdigest() == digest
+    assert not os.path.exists("/tmp/compress-bad-input-pickle-ran")
+
+
+def test_bad_input_table_has_at_least_thirty_cases():
+    assert len(CASES) >= 30

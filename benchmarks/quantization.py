@@ -187,6 +187,20 @@ def markdown(results: dict, args, command: str) -> str:
         train_s = f"{row['train_s']:.0f}" if "train_s" in row else ""
         delta = 100 * (row["accuracy"] - dense)
         lines.append(f"| {label} | {100 * row['accuracy']:.2f} | {delta:+.2f} | {bits} | {zeros} | {train_s} |")
+    lines += [
+        "",
+        "Notes:",
+        "- Pipeline: dense SGD (lr, momentum 0.9) -> global magnitude pruning of all conv / linear weights to",
+        "  `--sparsity` -> masked SGD fine-tune -> each quantization method from the same pruned model",
+        "  (`compress.quant.create_quant_method`, `--quant-lr`, defaults otherwise, driven by",
+        "  `compress.optim.loop.train_epoch`) -> `finalize`.",
+        "- The 3-epoch dense model is under-trained; the dense model trained for the same total number of",
+        "  epochs is the fair reference for the 0.5-point target.",
+        "- `binary` on a pruned weight keeps the zeros, so its codes are {-1, 0, 1} and it is stored as ternary",
+        "  (2 bits); binary-relax here targets the exact ternary set (`target=\"ternary\"`, phase II after half",
+        "  the steps).",
+        "- One seed, one run each (no run-to-run variance measured): do not read ~0.1-point gaps as rankings.",
+    ]
     lines += ["", "Per-layer (quantized models):", ""]
     for label, row in results.items():
         for layer in row.get("layers", []):

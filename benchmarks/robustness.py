@@ -10,7 +10,7 @@ as in the reference code), driven by ``compress.optim.loop.train_epoch`` with
 ``compress.robust.adversarial_loss`` as the loss: the robust loss and the sparse method compose.
 
 Usage (2 shared cores: one thread, bounded):
-    python benchmarks/robustness.py --train-size 10000 --epochs 8 --test-size 1000
+    python benchmarks/robustness.py --train-size 6000 --epochs 5 --test-size 500 --rgsm 1e-2:3e-2
 """
 
 from __future__ import annotations
@@ -146,6 +146,14 @@ def train(method: TrainingMethod, data, args, *, label: str) -> nn.Module:
     return model
 
 
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        lam1, lam2 = (float(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LAM1:LAM2 (two floats), got {text!r}") from None
+    return lam1, lam2
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-size", type=int, default=10000, help="first N MNIST training images")
@@ -156,8 +164,10 @@ def parse_args():
     parser.add_argument("--eps", type=float, default=0.3)
     parser.add_argument("--train-steps", type=int, default=7, help="PGD steps during training")
     parser.add_argument("--ramp-epochs", type=int, default=2, help="eps = eps * min(1, epoch / ramp): epoch 0 is natural training")
-    parser.add_argument("--lam1", type=float, default=5e-3, help="RGSM l0 weight (threshold sqrt(2*lam1/beta1))")
-    parser.add_argument("--lam2", type=float, nargs="+", default=[5e-3], help="RGSM group-lasso weight(s)")
+    parser.add_argument(
+        "--rgsm", type=_pair, nargs="+", default=[(1e-2, 3e-2)], metavar="LAM1:LAM2",
+        help="one RGSM run per pair: l0 weight lam1 (threshold sqrt(2*lam1/beta1)) and group-lasso weight lam2",
+    )
     parser.add_argument("--beta1", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
@@ -174,13 +184,13 @@ def main() -> None:
     runs = [("dense", TrainingMethod(**common))]
     runs += [
         (
-            f"rgsm lam2={lam2:g}",
+            f"rgsm lam1={lam1:g} lam2={lam2:g}",
             create_method(
-                "rgsm", **common, lam1=args.lam1, lam2=lam2, beta=args.beta1, group_axis="input",
+                "rgsm", **common, lam1=lam1, lam2=lam2, beta=args.beta1, group_axis="input",
                 layers="conv", nesterov=False,
             ),
         )
-        for lam2 in args.lam2
+        for lam1, lam2 in args.rgsm
     ]
     rows = []
     for label, method in runs:

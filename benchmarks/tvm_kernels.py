@@ -113,6 +113,7 @@ def to_markdown(rows: list[dict], *, command: str, seconds: float) -> str:
              "- ours = our kernel through TVM; TVM dense = `matmul` with TVM's default (untuned) pipeline; "
              "ORT dense = onnxruntime MatMul on the same (zero-filled) weight. Times are medians in ms; "
              "`x` columns are speed-ups of ours (higher is better).", ""]
+    lines += _summary(rows)
     for shape in dict.fromkeys(row["shape"] for row in rows):
         lines += [f"## weight {shape[0]}x{shape[1]}, rows M={shape[2]}", "",
                   "| kernel | block | sparsity | ours ms | TVM dense ms | ORT dense ms | x TVM dense | x ORT dense |",
@@ -123,6 +124,22 @@ def to_markdown(rows: list[dict], *, command: str, seconds: float) -> str:
                          f"{row['tvm_dense_ms'] / row['ours_ms']:.1f} | {row['ort_dense_ms'] / row['ours_ms']:.2f} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _summary(rows: list[dict]) -> list[str]:
+    """Per shape and kernel: the lowest measured sparsity from which ours beats ORT dense at every higher one."""
+    lines = ["## Summary: sparsity from which our kernel beats onnxruntime dense", "",
+             "| weight | rows M | kernel | block | beats ORT dense from |", "|---|---|---|---|---|"]
+    for key in dict.fromkeys((r["shape"], r["kernel"], r["block"]) for r in rows):
+        series = sorted((r for r in rows if (r["shape"], r["kernel"], r["block"]) == key), key=lambda r: r["sparsity"])
+        winning = [r["sparsity"] for i, r in enumerate(series)
+                   if all(s["ours_ms"] < s["ort_dense_ms"] for s in series[i:])]
+        shape = key[0]
+        start = f"{winning[0]:.2f}" if winning else "never (in the tested range)"
+        lines.append(f"| {shape[0]}x{shape[1]} | {shape[2]} | {key[1]} | {key[2]} | {start} |")
+    return lines + ["", "TVM dense (default pipeline: LegalizeOps loops, no schedule) is slower than every kernel "
+                    "here, which is why the measured break-even table (deploy/tvm/breakeven_host.json) is at or "
+                    "near 0 for most shapes.", ""]
 
 
 def _cpu_model() -> str:

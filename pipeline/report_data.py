@@ -134,7 +134,7 @@ def kernel_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "fqn": str(layer.get("name")),
                 "kernel": "dense" if kernel == "dense" else "sparse",
                 "format": kernel,
-                "sparsity_ratio": float(layer.get("sparsity", 0.0)),
+                "sparsity_ratio": float(layer.get("sparsity_ratio", 0.0)),
                 "reason": str(layer.get("reason", "")),
             }
         )

@@ -27,6 +27,11 @@ class Session(abc.ABC):
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Run the model once; ``feeds`` maps input names to arrays."""
 
+    def run_one(self, x: np.ndarray) -> np.ndarray:
+        """First output of a single-input model for input ``x``."""
+        names = getattr(self, "input_names", None) or ["input"]
+        return self.run({names[0]: x})[0]
+
     def time(self, feeds: dict[str, np.ndarray], *, repeat: int = 10, warmup: int = 2) -> list[float]:
         """Seconds of each of ``repeat`` runs after ``warmup`` untimed runs (wall clock, this process)."""
         for _ in range(warmup):

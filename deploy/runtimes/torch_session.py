@@ -24,7 +24,8 @@ class TorchSession(Session):
                 raise SessionError(f"TorchScript file not found: {artifact}")
             artifact = torch.jit.load(str(artifact), map_location=device)
         if not isinstance(artifact, torch.nn.Module):
-            raise SessionError(f"torch artifact must be an nn.Module or a TorchScript path, got {type(artifact).__name__}")
+            raise SessionError(f"torch artifact must be an nn.Module or a TorchScript path, "
+                               f"got {type(artifact).__name__}")
         self._module = artifact.to(device).eval()
         self._input_names = input_names
 

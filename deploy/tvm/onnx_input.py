@@ -1,4 +1,4 @@
-"""Read an ONNX model for TVM: densify sparse constants, find the input, read layout hints.
+"""Read an ONNX model for TVM: decode compact weights, densify sparse constants, find the input, read hints.
 
 TVM's ``from_onnx`` reads ``graph.initializer`` only (a ``sparse_initializer`` is ignored and then
 fails with a KeyError) and cannot parse ``Constant(sparse_value)``. Both are turned into dense
@@ -26,9 +26,21 @@ def load_onnx_for_tvm(onnx_path):
         model = onnx.load(str(onnx_path))
     except (OSError, ValueError, DecodeError) as error:
         raise CompileError(f"cannot read ONNX model {onnx_path}: {error}") from error
+    model = _decode_compact_weights(model)
     _densify_sparse_initializers(model.graph)
     _densify_sparse_constants(model.graph)
     return model
+
+
+def _decode_compact_weights(model):
+    """Replace the export stage's in-graph decode functions (CSR, BSR, packed ternary, ...) by dense
+    initializers: TVM's importer does not run ONNX model-local functions."""
+    from deploy.onnx import OnnxFormatError, densify
+
+    try:
+        return densify(model)
+    except OnnxFormatError as error:
+        raise CompileError(f"cannot decode the compact weights of the ONNX model: {error}") from error
 
 
 def graph_input_name(model) -> str:

@@ -61,7 +61,7 @@ class CompileStage(Stage):
             "input_shape": list(input_shape),
             "host_vs_onnxruntime_max_abs_error": parity,
             "layers": [layer.to_dict() for layer in host.layers],
-            "sparse_layers": sum(1 for layer in host.layers if layer.kernel != "dense"),
+            "sparse_layers": sum(1 for layer in host.layers if layer.choice.kernel != "dense"),
         }
         outputs = {"host-library": host.library_path}
         if config.target == "host":

@@ -11,8 +11,8 @@ panel and each load feeds a vector of ``NT`` output channels.
 The two sums are accumulated branch-free in registers as ``x * max(code, 0)`` and
 ``x * min(code, 0)`` (the int8 code converted in a register; a select with ``if_then_else`` was
 scalarised into branches and ran 3x slower than TVM dense), then scaled once per channel. Runs
-``T.parallel`` over (batch tile, channel tile). Ternary weights as in Zhu et al., "Trained Ternary Quantization",
-ICLR 2017.
+``T.parallel`` over (batch tile, channel tile). Ternary weights as in Zhu et al., "Trained
+Ternary Quantization", ICLR 2017.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def ternary_matmul_func(*, batch: int, in_features: int, out_features: int, batc
     n_tasks = (m_rows // m_tile) * n_channel_tiles
 
     @T.prim_func(private=True)
-    def ternary_matmul(x: T.Buffer((m_rows, k_cols), "float32"), codes: T.Buffer((n_channel_tiles, k_cols, n_tile), "int8"),
+    def ternary_matmul(x: T.Buffer((m_rows, k_cols), "float32"),
+                       codes: T.Buffer((n_channel_tiles, k_cols, n_tile), "int8"),
                        pos_scale: T.Buffer((n_cols,), "float32"), neg_scale: T.Buffer((n_cols,), "float32"),
                        y: T.Buffer((m_rows, n_cols), "float32")):
         T.func_attr({"tir.noalias": True, "tirx.is_scheduled": True})

@@ -44,11 +44,14 @@ def write_json(path: Path, data: Any) -> Path:
 
 
 def save_torch(path: Path, obj: Any) -> Path:
+    """``torch.save`` to memory first: saving to a file names the archive after the (random) temp file."""
+    import io
+
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-    return Path(path)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return write_bytes(path, buffer.getvalue())
 
 
 def sha256_file(path: Path) -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from deploy.tvm.breakeven import BreakevenTable, load_breakeven_table
 from deploy.tvm.errors import CompileError
-from deploy.tvm.onnx_input import graph_input_name, layout_hints, load_onnx_for_tvm
+from deploy.tvm.onnx_input import graph_input_name, load_onnx_for_tvm
+from deploy.tvm.onnx_input import layout_hints as read_layout_hints
 from deploy.tvm.rewrite import LayerReport, RewriteOptions, rewrite_sparse_layers
 from deploy.tvm.targets import TargetPreset, build_tvm_target, get_target, resolve_cross_compiler
 
@@ -83,14 +84,14 @@ def compile_onnx(onnx_path, *, target: str, out_dir, input_shape, sparse_thresho
     preset = get_target(target)
     tvm_target = build_tvm_target(preset)
     cross_compiler = resolve_cross_compiler(preset)
+    if tune_trials > 0 and not preset.runs_on_build_machine:
+        raise CompileError(f"MetaSchedule tuning measures on this machine: tune with target 'host' and pass its "
+                           f"tuning_db to target {preset.name!r} with tune_trials=0")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     mod, input_name, hints = _import(onnx_path, tuple(int(v) for v in input_shape), layout_hints)
     mod, layers = _rewrite_for(preset, mod, breakeven_table, sparse_threshold, hints)
     tuned = tune_trials > 0 or tuning_db is not None
-    if tune_trials > 0 and not preset.runs_on_build_machine:
-        raise CompileError(f"MetaSchedule tuning measures on this machine: tune with target 'host' and pass its "
-                           f"tuning_db to target {preset.name!r} with tune_trials=0")
     if tuned:
         mod = _tune(mod, tvm_target, tune_trials, tuning_db or out_dir / "tuning_db")
     library, sources = _build_and_export(mod, tvm_target, out_dir / LIBRARY_NAME, cross_compiler)
@@ -110,9 +111,10 @@ def _import(onnx_path, input_shape: tuple[int, ...], hints: list[dict] | None):
     try:
         mod = from_onnx(model, shape_dict={input_name: list(input_shape)})
     except Exception as error:  # noqa: BLE001 - the importer raises many unrelated types
-        raise CompileError(f"TVM could not import {onnx_path}: {type(error).__name__}: {error}") from error
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise CompileError(f"TVM could not import {onnx_path}: {type(error).__name__}: {first_line}") from error
     mod = relax.transform.FoldConstant()(mod)
-    return mod, input_name, tuple(hints) if hints is not None else layout_hints(model)
+    return mod, input_name, tuple(hints) if hints is not None else read_layout_hints(model)
 
 
 def _rewrite_for(preset: TargetPreset, mod, table: BreakevenTable | None, sparse_threshold: float | None,

@@ -12,8 +12,9 @@ Rule, per layer with weight ``W [N, K]`` and activation rows ``M``:
    kernel: int8 codes, 4x smaller than float, no float weight materialised.
 3. Otherwise the layer stays dense (TVM's normal pipeline).
 
-A layout hint from the export stage (``compress.layouts``) with a ``bsr`` block ``[r, 1]`` puts
-that block shape first; hints never force a sparse kernel below break-even.
+A layout hint from the export stage (``compress.layouts``; after ``deploy.onnx.densify`` the stored
+format is in ``encoded_format``) with a ``bsr`` block ``[r, 1]`` puts that block shape first on
+ties; hints never force a sparse kernel below break-even.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def _candidate_shapes(out_features: int, hint: dict | None) -> list[tuple[str, i
 
 
 def _hinted_rows(hint: dict | None) -> int | None:
-    if not hint or "bsr" not in str(hint.get("format", "")):
+    if not hint or "bsr" not in str(hint.get("encoded_format") or hint.get("format", "")):
         return None
     block = hint.get("block") or [1, 1]
     return int(block[0]) if int(block[1]) == 1 else None

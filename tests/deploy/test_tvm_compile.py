@@ -129,3 +129,22 @@ def test_compile_raises_compile_error_when_onnx_unreadable(tmp_path):
     bad.write_bytes(b"not an onnx model")
     with pytest.raises(CompileError, match="cannot read ONNX"):
         compile_onnx(bad, target="host", out_dir=tmp_path / "out", input_shape=INPUT_SHAPE)
+
+
+def test_compile_im2col_matches_onnxruntime_with_dilation_and_uneven_stride(tmp_path):
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=(1, 2), padding=2, dilation=2), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 12, (1, 3), padding=(0, 1))).eval()
+    path = tmp_path / "dilated.onnx"
+    torch.onnx.export(net, (torch.randn(1, 3, 9, 10),), str(path), opset_version=17, input_names=["input"],
+                      dynamo=False)
+    result = compile_onnx(path, target="host", out_dir=tmp_path / "out", input_shape=(1, 3, 9, 10),
+                          sparse_threshold=0.0)
+    assert [layer.choice.kernel for layer in result.layers] == ["sparse-bsr", "sparse-bsr"]
+    x = np.random.default_rng(3).standard_normal((1, 3, 9, 10)).astype(np.float32)
+    np.testing.assert_allclose(_run_host(result.library_path, x), _onnxruntime(path, x), rtol=1e-4, atol=1e-4)
+
+
+def test_compile_refuses_tuning_when_target_runs_elsewhere(small_onnx, tmp_path):
+    with pytest.raises(CompileError, match="tune with target 'host'"):
+        compile_onnx(small_onnx, target="arm64", out_dir=tmp_path, input_shape=INPUT_SHAPE, tune_trials=4)

@@ -56,3 +56,10 @@ def test_kernel_choice_prefers_hinted_block_on_ties():
     hint = {"format": "bsr", "block": [4, 1]}
     choice, _ = choose_kernel(weight, batch=1, table=None, sparse_threshold=0.5, hint=hint)
     assert choice.block_rows == 4
+
+
+def test_kernel_choice_reads_encoded_format_of_densified_hint():
+    weight = random_block_sparse(out_features=64, in_features=64, block_rows=16, sparsity_ratio=0.9)
+    hint = {"format": "dense", "encoded_format": "bsr", "block": [8, 1]}
+    choice, _ = choose_kernel(weight, batch=1, table=None, sparse_threshold=0.5, hint=hint)
+    assert choice.block_rows == 8

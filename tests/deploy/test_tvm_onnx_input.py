@@ -4,8 +4,10 @@ import json
 
 import numpy as np
 import onnx
+import pytest
 from onnx import helper, numpy_helper
 
+from deploy.tvm.errors import CompileError
 from deploy.tvm.onnx_input import graph_input_name, layout_hints, load_onnx_for_tvm
 
 
@@ -42,11 +44,15 @@ def test_onnx_input_reads_single_graph_input_name(tmp_path):
 
 
 def test_onnx_input_reads_layout_hints_from_metadata(tmp_path):
-    record = {"initializer": "w", "format": "bsr", "block": [4, 1], "shape": [4, 3], "nnz": 2}
+    record = {"fqn": "fc.weight", "initializer": "w", "op": "MatMul", "shape": [4, 3], "format": "dense",
+              "block": [1, 1], "nnz": 2, "bits": 32, "arrays": {"values": "w"}}
     path, _ = _model(tmp_path, metadata=json.dumps([record]))
-    assert layout_hints(load_onnx_for_tvm(path)) == (record,)
+    (hint,) = layout_hints(load_onnx_for_tvm(path))
+    assert {key: hint[key] for key in ("initializer", "shape", "nnz")} == {"initializer": "w", "shape": [4, 3], "nnz": 2}
 
 
-def test_onnx_input_ignores_layout_hints_when_metadata_is_not_json(tmp_path):
+def test_onnx_input_raises_one_line_compile_error_when_layout_metadata_is_not_json(tmp_path):
     path, _ = _model(tmp_path, metadata="{not json")
-    assert layout_hints(load_onnx_for_tvm(path)) == ()
+    with pytest.raises(CompileError, match="compress.layouts") as info:
+        load_onnx_for_tvm(path)
+    assert "\n" not in str(info.value)

@@ -76,7 +76,8 @@ class QuantRecord:
 
     The dequantized weight is ``codes * scales`` broadcast along ``axis`` (per-output-channel when
     ``scales`` has one entry per channel, per-tensor when it has one entry). For TTQ the positive and
-    negative scales differ: ``w = where(codes > 0, scales, neg_scales) * codes.abs()``.
+    negative scales differ: ``w = where(codes > 0, scales, neg_scales) * codes.abs()``, so
+    ``neg_scales`` holds the *signed* negative level ``-W_n`` (values <= 0).
 
     Attributes:
         fqn: dotted parameter name.
@@ -84,7 +85,7 @@ class QuantRecord:
         bits: storage bits per weight (1 binary, 2 ternary, 8 int8).
         shape: weight shape.
         scales: positive scales (per tensor: length 1; per channel: length ``shape[0]``).
-        neg_scales: TTQ negative-side scales (same length as ``scales``), else ``None``.
+        neg_scales: TTQ signed negative levels ``-W_n`` (<= 0, same length as ``scales``), else ``None``.
         axis: channel axis the scales apply to (0).
     """
 

@@ -104,7 +104,7 @@ def _field_option(field: dataclasses.Field, config_type: type) -> Callable:
     default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
     help_text = field.metadata.get("help", "")
     hint = typing.get_type_hints(config_type)[field.name]
-    if hint is bool:
+    if hint is bool or hint == (bool | None):
         return click.option(f"{flag}/--no-{flag[2:]}", field.name, default=None, help=f"{help_text} [default: {default}]")
     if typing.get_origin(hint) is dict:
         return click.option(flag, field.name, multiple=True, metavar="KEY=VALUE", help=help_text)

@@ -24,7 +24,7 @@ def make_command(name: str) -> click.Command:
                 paths = write_report(report_a, find_report(run_dir).parent)
             else:
                 report_b = load_report(find_report(other))
-                paths = compare_reports(report_a, report_b, out_dir or run_dir, labels=(run_dir.name, other.name))
+                paths = compare_reports(report_a, report_b, out_dir or run_dir, labels=_labels(run_dir, other))
         except ReportSchemaError as error:
             raise UserError(f"report: {error}") from None
         for kind, path in paths.items():
@@ -32,6 +32,11 @@ def make_command(name: str) -> click.Command:
                 click.echo(f"{kind}: {path}")
 
     return command
+
+
+def _labels(run_a: Path, run_b: Path) -> tuple[str, str]:
+    names = (run_a.name or str(run_a), run_b.name or str(run_b))
+    return names if names[0] != names[1] else (f"A: {names[0]}", f"B: {names[1]}")
 
 
 def find_report(run_dir: Path) -> Path:

@@ -18,7 +18,7 @@ class QuantizeConfig:
     epochs: int = field(default=1, metadata={"help": "fine-tuning epochs (0: project without fine-tuning)"})
     lr: float = field(default=0.005, metadata={"help": "fine-tuning learning rate"})
     batch_size: int = field(default=64, metadata={"help": "fine-tuning batch size"})
-    per_channel: bool = field(default=False, metadata={"help": "one scale per output channel"})
+    per_channel: bool | None = field(default=None, metadata={"help": "one scale per output channel (default: the method's own, per channel for int8)"})
     skip_first_last: bool = field(default=True, metadata={"help": "keep the first and last conv / linear layers in float"})
     include: tuple[str, ...] = field(default=(), metadata={"help": "fnmatch patterns of layers to quantize (overrides skip-first-last)"})
     exclude: tuple[str, ...] = field(default=(), metadata={"help": "fnmatch patterns of layers to keep in float"})
@@ -59,12 +59,9 @@ class QuantizeStage(Stage):
 
 
 def _make_method(config: QuantizeConfig):
-    values: dict[str, Any] = {
-        "lr": config.lr,
-        "per_channel": config.per_channel,
-        "skip_first_last": config.skip_first_last,
-        **config.params,
-    }
+    values: dict[str, Any] = {"lr": config.lr, "skip_first_last": config.skip_first_last, **config.params}
+    if config.per_channel is not None:
+        values["per_channel"] = config.per_channel
     if config.include:
         values["include"] = config.include
     if config.exclude:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from pipeline.errors import UserError
+from pipeline.errors import RunInterrupted, UserError
 
 COMMANDS = {
     "run": ("pipeline.commands.run", "run the whole recipe: train-sparse, prune, quantize, export, compile, report"),
@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except RunInterrupted as error:
+        _fail(f"error: {error}", error.exit_code, immediately=True)
     except UserError as error:
         _fail(f"error: {error}", error.exit_code)
     except click.exceptions.Exit as error:
@@ -82,8 +84,13 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0][:300] if text else ""
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int, *, immediately: bool = False) -> None:
     click.echo(message.replace("\n", " "), err=True)
+    if immediately:
+        # After Ctrl-C the manifest is already saved; exiting at once keeps the exit code 130 even if
+        # the interpreter's shutdown would report the interrupt as a signal death.
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 

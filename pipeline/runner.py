@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from pipeline import distributed
 from pipeline.atomic import sha256_json
 from pipeline.config import config_to_dict
 from pipeline.errors import UserError
@@ -40,18 +41,33 @@ def stage_dir_name(index: int, name: str) -> str:
 
 
 class Runner:
-    """Executes the steps of a recipe inside one run directory."""
+    """Executes the steps of a recipe inside one run directory.
+
+    Under torchrun every rank runs the recipe in lock-step, but only rank 0 logs and writes the run
+    directory; the other ranks write into a private scratch directory that is deleted afterwards.
+    """
 
     def __init__(self, steps: list[Step], *, run_dir: Path, options: RunOptions, log: Callable[[str], None] = print) -> None:
         self.steps = steps
         self.run_dir = Path(run_dir).resolve()
         self.options = options
-        self.log = log
+        self.log = log if distributed.is_main() else _silent
         self.recipe = recipe_to_dict(steps)
         self.recipe_sha256 = sha256_json(self.recipe)
         self._data_cache: dict[tuple[int, ...], Any] = {}
 
     def run(self, initial: dict[str, Path], *, resume: bool = False, until: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+        if resume and distributed.is_distributed():
+            raise UserError("--resume is not supported under torchrun; resume the run in a single process, or choose another --out")
+        shared = self.run_dir
+        try:
+            with distributed.rank_run_dir(shared) as self.run_dir:
+                return self._run(initial, until=until, resume=resume, dry_run=dry_run)
+        finally:
+            self.run_dir = shared
+            distributed.shutdown()
+
+    def _run(self, initial: dict[str, Path], *, resume: bool, until: str | None, dry_run: bool) -> dict[str, Any]:
         steps = self._steps_until(until)
         manifest = self._open_manifest(initial, resume=resume, dry_run=dry_run)
         available = {role: Artifact(**record) for role, record in manifest["inputs"].items()}
@@ -203,6 +219,10 @@ class Runner:
                 seed=self.options.seed,
             )
         return self._data_cache[key]
+
+
+def _silent(_: str) -> None:
+    """The log of the non-zero ranks."""
 
 
 def _run_stage(stage, context: StageContext, config, inputs: dict[str, Path]):

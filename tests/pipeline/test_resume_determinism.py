@@ -127,3 +127,19 @@ def test_two_runs_with_one_seed_give_identical_onnx_and_manifest(tmp_path, refer
     _run(model, tmp_path / "again", recipe)
     assert sha256_file(_final_onnx(tmp_path / "again")) == sha256_file(_final_onnx(reference_run))
     assert _stable(read_manifest(tmp_path / "again")) == _stable(read_manifest(reference_run))
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_with_one_line_saying_how_to_resume(tmp_path, reference):
+    model, recipe, _ = reference
+    out = tmp_path / "run"
+    process = subprocess.Popen(_command(model, out, recipe), cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None and not _stage_running(out, "train-sparse"):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert process.returncode == 130, err
+    assert len(lines) == 1 and "resume with: compress" in lines[0] and "--resume" in lines[0], err
+    assert read_manifest(out)["stages"][0]["status"] == "interrupted"

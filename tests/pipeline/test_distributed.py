@@ -1,0 +1,83 @@
+"""train-sparse under ``torchrun`` (2 CPU processes, gloo) equals one process with the same global batch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline import distributed
+from pipeline.errors import UserError
+from pipeline.manifest import read_manifest
+
+REPO = Path(__file__).resolve().parents[2]
+TOLERANCE = 1e-5
+TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
+
+
+def _train(model: Path, out: Path, *, launcher: tuple[str, ...], method: str, batch_size: int, lr: float) -> None:
+    command = [
+        sys.executable, *launcher, "-m", "pipeline", "--quiet", "train-sparse", str(model), "--method", method,
+        "--lr", str(lr), "--data", "digits", "--train-limit", "256", "--test-limit", "64", "--epochs", "2",
+        "--batch-size", str(batch_size), "--threads", "1", "--out", str(out),
+    ]
+    env = {key: value for key, value in os.environ.items() if key not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    completed = subprocess.run(command, cwd=REPO, env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+
+def _result(out: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    record = read_manifest(out)["stages"][0]
+    bundle = torch.load(out / record["outputs"]["model"]["path"], map_location="cpu", weights_only=True)
+    return record["metrics"], bundle["state_dict"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "method,batch_size,lr",
+    [("l1-prox", 32, 0.05), ("rvsm", 33, 0.1)],  # 33: the last batch (25) splits 13 / 12 across the ranks
+)
+def test_two_processes_match_one_process(tmp_path, tiny_model_path, method, batch_size, lr):
+    _train(tiny_model_path, tmp_path / "one", launcher=(), method=method, batch_size=batch_size, lr=lr)
+    _train(tiny_model_path, tmp_path / "two", launcher=TORCHRUN, method=method, batch_size=batch_size, lr=lr)
+    single, single_weights = _result(tmp_path / "one")
+    double, double_weights = _result(tmp_path / "two")
+    assert single_weights.keys() == double_weights.keys()
+    worst = max(float((single_weights[k] - double_weights[k]).abs().max()) for k in single_weights)
+    assert worst <= TOLERANCE
+    assert double["nonzero_weights"] == single["nonzero_weights"]
+    assert double["weight_sparsity"] == pytest.approx(single["weight_sparsity"], abs=1e-9)
+    assert double["test_accuracy"] == pytest.approx(single["test_accuracy"], abs=1e-9)
+    assert [h["loss"] for h in double["history"]] == pytest.approx([h["loss"] for h in single["history"]], abs=1e-5)
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+
+
+def test_shards_cover_the_global_batch_with_weights_that_average_to_one(monkeypatch):
+    inputs, targets = torch.arange(25.0).reshape(25, 1), torch.arange(25)
+    shards = []
+    for me in range(2):
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("RANK", str(me))
+        shards.append(next(distributed.shard_batches([(inputs, targets)])))
+    assert torch.equal(torch.cat([s[1] for s in shards]), targets)
+    assert [len(s[1]) for s in shards] == [13, 12]
+    assert sum(s[2] for s in shards) / 2 == pytest.approx(1.0)
+
+
+def test_a_last_batch_smaller_than_the_world_is_refused(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    distributed.check_batch_sizes(samples=256, batch_size=32)
+    with pytest.raises(UserError, match="last batch of 2"):
+        distributed.check_batch_sizes(samples=258, batch_size=32)
+
+
+def test_outside_torchrun_everything_is_single_process(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert (distributed.world_size(), distributed.rank(), distributed.is_distributed(), distributed.is_main()) == (1, 0, False, True)
+    assert distributed.broadcast_object({"a": 1}) == {"a": 1}
+    assert distributed.all_reduce_sum(2.5) == 2.5

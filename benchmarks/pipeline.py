@@ -208,7 +208,7 @@ def lenet_markdown(res: dict) -> str:
     for label, run in res["runs"].items():
         drop = (dense["accuracy"] - run["accuracy"]) * 100
         lines.append(
-            f"| {label} | {run['accuracy']*100:.2f}% | {drop:+.2f} | {run['bytes']} | {dense['bytes']/run['bytes']:.1f}x | "
+            f"| {label} | {run['accuracy']*100:.2f}% | {drop:.2f} | {run['bytes']} | {dense['bytes']/run['bytes']:.1f}x | "
             f"{run['gzip']} | {dense['bytes']/run['gzip']:.1f}x | {run['weight_stored_bytes']} | {dense['weight_bytes']/run['weight_stored_bytes']:.0f}x |"
         )
     lines += ["", "| variant | runtime | median ms | p90 ms | x vs dense onnxruntime |", "|---|---|---:|---:|---:|"]
@@ -218,13 +218,27 @@ def lenet_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
+def layers_markdown(res: dict) -> str:
+    lines = []
+    for label, run in res["runs"].items():
+        kernels = {tuple(layer["weight_shape"]): layer for layer in run["compile_layers"]}
+        lines += [f"{label}:", "", "| layer | shape | nnz / numel | ONNX format | stored bytes | TVM kernel |", "|---|---|---:|---|---:|---|"]
+        for layer, compiled in zip(run["layers"], run["compile_layers"]):
+            kernel = compiled["kernel"] + (f" {compiled['block_rows']}x1" if compiled["kernel"] == "sparse-bsr" else "")
+            lines.append(f"| {layer['fqn']} | {'x'.join(map(str, compiled['weight_shape']))} | {layer['nnz']} / {layer['numel']} | "
+                         f"{layer['format']} | {layer['stored_bytes']} | {kernel} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def resnet_markdown(res: dict) -> str:
     lat = res["latency"]
     base = lat["dense|onnxruntime"]["median_ms"]
-    lines = ["| variant | runtime | median ms | p90 ms | x vs dense onnxruntime |", "|---|---|---:|---:|---:|"]
+    lines = ["| variant | weight sparsity | ONNX bytes | runtime | median ms | p90 ms | x vs dense onnxruntime |", "|---|---:|---:|---|---:|---:|---:|"]
     for key, stat in lat.items():
         variant, runtime = key.split("|")
-        lines.append(f"| {variant} | {runtime} | {stat['median_ms']:.4f} | {stat['p90_ms']:.4f} | {base/stat['median_ms']:.2f}x |")
+        info = res["pruned"].get(variant, {"sparsity": 0.0, "bytes": res["dense"]["bytes"]})
+        lines.append(f"| {variant} | {info['sparsity']:.3f} | {info['bytes']} | {runtime} | {stat['median_ms']:.4f} | {stat['p90_ms']:.4f} | {base/stat['median_ms']:.2f}x |")
     return "\n".join(lines)
 
 
@@ -253,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         print("## LeNet-5 / MNIST\n")
         print(lenet_markdown(out["lenet"]))
         print()
+        print(layers_markdown(out["lenet"]))
     if args.resnet:
         block = tuple(int(v) for v in args.block.split(","))
         sparsities = [float(v) for v in args.resnet_sparsity.split(",")]

@@ -171,21 +171,21 @@ class Runner:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "error": None,
         }
-        put_stage_record(manifest, record)
-        write_manifest(self.run_dir, manifest)
-        context = StageContext(
-            run_dir=self.run_dir,
-            stage_dir=stage_dir,
-            stage_id=planned.stage_id,
-            options=self.options,
-            history=[r for r in manifest["stages"] if r["index"] < planned.index],
-            load_data=self._load_data,
-            log=self.log,
-        )
-        inputs = {role: artifact.resolve(self.run_dir) for role, artifact in planned.inputs.items()}
-        self.log(f"{stage.name}: running")
         start = time.perf_counter()
         try:
+            put_stage_record(manifest, record)
+            write_manifest(self.run_dir, manifest)
+            context = StageContext(
+                run_dir=self.run_dir,
+                stage_dir=stage_dir,
+                stage_id=planned.stage_id,
+                options=self.options,
+                history=[r for r in manifest["stages"] if r["index"] < planned.index],
+                load_data=self._load_data,
+                log=self.log,
+            )
+            inputs = {role: artifact.resolve(self.run_dir) for role, artifact in planned.inputs.items()}
+            self.log(f"{stage.name}: running")
             result = _run_stage(stage, context, planned.step.config, inputs)
             record["outputs"] = {
                 role: Artifact.of(role, path, run_dir=self.run_dir, stage=stage.name).to_dict() for role, path in result.outputs.items()

@@ -73,8 +73,10 @@ def _train(ctx: StageContext, config: TrainSparseConfig, model, method, data) ->
     if config.adversarial != "none":
         from compress.robust import adversarial_loss, create_attack
 
-        attack = create_attack(config.adversarial, eps=config.adv_eps, steps=config.adv_steps, step_size=config.adv_step_size)
-        loss_fn = adversarial_loss(attack, trade_off=config.adv_weight)
+        kwargs = {"eps": config.adv_eps, "seed": ctx.options.seed}
+        if config.adversarial != "fgsm":
+            kwargs.update(steps=config.adv_steps, step_size=config.adv_step_size)
+        loss_fn = adversarial_loss(create_attack(config.adversarial, **kwargs), trade_off=config.adv_weight)
     if config.epochs < 0:
         raise UserError(f"epochs must be >= 0, got {config.epochs}")
     return run_training(ctx, model, method, data, epochs=config.epochs, batch_size=config.batch_size, label="train", loss_fn=loss_fn)

@@ -1,0 +1,69 @@
+"""Stage options that the end-to-end test does not exercise: adversarial training, methods of the
+papers from the CLI, block pruning layouts, channel removal, int8 quantization."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.manifest import read_manifest
+from pipeline.model_io import build_model, load_bundle
+from pipeline.recipe import parse_recipe
+from pipeline.runner import Runner
+
+
+def _run(tmp_path, model, options, recipe: str) -> dict:
+    Runner(parse_recipe(recipe), run_dir=tmp_path / "run", options=options, log=lambda m: None).run({"model": model})
+    return read_manifest(tmp_path / "run")
+
+
+def _model(tmp_path, manifest, index: int = -1):
+    record = [r for r in manifest["stages"] if "model" in r["outputs"]][index]
+    return load_bundle(tmp_path / "run" / record["outputs"]["model"]["path"])
+
+
+def test_train_sparse_adversarial_pgd_trains_and_report_shows_robust_accuracy(tmp_path, tiny_model_path, digits_options):
+    manifest = _run(
+        tmp_path, tiny_model_path, digits_options,
+        "stages:\n  - use: train-sparse\n    with: {epochs: 1, adversarial: pgd, adv-eps: 0.1, adv-steps: 3, adv-step-size: 0.05}\n"
+        "  - use: report\n    with: {runs: 3, warmup: 1, robust: [fgsm, pgd], robust-eps: 0.1, robust-steps: 3, robust-samples: 32, tvm-dense: false}\n",
+    )
+    assert manifest["stages"][0]["status"] == "done"
+    import json
+
+    report = json.loads((tmp_path / "run" / manifest["stages"][1]["outputs"]["report-json"]["path"]).read_text())
+    robust = {v["name"]: v.get("robust_accuracy") for v in report["variants"]}
+    assert set(robust["dense"]) == {"fgsm", "pgd"} and set(robust["sparse-trained"]) == {"fgsm", "pgd"}
+
+
+@pytest.mark.parametrize("method", ["admm", "rvsm", "rgsm", "sgl", "xrda", "ssgd", "group-lasso", "l1-prox"])
+def test_train_sparse_runs_each_method_of_the_papers(tmp_path, tiny_model_path, digits_options, method):
+    manifest = _run(tmp_path, tiny_model_path, digits_options, f"stages:\n  - use: train-sparse\n    with: {{method: {method}, epochs: 1}}\n")
+    metrics = manifest["stages"][0]["metrics"]
+    assert metrics["method"] == method and 0.0 <= metrics["weight_sparsity"] <= 1.0
+    assert metrics["nonzero_weights"] > 0 and len(metrics["history"]) == 1
+
+
+def test_prune_block_pattern_records_layouts_with_the_block_shape(tmp_path, tiny_model_path, digits_options):
+    manifest = _run(tmp_path, tiny_model_path, digits_options, "stages:\n  - use: prune\n    with: {pattern: block, block: [4, 1], sparsity-ratio: 0.75, epochs: 0}\n")
+    bundle = _model(tmp_path, manifest)
+    blocks = {tuple(layout["block"]) for layout in bundle.layouts}
+    assert blocks == {(4, 1)}
+    weight = build_model(bundle).state_dict()["4.weight"]
+    blocks_of_rows = weight.reshape(weight.shape[0] // 4, 4, -1).abs().sum(dim=1)
+    assert bool(((blocks_of_rows == 0) | (weight.reshape(weight.shape[0] // 4, 4, -1).ne(0).all(dim=1))).all())
+
+
+def test_prune_channel_ratio_shrinks_the_model_and_replays_from_the_plan(tmp_path, tiny_model_path, digits_options):
+    manifest = _run(tmp_path, tiny_model_path, digits_options, "stages:\n  - use: prune\n    with: {channel-ratio: 0.5, channel-multiple: 1, sparsity-ratio: 0, epochs: 0}\n")
+    metrics = manifest["stages"][0]["metrics"]
+    assert metrics["parameters"] < metrics["before"]["parameters"] and metrics["macs"] < metrics["before"]["macs"]
+    rebuilt = build_model(_model(tmp_path, manifest))
+    assert rebuilt(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
+
+
+def test_quantize_int8_records_per_channel_scales(tmp_path, tiny_model_path, digits_options):
+    manifest = _run(tmp_path, tiny_model_path, digits_options, "stages:\n  - use: quantize\n    with: {method: int8, epochs: 0, skip-first-last: false}\n")
+    bundle = _model(tmp_path, manifest)
+    assert {record["scheme"] for record in bundle.quant} == {"int8"}
+    assert all(len(record["scales"]) == record["shape"][0] for record in bundle.quant)

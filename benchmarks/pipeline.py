@@ -56,6 +56,24 @@ def weight_bytes_fp32(onnx_path: Path) -> int:
     return total
 
 
+def file_breakdown(onnx_path: Path) -> dict[str, int]:
+    """Serialized bytes of the parts of a compressed ONNX file (as in benchmarks/onnx_size.py)."""
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    layouts = next((json.loads(p.value) for p in model.metadata_props if p.key == "compress.layouts"), [])
+    weight_arrays = {name for record in layouts for name in (record.get("arrays") or {}).values()}
+    weight_arrays |= {record["initializer"] for record in layouts if record.get("format") == "dense"}
+    inits = model.graph.initializer
+    return {
+        "weight arrays": sum(i.ByteSize() for i in inits if i.name in weight_arrays),
+        "other initializers (biases)": sum(i.ByteSize() for i in inits if i.name not in weight_arrays),
+        "graph nodes": sum(n.ByteSize() for n in model.graph.node),
+        "decode functions": sum(f.ByteSize() for f in model.functions),
+        "metadata_props": sum(p.ByteSize() for p in model.metadata_props),
+    }
+
+
 def stage_dir(run_dir: Path, name: str) -> Path:
     found = sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name.split("-", 1)[-1] == name)
     if not found:
@@ -126,6 +144,7 @@ def lenet_part(runs: list[tuple[str, Path]], *, n_runs: int, warmup: int) -> dic
             "bytes": onnx_path.stat().st_size,
             "gzip": gzip_bytes(onnx_path),
             "weight_stored_bytes": stored,
+            "breakdown": file_breakdown(onnx_path),
             "layers": export["sizes"]["layers"],
             "accuracy": onnx_accuracy(onnx_path, data),
             "export_onnx_test_accuracy": export.get("onnx_test_accuracy"),
@@ -227,7 +246,8 @@ def layers_markdown(res: dict) -> str:
             kernel = compiled["kernel"] + (f" {compiled['block_rows']}x1" if compiled["kernel"] == "sparse-bsr" else "")
             lines.append(f"| {layer['fqn']} | {'x'.join(map(str, compiled['weight_shape']))} | {layer['nnz']} / {layer['numel']} | "
                          f"{layer['format']} | {layer['stored_bytes']} | {kernel} |")
-        lines.append("")
+        parts = ", ".join(f"{k} {v}" for k, v in run["breakdown"].items())
+        lines += ["", f"Compressed file by part (bytes): {parts}; whole file {run['bytes']}.", ""]
     return "\n".join(lines)
 
 

@@ -12,7 +12,15 @@ from torch import nn
 
 from compress.stats import has_non_finite
 from pipeline.errors import UserError
-from pipeline.model_io import BUNDLE_FORMAT, ModelBundle, _load_weights_only, build_architecture, build_model, is_pickle_refusal
+from pipeline.model_io import (
+    BUNDLE_FORMAT,
+    ExportedProgramModule,
+    ModelBundle,
+    _load_weights_only,
+    build_architecture,
+    build_model,
+    is_pickle_refusal,
+)
 
 MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".pt2", ".onnx", ".bin")
 
@@ -130,6 +138,6 @@ def _is_pickle_refusal(path: Path) -> bool:
 
 def _load_export(path: Path) -> nn.Module:
     try:
-        return torch.export.load(str(path)).module()
+        return ExportedProgramModule(torch.export.load(str(path)).module())
     except Exception as error:  # torch.export raises many types on a bad archive
         raise UserError(f"{path} is not a loadable torch.export program: {str(error).splitlines()[0][:160]}") from None

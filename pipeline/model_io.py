@@ -78,6 +78,24 @@ class ModelBundle:
         return ModelBundle(**data)
 
 
+class ExportedProgramModule(nn.Module):
+    """Holds the module of a ``torch.export`` program, whose ``train()`` / ``eval()`` are unsupported.
+
+    Exported programs are traced in one mode; switching modes only flips this wrapper's flag.
+    """
+
+    def __init__(self, program_module: nn.Module) -> None:
+        super().__init__()
+        self.program = program_module
+
+    def forward(self, *inputs):
+        return self.program(*inputs)
+
+    def train(self, mode: bool = True) -> "ExportedProgramModule":
+        self.training = mode
+        return self
+
+
 def save_bundle(path: Path, bundle: ModelBundle) -> Path:
     return save_torch(path, bundle.to_dict())
 
@@ -163,7 +181,7 @@ def _load_source_module(kind: str, path: Path, *, trust_pickle: bool) -> nn.Modu
     if kind == "torchscript":
         return torch.jit.load(str(path), map_location="cpu")
     if kind == "export":
-        return torch.export.load(str(path)).module()
+        return ExportedProgramModule(torch.export.load(str(path)).module())
     if not trust_pickle:
         raise UserError(f"{path} is a pickled module; loading it runs code: pass --trust-pickle if you trust it")
     return torch.load(path, map_location="cpu", weights_only=False)

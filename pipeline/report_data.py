@@ -29,6 +29,7 @@ class VariantModel:
     test_samples: int
     onnx: Path | None = None
     tvm_library: Path | None = None
+    target_library: Path | None = None
 
 
 def collect_variants(ctx: StageContext, inputs: dict[str, Path], config) -> tuple[list[dict[str, Any]], dict[str, VariantModel]]:
@@ -97,7 +98,7 @@ def _compiled_variant(ctx: StageContext, records, inputs, last: dict[str, Any] |
         "description": f"ONNX ({'export stage' if export else 'input'}) compiled by TVM for {ctx.options.target}; accuracy measured with onnxruntime on the same weights",
     }
     samples = 0
-    return variant, VariantModel("compiled", onnx, None, (), samples, onnx=onnx, tvm_library=library)
+    return variant, VariantModel("compiled", onnx, None, (), samples, onnx=onnx, tvm_library=library, target_library=target_library)
 
 
 def _robust_accuracy(model: nn.Module, data, config) -> dict[str, float]:

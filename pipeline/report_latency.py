@@ -28,24 +28,47 @@ def measure_latency(ctx: StageContext, config, inputs: dict[str, Path], models: 
     rows = []
     for key, stat in stats.items():
         variant, runtime = key.split("|")
-        rows.append(
-            {
-                "variant": variant,
-                "runtime": runtime,
-                "median_ms": stat.median_ms,
-                "p90_ms": stat.p90_ms,
-                "mean_ms": stat.mean_ms,
-                "min_ms": stat.min_ms,
-                "runs": stat.runs,
-                "threads": ctx.options.threads or None,
-                "ratio_vs_baseline": baseline.median_ms / stat.median_ms if baseline and stat.median_ms > 0 else None,
-            }
-        )
+        rows.append(_row(variant, runtime, stat, baseline, threads=ctx.options.threads or None))
+    if ctx.options.device and models.get("compiled") is not None:
+        stat = _remote_latency(ctx.options.device, models["compiled"], x, config)
+        rows.append({**_row("compiled", "tvm-rpc", stat, baseline, threads=None), "device": ctx.options.device})
+        notes.append(f"tvm-rpc: measured on {ctx.options.device} with the device's own timer (no network time), not interleaved.")
     notes.append(
         f"Latency: batch 1, median of {config.runs} interleaved runs after {config.warmup} warm-up runs each; "
         "ratio_vs_baseline = median of the dense model on onnxruntime / median of the row."
     )
     return rows, notes
+
+
+def _row(variant: str, runtime: str, stat, baseline, *, threads: int | None) -> dict[str, Any]:
+    return (
+        {
+            "variant": variant,
+            "runtime": runtime,
+            "median_ms": stat.median_ms,
+            "p90_ms": stat.p90_ms,
+            "mean_ms": stat.mean_ms,
+            "min_ms": stat.min_ms,
+            "runs": stat.runs,
+            "threads": threads,
+            "ratio_vs_baseline": baseline.median_ms / stat.median_ms if baseline and stat.median_ms > 0 else None,
+        }
+    )
+
+
+def _remote_latency(device: str, compiled: VariantModel, x: np.ndarray, config):
+    """Latency of the target library on a TVM RPC device (its own timer)."""
+    from deploy.bench import LatencyStats
+    from deploy.runtimes import SessionError, load_session
+
+    from pipeline.errors import UserError
+
+    try:
+        session = load_session("tvm", compiled.target_library, device=device)
+        seconds = session.time({(session.input_names or ["input"])[0]: x}, repeat=config.runs, warmup=config.warmup)
+    except SessionError as error:
+        raise UserError(f"report: {error}") from None
+    return LatencyStats.from_samples([s * 1000.0 for s in seconds])
 
 
 def _sample_input(ctx: StageContext, models: dict[str, VariantModel]) -> np.ndarray:
@@ -77,7 +100,7 @@ def _candidates(ctx: StageContext, config, models: dict[str, VariantModel], x: n
         else:
             notes.append("The dense model was not built with TVM (tvm-dense off).")
     compiled = models.get("compiled")
-    if compiled is not None and compiled is not dense:
+    if compiled is not None:
         candidates[("compiled", "onnxruntime")] = _session_call(load_session("onnxruntime", compiled.onnx), x)
         candidates[("compiled", "tvm-host")] = _session_call(load_session("tvm", compiled.tvm_library), x)
     return candidates, notes

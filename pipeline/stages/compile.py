@@ -48,8 +48,6 @@ class CompileStage(Stage):
     summary = "TVM compile for a target (arm64, android-arm64, host, rasp4b, OpenCL GPUs), sparse and ternary kernels"
 
     def run(self, ctx: StageContext, config: CompileConfig, inputs: dict) -> StageResult:
-        from deploy.onnx import read_preprocess  # noqa: F401  (fails early if deploy is broken)
-
         if config.batch < 1:
             raise UserError(f"batch must be >= 1, got {config.batch}")
         onnx_path = Path(inputs["onnx"])
@@ -71,10 +69,21 @@ class CompileStage(Stage):
         outputs["compiled"] = built.library_path
         metrics["target_layers"] = [layer.to_dict() for layer in built.layers]
         if config.target in BUNDLED_TARGETS:
-            bundle_dir, check = _bundle_and_verify(ctx, built, host.library_path, input_shape, config)
+            bundle_dir, check = _bundle_and_verify(ctx, built, host.library_path, onnx_path, input_shape, config)
             outputs["bundle-manifest"] = bundle_dir / "manifest.json"
             metrics["qemu_check"] = check
         return StageResult(outputs=outputs, metrics=metrics)
+
+
+def _ship_preprocess(onnx_path: Path, bundle_dir: Path, input_shape) -> None:
+    """Copy the input preprocessing into the bundle so the device applies the same."""
+    import onnx
+
+    from deploy.onnx import read_preprocess
+    from pipeline.atomic import write_json
+
+    preprocess = read_preprocess(onnx.load(str(onnx_path), load_external_data=False)) or {}
+    write_json(bundle_dir / "preprocess.json", {"input_shape": list(input_shape), "preprocess": preprocess})
 
 
 def _onnx_sample_shape(path: Path) -> tuple[int, ...]:
@@ -133,7 +142,7 @@ def _host_parity(onnx_path: Path, library: Path, input_shape, *, seed: int) -> f
     return error
 
 
-def _bundle_and_verify(ctx: StageContext, built, host_library: Path, input_shape, config: CompileConfig):
+def _bundle_and_verify(ctx: StageContext, built, host_library: Path, onnx_path: Path, input_shape, config: CompileConfig):
     from deploy.runtimes import load_session
     from deploy.tvm.bundle import make_arm64_bundle, verify_arm64_bundle
     from deploy.tvm.errors import BundleError
@@ -144,6 +153,7 @@ def _bundle_and_verify(ctx: StageContext, built, host_library: Path, input_shape
         make_arm64_bundle(built.library_path, bundle_dir=bundle_dir, input_name=built.input_name, input_shape=input_shape, target=config.target)
     except BundleError as error:
         raise UserError(f"compile: {error}") from None
+    _ship_preprocess(onnx_path, bundle_dir, input_shape)
     if not config.verify:
         return bundle_dir, {"status": "skipped (--no-verify)"}
     if shutil.which("qemu-aarch64") is None:

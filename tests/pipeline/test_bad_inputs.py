@@ -59,8 +59,22 @@ def _files(tmp_path):
     (images / "b" / "broken.png").write_bytes(b"\x89PNG broken")
     (root / "no-classes").mkdir()
     (root / "empty.onnx").write_bytes(b"")
+    _det_onnx(root / "det.onnx")
     (root / "a-file").write_text("not a directory")
     return root
+
+
+def _det_onnx(path):
+    """A valid ONNX model whose operator (Det) TVM's importer does not implement."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Det", ["x"], ["y"])], "det",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
 CASES = [
@@ -99,6 +113,7 @@ CASES = [
     ("unknown --until stage", ["run", "{root}/tiny.pt", "--until", "distill", *FAST], "--until 'distill' is not a stage"),
     ("negative threads", ["run", "{root}/tiny.pt", "--threads", "-1", *FAST], "--threads must be >= 0"),
     ("empty ONNX to compile", ["compile", "{root}/empty.onnx", "--target", "host"], "is empty"),
+    ("ONNX operator TVM cannot import", ["compile", "{root}/det.onnx", "--target", "host"], "not supported for frontend ONNX: Det"),
     ("verify a non-run directory", ["verify", "{root}"], "not a run directory"),
     ("report a non-run directory", ["report", "{root}"], "not a run directory"),
 ]

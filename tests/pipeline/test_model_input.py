@@ -110,3 +110,14 @@ def test_import_model_truncated_checkpoint_is_refused(tmp_path, lenet_state):
 def test_import_model_missing_file_is_clear(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         import_model(tmp_path / "nope.pt")
+
+
+def test_import_model_torch_export_program_is_accepted(tmp_path):
+    path = tmp_path / "program.pt2"
+    model = create_model("lenet5").eval()
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(model, (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path))
+    bundle = import_model(path, input_shape=(1, 28, 28))
+    assert bundle.arch.startswith("export:")
+    assert torch.allclose(build_model(bundle)(torch.ones(1, 1, 28, 28)), model(torch.ones(1, 1, 28, 28)), atol=1e-6)

@@ -67,3 +67,25 @@ def test_quantize_int8_records_per_channel_scales(tmp_path, tiny_model_path, dig
     bundle = _model(tmp_path, manifest)
     assert {record["scheme"] for record in bundle.quant} == {"int8"}
     assert all(len(record["scales"]) == record["shape"][0] for record in bundle.quant)
+
+
+@pytest.mark.slow
+def test_report_measures_latency_on_an_rpc_device(tmp_path, tiny_model_path, digits_options):
+    import json
+    from dataclasses import replace
+
+    from tvm import rpc
+
+    server = rpc.Server(host="127.0.0.1", port=9300, port_end=9400, silent=True)
+    try:
+        options = replace(digits_options, device=f"rpc://127.0.0.1:{server.port}")
+        manifest = _run(
+            tmp_path, tiny_model_path, options,
+            "stages:\n  - use: export\n  - use: compile\n    with: {target: host}\n"
+            "  - use: report\n    with: {runs: 5, warmup: 1, tvm-dense: false}\n",
+        )
+    finally:
+        server.terminate()
+    report = json.loads((tmp_path / "run" / manifest["stages"][2]["outputs"]["report-json"]["path"]).read_text())
+    remote = [row for row in report["latency"] if row["runtime"] == "tvm-rpc"]
+    assert len(remote) == 1 and remote[0]["device"] == options.device and remote[0]["median_ms"] > 0

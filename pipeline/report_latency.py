@@ -41,19 +41,12 @@ def measure_latency(ctx: StageContext, config, inputs: dict[str, Path], models: 
 
 
 def _row(variant: str, runtime: str, stat, baseline, *, threads: int | None) -> dict[str, Any]:
-    return (
-        {
-            "variant": variant,
-            "runtime": runtime,
-            "median_ms": stat.median_ms,
-            "p90_ms": stat.p90_ms,
-            "mean_ms": stat.mean_ms,
-            "min_ms": stat.min_ms,
-            "runs": stat.runs,
-            "threads": threads,
-            "ratio_vs_baseline": baseline.median_ms / stat.median_ms if baseline and stat.median_ms > 0 else None,
-        }
-    )
+    """One report latency row; the ratio is against the dense model on onnxruntime, across runtimes."""
+    from deploy.report import latency_rows
+
+    row = latency_rows({variant: stat}, runtime=runtime, threads=threads)[0]
+    row["ratio_vs_baseline"] = baseline.median_ms / stat.median_ms if baseline and stat.median_ms > 0 else None
+    return row
 
 
 def _remote_latency(device: str, compiled: VariantModel, x: np.ndarray, config):
@@ -76,9 +69,9 @@ def _sample_input(ctx: StageContext, models: dict[str, VariantModel]) -> np.ndar
     if dense.model is not None:
         data = ctx.load_data(dense.input_shape)
         return data.test_x[:1].numpy()
-    from pipeline.stages.compile import _onnx_sample_shape
+    from pipeline.onnx_input import onnx_sample_shape
 
-    shape = _onnx_sample_shape(dense.onnx)
+    shape = onnx_sample_shape(dense.onnx)
     return np.random.default_rng(ctx.options.seed).random((1, *shape), dtype=np.float32)
 
 

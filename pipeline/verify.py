@@ -53,9 +53,9 @@ def _parity_checks(run_dir: Path, manifest: dict[str, Any], *, atol: float) -> l
     model_path = _export_source(run_dir, manifest)
     if onnx_path is None:
         return [{"check": "parity", "ok": True, "detail": "no ONNX model in this run; nothing to compare"}]
-    from pipeline.stages.compile import _onnx_sample_shape
+    from pipeline.onnx_input import onnx_sample_shape
 
-    x = np.random.default_rng(0).random((1, *_onnx_sample_shape(onnx_path)), dtype=np.float32)
+    x = np.random.default_rng(0).random((1, *onnx_sample_shape(onnx_path)), dtype=np.float32)
     reference = load_session("onnxruntime", onnx_path).run_one(x)
     outputs = {}
     if model_path is not None:

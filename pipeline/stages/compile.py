@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import StageError, UserError
+from pipeline.onnx_input import onnx_sample_shape
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
 
 PARITY_ATOL = 1e-4
@@ -51,7 +52,7 @@ class CompileStage(Stage):
         if config.batch < 1:
             raise UserError(f"batch must be >= 1, got {config.batch}")
         onnx_path = Path(inputs["onnx"])
-        input_shape = (config.batch, *_onnx_sample_shape(onnx_path))
+        input_shape = (config.batch, *onnx_sample_shape(onnx_path))
         host = _compile(ctx, onnx_path, "host", input_shape, config)
         parity = _host_parity(onnx_path, host.library_path, input_shape, seed=ctx.options.seed)
         metrics = {
@@ -84,17 +85,6 @@ def _ship_preprocess(onnx_path: Path, bundle_dir: Path, input_shape) -> None:
 
     preprocess = read_preprocess(onnx.load(str(onnx_path), load_external_data=False)) or {}
     write_json(bundle_dir / "preprocess.json", {"input_shape": list(input_shape), "preprocess": preprocess})
-
-
-def _onnx_sample_shape(path: Path) -> tuple[int, ...]:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    shape = tuple(d.dim_value for d in dims[1:])
-    if not shape or any(v <= 0 for v in shape):
-        raise UserError(f"{path}: the ONNX input needs static non-batch dimensions, got {shape}")
-    return shape
 
 
 def _compile(ctx: StageContext, onnx_path: Path, target: str, input_shape, config: CompileConfig):

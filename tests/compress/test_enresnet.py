@@ -10,13 +10,7 @@ from compress.models import create_model, list_models, model_input_shape
 from compress.models.enresnet import NoiseInjection, set_noise_mode
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """The CI box is shared: one intra-op thread avoids oversubscription (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_enresnet_registers_both_variants_with_their_input_shapes():

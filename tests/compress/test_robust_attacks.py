@@ -13,13 +13,7 @@ from compress.robust import ATTACKS, LinfAttack, create_attack, list_attacks
 ATTACK_NAMES = ("fgsm", "ifgsm", "pgd")
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """The CI box is shared: one intra-op thread avoids oversubscription (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _linear_model(*, seed: int = 0, features: int = 16) -> nn.Module:

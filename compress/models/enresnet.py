@@ -180,35 +180,39 @@ def build_enresnet(
     return EnsembleNet([PreActResNet(**member_kwargs) for _ in range(num_ensembles)])
 
 
-@register_model("enresnet20", input_shape=(3, 32, 32))
-def enresnet20(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 3,
-    num_ensembles: int = 2,
-    noise_coef: float = 0.1,
-    trainable_noise: bool = False,
-    noise_mode: str = "always",
-) -> nn.Module:
-    """En{M}ResNet20 for CIFAR-10: PreAct ResNet-20 ([3, 3, 3] blocks, widths 16/32/64) x M members."""
-    return build_enresnet(
-        blocks=(3, 3, 3), widths=(16, 32, 64), in_channels=in_channels, num_classes=num_classes,
-        num_ensembles=num_ensembles, noise_coef=noise_coef, trainable_noise=trainable_noise, noise_mode=noise_mode,
-    )
+def enresnet_variant(*, name: str, blocks: tuple[int, ...], in_channels: int, doc: str):
+    """A model factory for one EnResNet depth (widths 16/32/64); ``in_channels`` is its default."""
+    default_in_channels = in_channels
+
+    def factory(
+        *,
+        num_classes: int = 10,
+        in_channels: int = default_in_channels,
+        num_ensembles: int = 2,
+        noise_coef: float = 0.1,
+        trainable_noise: bool = False,
+        noise_mode: str = "always",
+    ) -> nn.Module:
+        return build_enresnet(
+            blocks=blocks, widths=(16, 32, 64), in_channels=in_channels, num_classes=num_classes,
+            num_ensembles=num_ensembles, noise_coef=noise_coef, trainable_noise=trainable_noise, noise_mode=noise_mode,
+        )
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = doc
+    return factory
 
 
-@register_model("enresnet-mnist", input_shape=(1, 28, 28))
-def enresnet_mnist(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 1,
-    num_ensembles: int = 2,
-    noise_coef: float = 0.1,
-    trainable_noise: bool = False,
-    noise_mode: str = "always",
-) -> nn.Module:
-    """Small EnResNet for 1x28x28 CPU experiments: PreAct ResNet-8 ([1, 1, 1] blocks, 16/32/64) x M."""
-    return build_enresnet(
-        blocks=(1, 1, 1), widths=(16, 32, 64), in_channels=in_channels, num_classes=num_classes,
-        num_ensembles=num_ensembles, noise_coef=noise_coef, trainable_noise=trainable_noise, noise_mode=noise_mode,
+enresnet20 = register_model("enresnet20", input_shape=(3, 32, 32))(
+    enresnet_variant(
+        name="enresnet20", blocks=(3, 3, 3), in_channels=3,
+        doc="En{M}ResNet20 for CIFAR-10: PreAct ResNet-20 ([3, 3, 3] blocks, widths 16/32/64) x M members.",
     )
+)
+
+enresnet_mnist = register_model("enresnet-mnist", input_shape=(1, 28, 28))(
+    enresnet_variant(
+        name="enresnet_mnist", blocks=(1, 1, 1), in_channels=1,
+        doc="Small EnResNet for 1x28x28 CPU experiments: PreAct ResNet-8 ([1, 1, 1] blocks, 16/32/64) x M.",
+    )
+)

@@ -19,14 +19,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.optim.common import check_ratio, clone_tensors, load_tensors, make_optimizer, reset_momentum
-from compress.optim.method import METHODS, TrainingMethod
+from compress.hyperparameters import inherits_hyperparameters
+from compress.optim.common import check_ratio, clone_tensors, load_tensors, reset_momentum
+from compress.optim.method import METHODS
+from compress.optim.optimizer_choice import OptimizerChoiceMethod
 from compress.prox.cardinality import CARDINALITY_MODES, cardinality_mask
 from compress.regularizers.selection import check_layers, group_axis, selected_weights
 
 
 @METHODS.register("admm")
-class ADMM(TrainingMethod):
+@inherits_hyperparameters
+class ADMM(OptimizerChoiceMethod):
     """ADMM cardinality-constrained training, then masked retraining.
 
     Args:
@@ -50,10 +53,6 @@ class ADMM(TrainingMethod):
     def __init__(
         self,
         *,
-        lr: float = 1e-3,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        optimizer: str = "adam",
         sparsity: float = 0.9,
         layer_sparsity: dict[str, float] | None = None,
         mode: str = "element",
@@ -63,13 +62,13 @@ class ADMM(TrainingMethod):
         z_update_interval: int = 0,
         admm_epochs: int = 10,
         layers: str = "all",
+        **options: Any,
     ) -> None:
-        super().__init__(lr=lr, momentum=momentum, weight_decay=weight_decay)
+        super().__init__(**options)
         if mode not in CARDINALITY_MODES:
             raise ValueError(f"unknown ADMM mode {mode!r}; allowed: {', '.join(CARDINALITY_MODES)}")
         if z_update_interval < 0 or admm_epochs < 0:
             raise ValueError(f"z_update_interval and admm_epochs must be >= 0, got {z_update_interval}, {admm_epochs}")
-        self.optimizer_kind = optimizer
         self.sparsity = check_ratio("sparsity", sparsity)
         self.layer_sparsity = {k: check_ratio(f"layer_sparsity[{k!r}]", v) for k, v in (layer_sparsity or {}).items()}
         self.mode = mode
@@ -87,11 +86,7 @@ class ADMM(TrainingMethod):
 
     def build_optimizer(self, model: nn.Module, *, total_steps: int) -> torch.optim.Optimizer:
         self._check_fqns(model)
-        self.optimizer = make_optimizer(
-            model.parameters(), kind=self.optimizer_kind, lr=self.lr, momentum=self.momentum,
-            weight_decay=self.weight_decay,
-        )
-        return self.optimizer
+        return super().build_optimizer(model, total_steps=total_steps)
 
     def _check_fqns(self, model: nn.Module) -> None:
         known = {fqn for fqn, _ in selected_weights(model, layers=self.layers)}

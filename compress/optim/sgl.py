@@ -19,8 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.optim.common import clone_tensors, load_tensors, make_optimizer
-from compress.optim.method import METHODS, TrainingMethod
+from compress.hyperparameters import inherits_hyperparameters
+from compress.optim.common import clone_tensors, load_tensors
+from compress.optim.method import METHODS
+from compress.optim.optimizer_choice import OptimizerChoiceMethod
 from compress.prox.group import group_size
 from compress.regularizers.elementwise import check_penalty, penalty_prox
 from compress.regularizers.group_lasso import smooth_group_norm_sum
@@ -30,7 +32,8 @@ from compress.regularizers.selection import group_axis as axis_index
 
 
 @METHODS.register("sgl")
-class SparseGroupLasso(TrainingMethod):
+@inherits_hyperparameters
+class SparseGroupLasso(OptimizerChoiceMethod):
     """Nonconvex sparse group lasso (paper 3).
 
     Args:
@@ -55,10 +58,6 @@ class SparseGroupLasso(TrainingMethod):
     def __init__(
         self,
         *,
-        lr: float = 1e-3,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        optimizer: str = "adam",
         penalty: str = "tl1",
         lam: float = 0.1,
         beta: float = 2.5,
@@ -69,13 +68,13 @@ class SparseGroupLasso(TrainingMethod):
         alpha: float = 1.0,
         group_axis: str = "output",
         layers: str = "all",
+        **options: Any,
     ) -> None:
-        super().__init__(lr=lr, momentum=momentum, weight_decay=weight_decay)
+        super().__init__(**options)
         if penalty == "scad" and a <= 2:
             raise ValueError(f"SCAD needs a > 2 (e.g. 3.7), got a={a}")
         if lam < 0 or beta <= 0 or num_train < 1:
             raise ValueError(f"need lam >= 0, beta > 0, num_train >= 1; got {lam}, {beta}, {num_train}")
-        self.optimizer_kind = optimizer
         self.penalty_name = check_penalty(penalty)
         self.lam = lam
         self.beta_schedule = StepGrowth(initial=beta, factor=beta_growth, every=beta_every)
@@ -90,13 +89,6 @@ class SparseGroupLasso(TrainingMethod):
     @property
     def beta(self) -> float:
         return self.beta_schedule(self.epoch)
-
-    def build_optimizer(self, model: nn.Module, *, total_steps: int) -> torch.optim.Optimizer:
-        self.optimizer = make_optimizer(
-            model.parameters(), kind=self.optimizer_kind, lr=self.lr, momentum=self.momentum,
-            weight_decay=self.weight_decay,
-        )
-        return self.optimizer
 
     def _prox(self, weight: torch.Tensor) -> torch.Tensor:
         return penalty_prox(weight, self.lam / self.beta, penalty=self.penalty_name, a=self.a, alpha=self.alpha)

@@ -14,11 +14,12 @@ Phase II: ``u = Pi_Q(w)`` exactly (same update of ``w``). Deploy: ``Pi_Q(w)``.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from compress.hyperparameters import inherits_hyperparameters
 from compress.quant.method import QUANT_METHODS, QuantMethod
 from compress.quant.straight_through import ProjectedWeight
 
@@ -31,6 +32,7 @@ def relax_eta(epoch: int, *, eta0: float, rho: float) -> float:
 
 
 @QUANT_METHODS.register("binary-relax")
+@inherits_hyperparameters
 class BinaryRelax(QuantMethod):
     """BinaryRelax training.
 
@@ -48,23 +50,13 @@ class BinaryRelax(QuantMethod):
     def __init__(
         self,
         *,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        per_channel: bool = False,
-        include: Sequence[str] | None = None,
-        exclude: Sequence[str] | None = None,
-        skip_first_last: bool = True,
-        preserve_sparsity: bool = True,
         target: str = "binary",
         eta0: float = 1.0,
         rho: float = 1.04,
         exact_after_ratio: float = 0.75,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            lr=lr, momentum=momentum, weight_decay=weight_decay, per_channel=per_channel, include=include,
-            exclude=exclude, skip_first_last=skip_first_last, preserve_sparsity=preserve_sparsity,
-        )
+        super().__init__(**options)
         if target not in RELAX_TARGETS:
             raise ValueError(f"unknown BinaryRelax target {target!r}; allowed: {', '.join(RELAX_TARGETS)}")
         if eta0 <= 0 or rho < 1:

@@ -7,11 +7,12 @@ latent ``w`` (STE; Courbariaux et al., BinaryConnect, NeurIPS 2015; TWN, Li et a
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from compress.hyperparameters import inherits_hyperparameters
 from compress.quant.method import QUANT_METHODS, QuantMethod
 from compress.quant.straight_through import ProjectedWeight
 
@@ -34,25 +35,9 @@ class BinaryMethod(StraightThroughMethod):
     name = "binary"
     projection = "binary"
 
-    def __init__(
-        self,
-        *,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        per_channel: bool = False,
-        include: Sequence[str] | None = None,
-        exclude: Sequence[str] | None = None,
-        skip_first_last: bool = True,
-        preserve_sparsity: bool = True,
-    ) -> None:
-        super().__init__(
-            lr=lr, momentum=momentum, weight_decay=weight_decay, per_channel=per_channel, include=include,
-            exclude=exclude, skip_first_last=skip_first_last, preserve_sparsity=preserve_sparsity,
-        )
-
 
 @QUANT_METHODS.register("ternary")
+@inherits_hyperparameters
 class TernaryMethod(StraightThroughMethod):
     """Ternary weights by TWN's threshold rule (``mode="twn"``, default) or the exact projection.
 
@@ -63,23 +48,8 @@ class TernaryMethod(StraightThroughMethod):
 
     name = "ternary"
 
-    def __init__(
-        self,
-        *,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        per_channel: bool = False,
-        include: Sequence[str] | None = None,
-        exclude: Sequence[str] | None = None,
-        skip_first_last: bool = True,
-        preserve_sparsity: bool = True,
-        mode: str = "twn",
-    ) -> None:
-        super().__init__(
-            lr=lr, momentum=momentum, weight_decay=weight_decay, per_channel=per_channel, include=include,
-            exclude=exclude, skip_first_last=skip_first_last, preserve_sparsity=preserve_sparsity,
-        )
+    def __init__(self, *, mode: str = "twn", **options: Any) -> None:
+        super().__init__(**options)
         if mode not in TERNARY_MODES:
             raise ValueError(f"unknown ternary mode {mode!r}; allowed: {', '.join(TERNARY_MODES)}")
         self.mode = mode
@@ -87,25 +57,12 @@ class TernaryMethod(StraightThroughMethod):
 
 
 @QUANT_METHODS.register("int8")
+@inherits_hyperparameters
 class Int8Method(StraightThroughMethod):
     """Symmetric int8 weights, per output channel by default (see ``compress.quant.int8``)."""
 
     name = "int8"
     projection = "int8"
 
-    def __init__(
-        self,
-        *,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        per_channel: bool = True,
-        include: Sequence[str] | None = None,
-        exclude: Sequence[str] | None = None,
-        skip_first_last: bool = True,
-        preserve_sparsity: bool = True,
-    ) -> None:
-        super().__init__(
-            lr=lr, momentum=momentum, weight_decay=weight_decay, per_channel=per_channel, include=include,
-            exclude=exclude, skip_first_last=skip_first_last, preserve_sparsity=preserve_sparsity,
-        )
+    def __init__(self, *, per_channel: bool = True, **options: Any) -> None:
+        super().__init__(per_channel=per_channel, **options)

@@ -5,11 +5,12 @@ Operator and gradients in ``compress.quant.ttq`` (Zhu, Han, Mao, Dally, ICLR 201
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from compress.hyperparameters import inherits_hyperparameters
 from compress.quant.method import QUANT_METHODS, QuantMethod
 from compress.quant.quantized import QuantizedTensor
 from compress.quant.ttq import TTQ_THRESHOLD_RATIO, project_ttq, ttq_initial_scales, ttq_ternarize
@@ -38,6 +39,7 @@ class TTQWeight(nn.Module):
 
 
 @QUANT_METHODS.register("ttq")
+@inherits_hyperparameters
 class TTQMethod(QuantMethod):
     """Trained Ternary Quantization.
 
@@ -54,21 +56,11 @@ class TTQMethod(QuantMethod):
     def __init__(
         self,
         *,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        per_channel: bool = False,
-        include: Sequence[str] | None = None,
-        exclude: Sequence[str] | None = None,
-        skip_first_last: bool = True,
-        preserve_sparsity: bool = True,
         threshold_ratio: float = TTQ_THRESHOLD_RATIO,
         scale_lr: float = 1e-6,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            lr=lr, momentum=momentum, weight_decay=weight_decay, per_channel=per_channel, include=include,
-            exclude=exclude, skip_first_last=skip_first_last, preserve_sparsity=preserve_sparsity,
-        )
+        super().__init__(**options)
         if not 0 <= threshold_ratio < 1:
             raise ValueError(f"threshold_ratio must be in [0, 1), got {threshold_ratio}")
         if scale_lr < 0:

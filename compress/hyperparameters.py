@@ -21,14 +21,23 @@ _VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
 def merged_keywords(
     base: list[inspect.Parameter], own: list[inspect.Parameter]
 ) -> list[inspect.Parameter]:
-    """``base`` in its order, each replaced by the ``own`` parameter of the same name, then the new ``own`` ones."""
-    own_by_name = {param.name: param for param in own}
-    base_names = {param.name for param in base}
-    return [own_by_name.get(param.name, param) for param in base] + [p for p in own if p.name not in base_names]
+    """``base`` with the ``own`` parameters spliced in as one block, in their declared order.
+
+    The block stands where the first base parameter that ``own`` redeclares stood (at the end when
+    ``own`` redeclares none); the base parameters ``own`` does not redeclare keep their order.
+    """
+    own_names = {param.name for param in own}
+    redeclared = [index for index, param in enumerate(base) if param.name in own_names]
+    at = redeclared[0] if redeclared else len(base)
+    kept = [param for param in base if param.name not in own_names]
+    before = [param for param in base[:at] if param.name not in own_names]
+    return before + list(own) + kept[len(before):]
 
 
 def inherits_hyperparameters(cls: T) -> T:
     """Class decorator: ``cls.__init__``'s signature gains the keyword-only parameters of the base's.
+
+    The merged order is ``merged_keywords(base, own)``; a redeclared parameter keeps ``cls``'s default.
 
     ``cls`` must define ``__init__(self, *, ..., **options)`` and pass ``options`` on to the base
     constructor, which keeps checking them (an unknown name is still a ``TypeError``).

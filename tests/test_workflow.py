@@ -97,7 +97,8 @@ def test_workflow_compresses_verifies_and_uploads_when_read():
     run = _run_text()
     uploads = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
 
-    assert 'compress run "$MODEL" --target arm64 --out runs/arm64 --json' in run
+    assert 'compress run "$MODEL" $COMPRESS_ARGS --target arm64 --out runs/arm64 --json' in run
+    assert "runs/arm64/05-compile/bundle" in str(uploads) and "06-report" in str(uploads)
     assert "compress verify runs/arm64" in run
     assert "--target android-arm64" in run and "ANDROID_NDK_HOME" in run
     assert {u["with"]["name"] for u in uploads} >= {"compress-bundle-arm64", "compress-report"}

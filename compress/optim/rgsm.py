@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import math
 
+from typing import Any
+
 import torch
 from torch import nn
 
+from compress.hyperparameters import inherits_hyperparameters
 from compress.optim.method import METHODS
 from compress.optim.splitting import SplittingMethod
 from compress.prox.group import group_hard_threshold
@@ -28,6 +31,7 @@ from compress.regularizers.selection import selected_weights
 
 
 @METHODS.register("rgsm")
+@inherits_hyperparameters
 class RGSM(SplittingMethod):
     """Relaxed group-wise splitting (channel sparsity).
 
@@ -49,21 +53,13 @@ class RGSM(SplittingMethod):
     def __init__(
         self,
         *,
-        lr: float = 0.1,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
         lam1: float = 1e-2,
         lam2: float = 1e-5,
         beta: float = 1.0,
         group_axis: str = "input",
-        nesterov: bool = True,
-        reset_momentum_each_epoch: bool = True,
-        layers: str = "all",
+        **options: Any,
     ) -> None:
-        super().__init__(
-            lr=lr, momentum=momentum, weight_decay=weight_decay, beta=beta, nesterov=nesterov,
-            reset_momentum_each_epoch=reset_momentum_each_epoch, layers=layers,
-        )
+        super().__init__(beta=beta, **options)
         if lam1 < 0 or lam2 < 0:
             raise ValueError(f"lam1 and lam2 must be >= 0, got {lam1}, {lam2}")
         self.lam1 = lam1

@@ -13,8 +13,11 @@ re-creates its optimizer every epoch). ``finalize`` does the same overwrite, so 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from compress.hyperparameters import inherits_hyperparameters
 from compress.optim.method import METHODS
 from compress.optim.splitting import SplittingMethod
 from compress.prox.hard import prox_l0
@@ -25,6 +28,7 @@ RVSM_PENALTIES = ("l0", "l1", "tl1")
 
 
 @METHODS.register("rvsm")
+@inherits_hyperparameters
 class RVSM(SplittingMethod):
     """Relaxed variable splitting (unstructured).
 
@@ -46,21 +50,13 @@ class RVSM(SplittingMethod):
     def __init__(
         self,
         *,
-        lr: float = 0.1,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
         lam: float = 1e-6,
         beta: float = 1e-2,
         penalty: str = "l0",
         tl1_a: float = 1.0,
-        nesterov: bool = True,
-        reset_momentum_each_epoch: bool = True,
-        layers: str = "all",
+        **options: Any,
     ) -> None:
-        super().__init__(
-            lr=lr, momentum=momentum, weight_decay=weight_decay, beta=beta, nesterov=nesterov,
-            reset_momentum_each_epoch=reset_momentum_each_epoch, layers=layers,
-        )
+        super().__init__(beta=beta, **options)
         if penalty not in RVSM_PENALTIES:
             raise ValueError(f"unknown RVSM penalty {penalty!r}; allowed: {', '.join(RVSM_PENALTIES)}")
         if lam < 0:

@@ -22,13 +22,13 @@ class SplittingMethod(TrainingMethod):
     def __init__(
         self,
         *,
-        lr: float,
-        momentum: float,
-        weight_decay: float,
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
         beta: float,
-        nesterov: bool,
-        reset_momentum_each_epoch: bool,
-        layers: str,
+        nesterov: bool = True,
+        reset_momentum_each_epoch: bool = True,
+        layers: str = "all",
     ) -> None:
         super().__init__(lr=lr, momentum=momentum, weight_decay=weight_decay)
         if beta <= 0:

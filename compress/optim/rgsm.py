@@ -15,7 +15,6 @@ and at each epoch end ``w <- u`` (the reference swaps in the group-sparse copy) 
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import torch

@@ -17,7 +17,11 @@ from compress.regularizers.selection import check_layers, selected_weights
 
 
 class SplittingMethod(TrainingMethod):
-    """Base of RVSM / RGSM: keeps ``u`` per fqn; subclasses define ``threshold(fqn, w)``."""
+    """Base of RVSM / RGSM: keeps ``u`` per fqn; subclasses define ``threshold(fqn, w)``.
+
+    The defaults are the reference code's (SGD-Nesterov, lr 0.1, weight decay 5e-4, momentum reset at
+    each epoch end); ``beta`` has none, every subclass sets its own.
+    """
 
     def __init__(
         self,

@@ -22,11 +22,12 @@ from deploy.onnx.codecs.common import (
     nonzero_mask,
 )
 from deploy.onnx.codecs.csr import csr_flat_indices
+from deploy.onnx.codecs.row_arrays import RowCompressedArrays
 from deploy.onnx.errors import OnnxFormatError
 
 
 @dataclass(frozen=True)
-class BsrArrays:
+class BsrArrays(RowCompressedArrays):
     """BSR arrays of one weight.
 
     Attributes:
@@ -36,20 +37,10 @@ class BsrArrays:
         shape: the weight's shape.
     """
 
-    values: np.ndarray
-    col_indices: np.ndarray
-    row_ptrs: np.ndarray
-    shape: tuple[int, ...]
-
     @property
     def block(self) -> tuple[int, int]:
         """Block rows and columns ``(r, c)``."""
         return int(self.values.shape[1]), int(self.values.shape[2])
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the stored arrays."""
-        return self.values.nbytes + self.col_indices.nbytes + self.row_ptrs.nbytes
 
 
 def block_grid(shape: tuple[int, ...], block: tuple[int, int]) -> tuple[int, int]:

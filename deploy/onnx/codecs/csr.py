@@ -23,11 +23,12 @@ from deploy.onnx.codecs.common import (
     narrowest_uint,
     nonzero_mask,
 )
+from deploy.onnx.codecs.row_arrays import RowCompressedArrays
 from deploy.onnx.errors import OnnxFormatError
 
 
 @dataclass(frozen=True)
-class CsrArrays:
+class CsrArrays(RowCompressedArrays):
     """CSR arrays of one weight.
 
     Attributes:
@@ -36,16 +37,6 @@ class CsrArrays:
         row_ptrs: ``row_ptrs[i]:row_ptrs[i+1]`` are the entries of row ``i``, shape ``[rows + 1]``.
         shape: the weight's shape.
     """
-
-    values: np.ndarray
-    col_indices: np.ndarray
-    row_ptrs: np.ndarray
-    shape: tuple[int, ...]
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the stored arrays."""
-        return self.values.nbytes + self.col_indices.nbytes + self.row_ptrs.nbytes
 
 
 def encode_csr(weight: np.ndarray) -> CsrArrays:

@@ -28,14 +28,15 @@ def measure_latency(ctx: StageContext, config, inputs: dict[str, Path], models: 
     rows = []
     for key, stat in stats.items():
         variant, runtime = key.split("|")
-        rows.append(_row(variant, runtime, stat, baseline, threads=ctx.options.threads or None))
+        rows.append(_row(variant, runtime, stat, baseline, threads=(ctx.options.threads or None) if runtime == "torch" else None))
     if ctx.options.device and models.get("compiled") is not None:
         stat = _remote_latency(ctx.options.device, models["compiled"], x, config)
         rows.append({**_row("compiled", "tvm-rpc", stat, baseline, threads=None), "device": ctx.options.device})
         notes.append(f"tvm-rpc: measured on {ctx.options.device} with the device's own timer (no network time), not interleaved.")
     notes.append(
         f"Latency: batch 1, median of {config.runs} interleaved runs after {config.warmup} warm-up runs each; "
-        "ratio_vs_baseline = median of the dense model on onnxruntime / median of the row."
+        "ratio_vs_baseline = median of the dense model on onnxruntime / median of the row. "
+        "--threads sets torch's threads; onnxruntime and the TVM runtime use their default thread pools."
     )
     return rows, notes
 

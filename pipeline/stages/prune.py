@@ -78,6 +78,7 @@ class PruneStage(Stage):
                 plans.append(plan)
             notes += plan["notes"]
         layouts = _layouts(model, config)
+        notes += _empty_layer_warnings(ctx, layouts)
         after = {**model_metrics(model, data), **_compute(model, example), "channel_sparsity": channel_sparsity(model)}
         plan_path = write_json(ctx.stage_dir / "channel-plans.json", plans)
         path = save_model(ctx, bundle, model, channel_plans=plans, layouts=[layout.to_dict() for layout in layouts])
@@ -145,6 +146,14 @@ def _layouts(model, config: PruneConfig):
     pattern = config.pattern if config.sparsity_ratio > 0 else "unstructured"
     block = BlockShape(*config.block) if pattern in ("block", "bcr") else BlockShape(1, 1)
     return mask_layouts(model, masks_from_weights(model, fqns=fqns), pattern=pattern, block=block)
+
+
+def _empty_layer_warnings(ctx: StageContext, layouts) -> list[str]:
+    """A layer pruned to zero weights cuts the network: say so loudly (exclude it or lower the ratio)."""
+    warnings = [f"warning: {layout.fqn} has no non-zero weight left; exclude it (--exclude) or lower the ratio" for layout in layouts if layout.nnz == 0]
+    for warning in warnings:
+        ctx.log(f"prune: {warning}")
+    return warnings
 
 
 def _compute(model, example) -> dict:

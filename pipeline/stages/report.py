@@ -53,7 +53,7 @@ class ReportStage(Stage):
                 "model": str(models["dense"].source),
                 "target": ctx.options.target,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-                "machine": machine_info(torch_threads=_threads(ctx), onnxruntime_threads=_threads(ctx)),
+                "machine": machine_info(torch_threads=_threads(ctx), onnxruntime_threads=None),
                 "versions": _versions(),
                 "seed": ctx.options.seed,
                 "data": {"name": ctx.options.data, "split": "test", "samples": models["dense"].test_samples},

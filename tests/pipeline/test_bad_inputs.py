@@ -14,6 +14,7 @@ from PIL import Image
 
 from compress.models import create_model
 from pipeline.cli import main
+from pipeline.manifest import read_manifest
 from tests.pipeline.conftest import TINY_ARCH
 
 FAST = ["--data", "digits", "--train-limit", "64", "--test-limit", "32"]
@@ -119,17 +120,13 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,argv,message", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_exits_nonzero_with_one_clear_line(tmp_path, capsys, name, argv, message):
-    root = _files(tmp_path)
-    out = tmp_path / "out"
-    out.mkdir()
-    earlier = out / "earlier-artifact.bin"
-    earlier.write_bytes(b"finished work")
-    digest = hashlib.sha256(earlier.read_bytes()).hexdigest()
-    args = ["--quiet", *[a.format(root=root) for a in argv]]
-    if "--out" not in args and args[1] not in ("verify", "report"):
-        args += ["--out", str(out / "run")]
+def _digests(directory) -> dict[str, str]:
+    """Digests of the artifacts under ``directory`` (the manifest is the run's log, rewritten on purpose)."""
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+
+
+def _assert_one_line_failure(args, capsys, *, message: str, untouched) -> None:
+    before = _digests(untouched)
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     err = capsys.readouterr().err.strip()
@@ -137,9 +134,56 @@ def test_bad_input_exits_nonzero_with_one_clear_line(tmp_path, capsys, name, arg
     assert "Traceback" not in err
     assert len(err.splitlines()) == 1, err
     assert message in err, err
-    assert hashlib.sha256(earlier.read_bytes()).hexdigest() == digest
+    after = _digests(untouched)
+    assert {path: after.get(path) for path in before} == before
     assert not os.path.exists("/tmp/compress-bad-input-pickle-ran")
 
 
+@pytest.mark.parametrize("name,argv,message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_exits_nonzero_with_one_clear_line(tmp_path, capsys, name, argv, message):
+    root = _files(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "earlier-artifact.bin").write_bytes(b"finished work")
+    args = ["--quiet", *[a.format(root=root) for a in argv]]
+    if "--out" not in args and args[1] not in ("verify", "report"):
+        args += ["--out", str(out / "run")]
+    _assert_one_line_failure(args, capsys, message=message, untouched=out)
+
+
+def test_bad_input_resume_with_a_different_recipe_keeps_the_finished_stage(tmp_path, capsys, tiny_model_path):
+    run = tmp_path / "run"
+    main_args = ["--quiet", "run", str(tiny_model_path), "--target", "host", "--out", str(run), *FAST]
+    with pytest.raises(SystemExit):
+        main([*main_args, "--until", "train-sparse"])
+    capsys.readouterr()
+    other = tmp_path / "other.yaml"
+    other.write_text("stages:\n  - use: train-sparse\n    with: {epochs: 2}\n")
+    _assert_one_line_failure([*main_args, "--resume", "--recipe", str(other)], capsys, message="different recipe", untouched=run)
+
+
+def test_bad_input_disk_full_during_a_stage_write_is_one_line_and_leaves_no_partial_file(tmp_path, capsys, tiny_model_path, monkeypatch):
+    import errno
+
+    import pipeline.atomic
+
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit):
+        main(["--quiet", "run", str(tiny_model_path), "--target", "host", "--out", str(run), "--until", "train-sparse", *FAST])
+    capsys.readouterr()
+    real_replace = pipeline.atomic.os.replace
+
+    def disk_full_for_prune(source, destination):
+        if "02-prune" in str(destination):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(source, destination)
+
+    monkeypatch.setattr(pipeline.atomic.os, "replace", disk_full_for_prune)
+    args = ["--quiet", "run", str(tiny_model_path), "--target", "host", "--out", str(run), "--resume", "--until", "prune", *FAST]
+    _assert_one_line_failure(args, capsys, message="prune: I/O error: No space left on device", untouched=run)
+    assert not list(run.rglob("*.tmp")) and not (run / "02-prune" / "model.pt").exists()
+    assert read_manifest(run)["stages"][1]["status"] == "failed"
+
+
 def test_bad_input_table_has_at_least_thirty_cases():
-    assert len(CASES) >= 30
+    assert len(CASES) + 2 >= 30

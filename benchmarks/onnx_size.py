@@ -25,6 +25,7 @@ from compress.models import create_model
 from compress.types import BlockShape, SparsityLayout
 from deploy.onnx import densify, export_onnx, format_markdown
 from deploy.onnx.parity import onnxruntime_session
+from deploy.onnx.sizes import file_breakdown
 
 
 def session_seconds(model: onnx.ModelProto, *, repeats: int = 5) -> float:
@@ -64,19 +65,6 @@ def sparse_ternary_(model: torch.nn.Module, *, keep_ratio: float, block=(1, 1)) 
             nnz = int(torch.count_nonzero(weight))
             layouts.append(SparsityLayout(f"{name}.weight", pattern, BlockShape(*block), nnz, weight.numel()))
     return layouts
-
-
-def file_breakdown(model: onnx.ModelProto, layers: list[dict]) -> dict[str, int]:
-    """Serialized bytes of the parts of the compressed file (protobuf framing not included)."""
-    weight_arrays = {name for record in layers for name in record["arrays"].values()}
-    inits = model.graph.initializer
-    return {
-        "weight arrays": sum(i.ByteSize() for i in inits if i.name in weight_arrays),
-        "other initializers (biases)": sum(i.ByteSize() for i in inits if i.name not in weight_arrays),
-        "graph nodes": sum(n.ByteSize() for n in model.graph.node),
-        "decode functions": sum(f.ByteSize() for f in model.functions),
-        "metadata_props": sum(p.ByteSize() for p in model.metadata_props),
-    }
 
 
 def measure(*, keep_ratio: float, seed: int, block=(1, 1)) -> tuple[str, dict]:

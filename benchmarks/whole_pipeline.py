@@ -56,22 +56,15 @@ def weight_bytes_fp32(onnx_path: Path) -> int:
     return total
 
 
-def file_breakdown(onnx_path: Path) -> dict[str, int]:
-    """Serialized bytes of the parts of a compressed ONNX file (as in benchmarks/onnx_size.py)."""
+def onnx_file_breakdown(onnx_path: Path) -> dict[str, int]:
+    """Serialized bytes of the parts of a compressed ONNX file (``deploy.onnx.sizes.file_breakdown``)."""
     import onnx
 
+    from deploy.onnx import read_layouts
+    from deploy.onnx.sizes import file_breakdown
+
     model = onnx.load(str(onnx_path))
-    layouts = next((json.loads(p.value) for p in model.metadata_props if p.key == "compress.layouts"), [])
-    weight_arrays = {name for record in layouts for name in (record.get("arrays") or {}).values()}
-    weight_arrays |= {record["initializer"] for record in layouts if record.get("format") == "dense"}
-    inits = model.graph.initializer
-    return {
-        "weight arrays": sum(i.ByteSize() for i in inits if i.name in weight_arrays),
-        "other initializers (biases)": sum(i.ByteSize() for i in inits if i.name not in weight_arrays),
-        "graph nodes": sum(n.ByteSize() for n in model.graph.node),
-        "decode functions": sum(f.ByteSize() for f in model.functions),
-        "metadata_props": sum(p.ByteSize() for p in model.metadata_props),
-    }
+    return file_breakdown(model, read_layouts(model))
 
 
 def stage_dir(run_dir: Path, name: str) -> Path:
@@ -144,7 +137,7 @@ def lenet_part(runs: list[tuple[str, Path]], *, n_runs: int, warmup: int) -> dic
             "bytes": onnx_path.stat().st_size,
             "gzip": gzip_bytes(onnx_path),
             "weight_stored_bytes": stored,
-            "breakdown": file_breakdown(onnx_path),
+            "breakdown": onnx_file_breakdown(onnx_path),
             "layers": export["sizes"]["layers"],
             "accuracy": onnx_accuracy(onnx_path, data),
             "export_onnx_test_accuracy": export.get("onnx_test_accuracy"),
@@ -240,7 +233,6 @@ def lenet_markdown(res: dict) -> str:
 def layers_markdown(res: dict) -> str:
     lines = []
     for label, run in res["runs"].items():
-        kernels = {tuple(layer["weight_shape"]): layer for layer in run["compile_layers"]}
         lines += [f"{label}:", "", "| layer | shape | nnz / numel | ONNX format | stored bytes | TVM kernel |", "|---|---|---:|---|---:|---|"]
         for layer, compiled in zip(run["layers"], run["compile_layers"]):
             kernel = compiled["kernel"] + (f" {compiled['block_rows']}x1" if compiled["kernel"] == "sparse-bsr" else "")

@@ -101,3 +101,23 @@ def format_markdown(table: SizeTable) -> str:
     lines.append(f"| **all weights** | | | | {sum(l.dense_bytes for l in table.layers)} | "
                  f"{sum(l.stored_bytes for l in table.layers)} | {table.weight_ratio:.1f}x |")
     return "\n".join(lines)
+
+
+def file_breakdown(model, layers: list[dict]) -> dict[str, int]:
+    """Serialized bytes of the parts of a compressed ONNX file (protobuf framing not included).
+
+    Args:
+        model: the ``onnx.ModelProto``.
+        layers: its ``compress.layouts`` records (``read_layouts(model)``); a weight kept dense counts
+            as a weight array through its ``initializer``.
+    """
+    weight_arrays = {name for record in layers for name in (record.get("arrays") or {}).values()}
+    weight_arrays |= {record["initializer"] for record in layers if record.get("format") == "dense"}
+    inits = model.graph.initializer
+    return {
+        "weight arrays": sum(i.ByteSize() for i in inits if i.name in weight_arrays),
+        "other initializers (biases)": sum(i.ByteSize() for i in inits if i.name not in weight_arrays),
+        "graph nodes": sum(n.ByteSize() for n in model.graph.node),
+        "decode functions": sum(f.ByteSize() for f in model.functions),
+        "metadata_props": sum(p.ByteSize() for p in model.metadata_props),
+    }

@@ -12,11 +12,15 @@ from tests.pipeline.tiny import tiny_cnn
 TINY_ARCH = "tests.pipeline.tiny:tiny_cnn"
 
 
+def save_tiny_bundle(path):
+    """A seeded, untrained tiny CNN saved as a model bundle at ``path``."""
+    torch.manual_seed(0)
+    return save_bundle(path, ModelBundle(arch=TINY_ARCH, input_shape=(1, 8, 8), state_dict=tiny_cnn().state_dict()))
+
+
 @pytest.fixture
 def tiny_model_path(tmp_path):
-    torch.manual_seed(0)
-    bundle = ModelBundle(arch=TINY_ARCH, input_shape=(1, 8, 8), state_dict=tiny_cnn().state_dict())
-    return save_bundle(tmp_path / "tiny.pt", bundle)
+    return save_tiny_bundle(tmp_path / "tiny.pt")
 
 
 @pytest.fixture

@@ -11,15 +11,10 @@ from pipeline.manifest import read_manifest
 
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory):
-    import torch
-
-    from pipeline.model_io import ModelBundle, save_bundle
-    from tests.pipeline.conftest import TINY_ARCH
-    from tests.pipeline.tiny import tiny_cnn
+    from tests.pipeline.conftest import save_tiny_bundle
 
     root = tmp_path_factory.mktemp("targets")
-    torch.manual_seed(0)
-    model = save_bundle(root / "tiny.pt", ModelBundle(arch=TINY_ARCH, input_shape=(1, 8, 8), state_dict=tiny_cnn().state_dict()))
+    model = save_tiny_bundle(root / "tiny.pt")
     with pytest.raises(SystemExit) as exit_info:
         main(["--quiet", "export", str(model), "--data", "digits", "--test-limit", "32", "--out", str(root / "export")])
     assert exit_info.value.code == 0

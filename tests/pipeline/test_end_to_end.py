@@ -24,15 +24,10 @@ def _cli(argv, capsys):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    import torch
-
-    from pipeline.model_io import ModelBundle, save_bundle
-    from tests.pipeline.conftest import TINY_ARCH
-    from tests.pipeline.tiny import tiny_cnn
+    from tests.pipeline.conftest import save_tiny_bundle
 
     root = tmp_path_factory.mktemp("e2e")
-    torch.manual_seed(0)
-    model = save_bundle(root / "tiny.pt", ModelBundle(arch=TINY_ARCH, input_shape=(1, 8, 8), state_dict=tiny_cnn().state_dict()))
+    model = save_tiny_bundle(root / "tiny.pt")
     out = root / "run"
     with pytest.raises(SystemExit) as exit_info:
         main(["--quiet", "run", str(model), "--target", "arm64", "--out", str(out), "--json", *FAST])

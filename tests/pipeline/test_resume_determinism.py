@@ -79,15 +79,10 @@ def _stage_running(out: Path, stage: str) -> bool:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
+    from tests.pipeline.conftest import save_tiny_bundle
+
     root = tmp_path_factory.mktemp("reference")
-    import torch
-
-    from pipeline.model_io import ModelBundle, save_bundle
-    from tests.pipeline.conftest import TINY_ARCH
-    from tests.pipeline.tiny import tiny_cnn
-
-    torch.manual_seed(0)
-    model = save_bundle(root / "tiny.pt", ModelBundle(arch=TINY_ARCH, input_shape=(1, 8, 8), state_dict=tiny_cnn().state_dict()))
+    model = save_tiny_bundle(root / "tiny.pt")
     recipe = root / "recipe.yaml"
     recipe.write_text(RECIPE)
     _run(model, root / "run", recipe)

@@ -9,8 +9,27 @@ Update, with ``g = grad L(w)`` (no sparsity penalty: "unbiased")::
     w <- momentum-SGD-step(w, s * g)   (scaling applied to the gradient before the optimizer step)
 
 Zero is absorbing (a vanishing weight gets a vanishing step), so weights drift to sparse solutions.
-``finalize`` zeroes weights with ``|w| < prune_threshold_ratio * max|w|`` per layer (our choice of rule).
 Biases and norm layers are not scaled.
+
+Pruning of the vanishing weights (our choice; the paper's rule is not public). Per layer, with the
+entries sorted by magnitude ``|w_(1)| >= |w_(2)| >= ... >= |w_(n)|``, keep the smallest prefix that
+carries a fraction ``keep_energy`` of the layer's squared L2 norm::
+
+    k = min{ j : sum_{i<=j} w_(i)^2 >= keep_energy * ||w||_2^2 },   keep w_(1..k), zero the rest
+
+so the pruned part obeys ``||w - w_pruned||_2 <= sqrt(1 - keep_energy) * ||w||_2`` (a bound on the
+layer's output perturbation ``||(W - W_pruned) x|| <= sqrt(1 - keep_energy) ||W||_F ||x||``). The rule is
+scale-invariant and adapts to the layer's distribution: on the heavy-tailed weights SSGD produces,
+most entries carry almost no energy and are cut; on a dense Gaussian-like layer few are. It replaces a
+cut at a fraction of the layer's max ``|w|``, which depends on a single outlier weight and, on short
+schedules, removed weights that still carried the function (LeNet-5 fc1 kept 403 of 400,000 weights
+and test accuracy fell to 41%).
+
+Optional masked fine-tuning (our choice, as Han et al. 2015 and ADMM's masked retrain): with
+``ssgd_epochs`` set, the pruning rule is applied at the end of epoch ``ssgd_epochs`` and the remaining
+epochs train the surviving weights with the plain (unscaled) gradient, ``g * mask``, weights kept at
+``w * mask`` after every step, momentum reset at the switch. ``ssgd_epochs=None`` never switches:
+every epoch is affine-scaled and ``finalize`` prunes.
 """
 
 from __future__ import annotations
@@ -20,20 +39,44 @@ from typing import Any
 import torch
 from torch import nn
 
+from compress.optim.common import clone_tensors, load_tensors, reset_momentum
 from compress.optim.method import METHODS, TrainingMethod
 from compress.regularizers.selection import check_layers, selected_weights
 
 
+def energy_mask(weight: torch.Tensor, *, keep_energy: float) -> torch.Tensor:
+    """Boolean mask of the largest ``|w|`` holding a fraction ``keep_energy`` of ``sum w^2``.
+
+    ``k = min{j : sum_{i<=j} w_(i)^2 >= keep_energy * sum_i w_i^2}`` over the magnitudes sorted in
+    decreasing order; the ``k`` largest entries are kept (ties at the cut broken by the sort). An
+    all-zero tensor keeps nothing; ``keep_energy = 1`` keeps every nonzero entry.
+    """
+    energy = weight.detach().reshape(-1).to(torch.float64).pow(2)
+    flat = torch.zeros(energy.numel(), dtype=torch.bool, device=weight.device)
+    total = energy.sum()
+    if energy.numel() == 0 or total <= 0:
+        return flat.reshape(weight.shape)
+    sorted_energy, order = torch.sort(energy, descending=True)
+    cumulative = torch.cumsum(sorted_energy, dim=0)
+    keep = min(int((cumulative < keep_energy * cumulative[-1]).sum()) + 1, energy.numel())
+    flat[order[:keep]] = True
+    return flat.reshape(weight.shape)
+
+
 @METHODS.register("ssgd")
 class SSGD(TrainingMethod):
-    """Affine-scaling (reweighted) SGD.
+    """Affine-scaling (reweighted) SGD, energy-based pruning of the vanishing weights, optional masked fine-tune.
 
     Args:
         lr: learning rate (use the dense-training lr; the per-layer normalisation keeps it comparable).
         momentum: momentum applied to the scaled gradient.
         weight_decay: L2 weight decay (0: the method is meant to be unbiased).
         p: exponent; ``s = |w|^(2-p)`` (0 scales by ``w^2``).
-        prune_threshold_ratio: ``finalize`` zeroes ``|w| < ratio * max|w|`` per layer.
+        keep_energy: pruning keeps, per layer, the largest weights carrying this fraction of
+            ``||w||_2^2`` (default 0.999: the pruned weights hold at most 0.1% of the layer's energy,
+            a relative Frobenius perturbation <= 3.2%).
+        ssgd_epochs: epochs of affine-scaled training before pruning and masked fine-tuning with the
+            plain gradient; ``None`` (default): no fine-tuning, ``finalize`` prunes.
         eps: guards the normalisation of an all-zero layer.
         layers: ``"all"``, ``"conv"`` or ``"linear"``.
     """
@@ -47,19 +90,25 @@ class SSGD(TrainingMethod):
         momentum: float = 0.9,
         weight_decay: float = 0.0,
         p: float = 0.0,
-        prune_threshold_ratio: float = 1e-3,
+        keep_energy: float = 0.999,
+        ssgd_epochs: int | None = None,
         eps: float = 1e-12,
         layers: str = "all",
     ) -> None:
         super().__init__(lr=lr, momentum=momentum, weight_decay=weight_decay)
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
-        if not 0.0 <= prune_threshold_ratio < 1.0:
-            raise ValueError(f"prune_threshold_ratio must be in [0, 1), got {prune_threshold_ratio}")
+        if not 0.0 < keep_energy <= 1.0:
+            raise ValueError(f"keep_energy must be in (0, 1], got {keep_energy}")
+        if ssgd_epochs is not None and ssgd_epochs < 1:
+            raise ValueError(f"ssgd_epochs must be >= 1 or None, got {ssgd_epochs}")
         self.p = p
-        self.prune_threshold_ratio = prune_threshold_ratio
+        self.keep_energy = keep_energy
+        self.ssgd_epochs = ssgd_epochs
         self.eps = eps
         self.layers = check_layers(layers)
+        self.masks: dict[str, torch.Tensor] = {}
+        self.fine_tuning = False
 
     def scaling(self, weight: torch.Tensor) -> torch.Tensor:
         """``s = |w|^(2-p) / mean(|w|^(2-p))``."""
@@ -68,18 +117,44 @@ class SSGD(TrainingMethod):
 
     @torch.no_grad()
     def before_step(self, model: nn.Module) -> None:
-        for _, weight in selected_weights(model, layers=self.layers):
-            if weight.grad is not None:
-                weight.grad.mul_(self.scaling(weight))
+        for fqn, weight in selected_weights(model, layers=self.layers):
+            if weight.grad is None:
+                continue
+            weight.grad.mul_(self.masks[fqn] if self.fine_tuning else self.scaling(weight))
+
+    @torch.no_grad()
+    def after_step(self, model: nn.Module) -> None:
+        if self.fine_tuning:
+            self._apply_masks(model)
+
+    @torch.no_grad()
+    def on_epoch_end(self, model: nn.Module, *, epoch: int) -> None:
+        if not self.fine_tuning and self.ssgd_epochs is not None and epoch + 1 >= self.ssgd_epochs:
+            self._prune(model)
+            self.fine_tuning = True
+            reset_momentum(self.optimizer)
+
+    def _prune(self, model: nn.Module) -> None:
+        self.masks = {
+            fqn: energy_mask(weight, keep_energy=self.keep_energy).to(weight.dtype)
+            for fqn, weight in selected_weights(model, layers=self.layers)
+        }
+        self._apply_masks(model)
+
+    def _apply_masks(self, model: nn.Module) -> None:
+        for fqn, weight in selected_weights(model, layers=self.layers):
+            weight.mul_(self.masks[fqn])
 
     @torch.no_grad()
     def finalize(self, model: nn.Module) -> None:
-        for _, weight in selected_weights(model, layers=self.layers):
-            threshold = self.prune_threshold_ratio * weight.abs().max()
-            weight.mul_((weight.abs() >= threshold).to(weight.dtype) if threshold > 0 else 1.0)
+        if self.fine_tuning:
+            self._apply_masks(model)
+        else:
+            self._prune(model)
 
     def state_dict(self) -> dict[str, Any]:
-        return {}
+        return {"masks": clone_tensors(self.masks), "fine_tuning": self.fine_tuning}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        return None
+        self.masks = load_tensors(state, "masks")
+        self.fine_tuning = bool(state.get("fine_tuning", False))

@@ -20,12 +20,13 @@ def config_from_dict(config_type: type, data: dict[str, Any] | None, *, where: s
     """Build ``config_type`` from ``data``; unknown keys and wrong types raise ``UserError``."""
     data = dict(data or {})
     fields = {f.name.replace("_", "-"): f for f in dataclasses.fields(config_type)}
+    hints = typing.get_type_hints(config_type)
     values = {}
     for key, value in data.items():
         field = fields.get(key) or fields.get(str(key).replace("_", "-"))
         if field is None:
             raise UserError(f"{where}: unknown key {key!r}; allowed: {', '.join(sorted(fields))}")
-        values[field.name] = coerce(value, field, where=f"{where}.{key}")
+        values[field.name] = coerce(value, field, hint=hints[field.name], where=f"{where}.{key}")
     return config_type(**values)
 
 
@@ -37,19 +38,13 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def coerce(value: Any, field: dataclasses.Field, *, where: str) -> Any:
-    """Check ``value`` against the field's annotation and choices, converting str/int where lossless."""
-    hint = field.type if not isinstance(field.type, str) else _resolve(field.type)
+def coerce(value: Any, field: dataclasses.Field, *, hint: Any, where: str) -> Any:
+    """Check ``value`` against the field's type ``hint`` and choices, converting str/int where lossless."""
     converted = _coerce_type(value, hint, where=where)
     allowed = choices_of(field)
     if allowed is not None and converted not in allowed:
         raise UserError(f"{where}: {value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
     return converted
-
-
-def _resolve(annotation: str) -> Any:
-    namespace = {"Any": Any, "tuple": tuple, "dict": dict, "list": list}
-    return eval(annotation, namespace)  # annotations are our own source text, never user input
 
 
 def _coerce_type(value: Any, hint: Any, *, where: str) -> Any:

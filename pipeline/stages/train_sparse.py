@@ -47,6 +47,7 @@ class TrainSparseStage(Stage):
             _reinitialise(model)
         before = model_metrics(model, data)
         method = _make_method(config)
+        notes = _schedule_warnings(ctx, config, method)
         history = _train(ctx, config, model, method, data)
         method.finalize(model)
         after = model_metrics(model, data)
@@ -56,6 +57,7 @@ class TrainSparseStage(Stage):
             "method": config.method,
             "accuracy_before": before["test_accuracy"],
             "history": history,
+            "notes": notes,
             **after,
         }
         return StageResult(outputs={"model": path}, metrics=metrics)
@@ -68,6 +70,19 @@ def _make_method(config: TrainSparseConfig):
     if config.lr is not None:
         values["lr"] = config.lr
     return create_method(config.method, **hyperparameters(method_class(config.method), values, what=f"method {config.method}"))
+
+
+def _schedule_warnings(ctx: StageContext, config: TrainSparseConfig, method) -> list[str]:
+    """Say so when the epochs end before a two-phase method (ADMM) reaches its masked retraining."""
+    phase_epochs = getattr(method, "admm_epochs", None)
+    if phase_epochs is None or config.epochs > phase_epochs:
+        return []
+    warning = (
+        f"warning: {config.method} hard-prunes after {phase_epochs} epochs and then retrains with the mask; "
+        f"with --epochs {config.epochs} the retraining never runs (use more epochs or --params admm_epochs=N)"
+    )
+    ctx.log(f"train-sparse: {warning}")
+    return [warning]
 
 
 def _train(ctx: StageContext, config: TrainSparseConfig, model, method, data) -> list[dict[str, float]]:

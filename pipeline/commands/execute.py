@@ -36,7 +36,6 @@ def execute(
     log,
 ) -> dict[str, Any]:
     """Run ``steps`` on ``model_path`` into ``run_dir``; returns the manifest."""
-    from pipeline.cli_options import parse_shape
     from pipeline.runner import Runner
 
     _apply_threads(options.threads)
@@ -44,7 +43,7 @@ def execute(
         steps = _from_compile(steps)
         initial = {"onnx": _checked_onnx(model_path)}
     else:
-        initial = {"model": _import_input(model_path, run_dir, options, kwargs, parse_shape, dry_run=dry_run)}
+        initial = {"model": _import_input(model_path, run_dir, options, kwargs, dry_run=dry_run)}
     runner = Runner(steps, run_dir=run_dir, options=options, log=log)
     try:
         return runner.run(initial, resume=resume, until=until, dry_run=dry_run)
@@ -81,7 +80,8 @@ def _checked_onnx(path: Path) -> Path:
     return path.resolve()
 
 
-def _import_input(model_path: Path, run_dir: Path, options: RunOptions, kwargs: dict[str, Any], parse_shape, *, dry_run: bool) -> Path:
+def _import_input(model_path: Path, run_dir: Path, options: RunOptions, kwargs: dict[str, Any], *, dry_run: bool) -> Path:
+    from pipeline.cli_options import parse_shape
     from pipeline.model_input import import_model
     from pipeline.model_io import save_bundle
 

@@ -54,7 +54,8 @@ class CompileStage(Stage):
         onnx_path = Path(inputs["onnx"])
         input_shape = (config.batch, *onnx_sample_shape(onnx_path))
         host = _compile(ctx, onnx_path, "host", input_shape, config)
-        parity = _host_parity(onnx_path, host.library_path, input_shape, seed=ctx.options.seed)
+        probe = np.random.default_rng(ctx.options.seed).random(input_shape, dtype=np.float32)
+        parity, host_output = _host_parity(onnx_path, host.library_path, probe)
         metrics = {
             "target": config.target,
             "input_shape": list(input_shape),
@@ -70,7 +71,7 @@ class CompileStage(Stage):
         outputs["compiled"] = built.library_path
         metrics["target_layers"] = [layer.to_dict() for layer in built.layers]
         if config.target in BUNDLED_TARGETS:
-            bundle_dir, check = _bundle_and_verify(ctx, built, host.library_path, onnx_path, input_shape, config)
+            bundle_dir, check = _bundle_and_verify(ctx, built, onnx_path, config, probe=probe, host_output=host_output)
             outputs["bundle-manifest"] = bundle_dir / "manifest.json"
             metrics["qemu_check"] = check
         return StageResult(outputs=outputs, metrics=metrics)
@@ -116,43 +117,36 @@ def _relocated(result, old: Path, new: Path):
     return replace(result, library_path=new / result.library_path.relative_to(old), report_path=new / result.report_path.relative_to(old))
 
 
-def _probe_input(input_shape, *, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).random(input_shape, dtype=np.float32)
-
-
-def _host_parity(onnx_path: Path, library: Path, input_shape, *, seed: int) -> float:
+def _host_parity(onnx_path: Path, library: Path, probe: np.ndarray) -> tuple[float, np.ndarray]:
+    """Max abs difference of the TVM host build from onnxruntime on ``probe``, and the host output."""
     from deploy.runtimes import load_session
 
-    x = _probe_input(input_shape, seed=seed)
-    expected = load_session("onnxruntime", onnx_path).run_one(x)
-    actual = load_session("tvm", library).run_one(x)
+    expected = load_session("onnxruntime", onnx_path).run_one(probe)
+    actual = load_session("tvm", library).run_one(probe)
     error = float(np.max(np.abs(actual - expected)))
     if not error <= PARITY_ATOL:
         raise StageError(f"compile: TVM host build differs from onnxruntime by {error:.3g} > {PARITY_ATOL}")
-    return error
+    return error, actual
 
 
-def _bundle_and_verify(ctx: StageContext, built, host_library: Path, onnx_path: Path, input_shape, config: CompileConfig):
-    from deploy.runtimes import load_session
+def _bundle_and_verify(ctx: StageContext, built, onnx_path: Path, config: CompileConfig, *, probe: np.ndarray, host_output: np.ndarray):
     from deploy.tvm.bundle import make_arm64_bundle, verify_arm64_bundle
     from deploy.tvm.errors import BundleError
 
     bundle_dir = ctx.stage_dir / "bundle"
     shutil.rmtree(bundle_dir, ignore_errors=True)
     try:
-        make_arm64_bundle(built.library_path, bundle_dir=bundle_dir, input_name=built.input_name, input_shape=input_shape, target=config.target)
+        make_arm64_bundle(built.library_path, bundle_dir=bundle_dir, input_name=built.input_name, input_shape=probe.shape, target=config.target)
     except BundleError as error:
         raise UserError(f"compile: {error}") from None
-    _ship_preprocess(onnx_path, bundle_dir, input_shape)
+    _ship_preprocess(onnx_path, bundle_dir, probe.shape)
     if not config.verify:
         return bundle_dir, {"status": "skipped (--no-verify)"}
     if shutil.which("qemu-aarch64") is None:
         ctx.log("compile: qemu-aarch64 not installed; arm64 bundle not verified (apt-get install qemu-user)")
         return bundle_dir, {"status": "skipped: qemu-aarch64 not installed"}
-    x = _probe_input(input_shape, seed=ctx.options.seed)
-    expected = load_session("tvm", host_library).run_one(x)
     try:
-        check = verify_arm64_bundle(bundle_dir, x, expected, atol=PARITY_ATOL)
+        check = verify_arm64_bundle(bundle_dir, probe, host_output, atol=PARITY_ATOL)
     except BundleError as error:
         raise StageError(f"compile: arm64 bundle check failed: {error}") from None
     ctx.log(f"compile: arm64 bundle matches the host build under qemu (max abs error {check.max_abs_error:.2e})")

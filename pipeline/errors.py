@@ -25,3 +25,7 @@ class RunInterrupted(UserError):
     """Ctrl-C during a run; the message says how to resume. Exit code 130."""
 
     exit_code = 130
+
+
+class PickleRefused(UserError):
+    """Weights-only loading refused Python objects in a checkpoint (loadable with ``--trust-pickle``)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import torch
 from torch import nn
 
 from compress.stats import has_non_finite
-from pipeline.errors import UserError
+from pipeline.errors import PickleRefused, UserError
 from pipeline.model_io import (
     BUNDLE_FORMAT,
     ExportedProgramModule,
@@ -19,7 +18,6 @@ from pipeline.model_io import (
     _load_weights_only,
     build_architecture,
     build_model,
-    is_pickle_refusal,
 )
 
 MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".pt2", ".onnx", ".bin")
@@ -78,8 +76,8 @@ def _read_any(path: Path, *, arch: str | None, arch_kwargs: dict[str, Any], trus
         return _from_module(f"torchscript:{path}", module, arch_kwargs)
     try:
         data = _load_weights_only(path)
-    except UserError:
-        if not trust_pickle or not _is_pickle_refusal(path):
+    except PickleRefused:
+        if not trust_pickle:
             raise
         module = torch.load(path, map_location="cpu", weights_only=False)
         if not isinstance(module, nn.Module):
@@ -124,16 +122,6 @@ def _is_torchscript(path: Path) -> bool:
         return False
     with zipfile.ZipFile(path) as archive:
         return any("/code/" in name for name in archive.namelist())
-
-
-def _is_pickle_refusal(path: Path) -> bool:
-    try:
-        torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        return is_pickle_refusal(path, error)
-    except Exception:  # any other failure means the file is not a pickle we could trust-load
-        return False
-    return False
 
 
 def _load_export(path: Path) -> nn.Module:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from pipeline.atomic import save_torch
-from pipeline.errors import UserError
+from pipeline.errors import PickleRefused, UserError
 
 BUNDLE_FORMAT = "compress-model/1"
 SOURCE_KINDS = ("torchscript", "export", "pickle")
@@ -187,7 +187,7 @@ def _load_source_module(kind: str, path: Path, *, trust_pickle: bool) -> nn.Modu
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def is_pickle_refusal(path: Path, error: Exception) -> bool:
+def _is_pickle_refusal(path: Path, error: Exception) -> bool:
     """True when weights-only loading refused Python objects (not when the file is just unreadable)."""
     with open(path, "rb") as handle:
         starts_like_pickle = handle.read(1) == b"\x80"
@@ -202,9 +202,9 @@ def _load_weights_only(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if not is_pickle_refusal(path, error):
+        if not _is_pickle_refusal(path, error):
             raise UserError(f"{path} is not a readable PyTorch checkpoint ({str(error).splitlines()[0][:160]})") from None
-        raise UserError(
+        raise PickleRefused(
             f"{path} holds Python objects that weights_only loading refuses ({str(error).splitlines()[0][:120]}); "
             "pass --trust-pickle only if you trust the file"
         ) from None

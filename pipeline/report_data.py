@@ -44,7 +44,8 @@ def collect_variants(ctx: StageContext, inputs: dict[str, Path], config) -> tupl
         models["dense"] = model
         for record in model_records:
             path = ctx.run_dir / record["outputs"]["model"]["path"]
-            variant, model = _model_variant(ctx, VARIANT_NAMES.get(record["name"], record["name"]), record["name"], path, config)
+            name = VARIANT_NAMES.get(record["name"], record["name"])
+            variant, model = _model_variant(ctx, name, record["name"], path, config, accuracy=record["metrics"].get("test_accuracy"))
             variants.append(variant)
             models[variant["name"]] = model
     compiled = _compiled_variant(ctx, records, inputs, variants[-1] if variants else None)
@@ -56,14 +57,17 @@ def collect_variants(ctx: StageContext, inputs: dict[str, Path], config) -> tupl
     return variants, models
 
 
-def _model_variant(ctx: StageContext, name: str, stage: str, path: Path, config) -> tuple[dict[str, Any], VariantModel]:
+def _model_variant(
+    ctx: StageContext, name: str, stage: str, path: Path, config, *, accuracy: float | None = None
+) -> tuple[dict[str, Any], VariantModel]:
+    """A variant's report entry; ``accuracy`` is the producing stage's measurement (evaluated when absent)."""
     bundle = load_bundle(path)
     model = build_model(bundle, trust_pickle=ctx.options.trust_pickle)
     data = ctx.load_data(bundle.input_shape)
     variant = {
         "name": name,
         "stage": stage,
-        "accuracy": evaluate(model, data.test_batches()),
+        "accuracy": accuracy if accuracy is not None else evaluate(model, data.test_batches()),
         "weight_sparsity": weight_sparsity(model),
         "nonzero_weights": count_nonzero_weights(model),
         "params": parameter_count(model),

@@ -43,15 +43,23 @@ def write_json(path: Path, data: Any) -> Path:
     return write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def save_torch(path: Path, obj: Any) -> Path:
-    """``torch.save`` to memory first: saving to a file names the archive after the (random) temp file."""
+def torch_bytes(obj: Any) -> bytes:
+    """``torch.save`` to memory: saving to a file names the archive after the (random) temp file."""
     import io
 
     import torch
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    return write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_torch(path: Path, obj: Any) -> Path:
+    return write_bytes(path, torch_bytes(obj))
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path: Path) -> str:

@@ -6,6 +6,7 @@ Stage commands are built lazily so ``compress --help`` imports neither torch, TV
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any
 
@@ -57,6 +58,7 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line and a non-zero exit for every failure, never a traceback."""
+    signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     try:
         cli.main(args=argv, prog_name="compress", standalone_mode=False)
     except click.exceptions.Abort:
@@ -80,6 +82,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _fail(f"internal error: {type(error).__name__}: {_first_line(error)} (set COMPRESS_DEBUG=1 for a traceback)", 1)
     sys.exit(0)
+
+
+def _terminate_like_ctrl_c(signum, frame) -> None:  # noqa: ANN001 (signal handler signature)
+    """SIGTERM (a CI timeout, ``kill``) ends the run as Ctrl-C does: manifest saved, one line on how to resume."""
+    raise KeyboardInterrupt
 
 
 def _first_line(error: BaseException) -> str:

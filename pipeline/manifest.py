@@ -39,8 +39,12 @@ class Artifact:
         return asdict(self)
 
     def resolve(self, run_dir: Path) -> Path:
-        path = Path(self.path)
-        return path if path.is_absolute() else run_dir / path
+        """The artifact's file, which must lie inside ``run_dir`` (a manifest never points elsewhere)."""
+        root = Path(run_dir).resolve()
+        path = (root / self.path).resolve()
+        if not path.is_relative_to(root):
+            raise UserError(f"manifest artifact {self.role!r} points outside the run directory: {self.path!r}")
+        return path
 
     def is_intact(self, run_dir: Path) -> bool:
         path = self.resolve(run_dir)

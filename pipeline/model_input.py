@@ -18,6 +18,7 @@ from pipeline.model_io import (
     _load_weights_only,
     build_architecture,
     build_model,
+    trusted_archs_for,
 )
 
 MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".pt2", ".onnx", ".bin")
@@ -39,12 +40,13 @@ def import_model(
         raise UserError(f"model path {path} is a directory, not a model file")
     if path.stat().st_size == 0:
         raise UserError(f"model file {path} is empty")
-    bundle = _read_any(path, arch=arch, arch_kwargs=arch_kwargs or {}, trust_pickle=trust_pickle)
+    trusted = trusted_archs_for(path, arch=arch, trust_pickle=trust_pickle)
+    bundle = _read_any(path, arch=arch, arch_kwargs=arch_kwargs or {}, trust_pickle=trust_pickle, trusted=trusted)
     if input_shape:
         bundle.input_shape = tuple(input_shape)
     if not bundle.input_shape:
         raise UserError(f"{path}: the input shape is unknown; pass --input-shape C,H,W")
-    model = build_model(bundle, trust_pickle=trust_pickle)
+    model = build_model(bundle, trust_pickle=trust_pickle, trusted_archs=trusted)
     bad = has_non_finite(model)
     if bad:
         raise UserError(f"{path}: weight {bad} holds NaN or Inf values")
@@ -65,7 +67,7 @@ def check_forward(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tenso
     return output
 
 
-def _read_any(path: Path, *, arch: str | None, arch_kwargs: dict[str, Any], trust_pickle: bool) -> ModelBundle:
+def _read_any(path: Path, *, arch: str | None, arch_kwargs: dict[str, Any], trust_pickle: bool, trusted: tuple[str, ...]) -> ModelBundle:
     if path.suffix == ".pt2":
         return _from_module(f"export:{path}", _load_export(path), arch_kwargs)
     if _is_torchscript(path):
@@ -83,10 +85,10 @@ def _read_any(path: Path, *, arch: str | None, arch_kwargs: dict[str, Any], trus
         if not isinstance(module, nn.Module):
             raise UserError(f"{path} holds a {type(module).__name__}, not a torch.nn.Module") from None
         return _from_module(f"pickle:{path}", module, arch_kwargs)
-    return _from_checkpoint(path, data, arch=arch, arch_kwargs=arch_kwargs)
+    return _from_checkpoint(path, data, arch=arch, arch_kwargs=arch_kwargs, trusted=trusted)
 
 
-def _from_checkpoint(path: Path, data: Any, *, arch: str | None, arch_kwargs: dict[str, Any]) -> ModelBundle:
+def _from_checkpoint(path: Path, data: Any, *, arch: str | None, arch_kwargs: dict[str, Any], trusted: tuple[str, ...]) -> ModelBundle:
     if isinstance(data, dict) and data.get("format") == BUNDLE_FORMAT:
         bundle = ModelBundle.from_dict(data, source=str(path))
         if arch and arch != bundle.arch:
@@ -102,7 +104,7 @@ def _from_checkpoint(path: Path, data: Any, *, arch: str | None, arch_kwargs: di
         from compress.models import list_models
 
         raise UserError(f"{path} is a state_dict: pass --arch (one of {', '.join(list_models())}, or package.module:factory)")
-    build_architecture(str(arch), arch_kwargs)  # fails early with the allowed names
+    build_architecture(str(arch), arch_kwargs, trusted_archs=trusted)  # fails early with the allowed names
     shape = data.get("input_shape") or _registry_input_shape(str(arch))
     return ModelBundle(arch=str(arch), arch_kwargs=arch_kwargs, input_shape=tuple(shape or ()), state_dict=dict(state))
 

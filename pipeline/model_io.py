@@ -107,9 +107,25 @@ def load_bundle(path: Path) -> ModelBundle:
     return ModelBundle.from_dict(data, source=str(path))
 
 
-def build_model(bundle: ModelBundle, *, trust_pickle: bool = False) -> nn.Module:
+def trusted_archs_for(model_path: Path | None, *, arch: str | None, trust_pickle: bool) -> tuple[str, ...]:
+    """The architectures the user's command line vouches for, besides registered names.
+
+    ``--arch`` names a factory; the model file on the command line may be rebuilt from itself
+    (``torchscript:`` / ``export:``, and ``pickle:`` only with ``--trust-pickle``). Nothing a data
+    file says is added here: a bundle naming ``subprocess:call`` is refused.
+    """
+    trusted = [arch] if arch else []
+    if model_path is not None:
+        resolved = Path(model_path).resolve()
+        trusted += [f"torchscript:{resolved}", f"export:{resolved}"]
+        if trust_pickle:
+            trusted.append(f"pickle:{resolved}")
+    return tuple(trusted)
+
+
+def build_model(bundle: ModelBundle, *, trust_pickle: bool = False, trusted_archs: tuple[str, ...] = ()) -> nn.Module:
     """Rebuild the module of a bundle and load its weights (strict key and shape match)."""
-    model = build_architecture(bundle.arch, bundle.arch_kwargs, trust_pickle=trust_pickle)
+    model = build_architecture(bundle.arch, bundle.arch_kwargs, trust_pickle=trust_pickle, trusted_archs=trusted_archs)
     if bundle.channel_plans:
         from compress.prune import apply_channel_plan
 
@@ -120,8 +136,19 @@ def build_model(bundle: ModelBundle, *, trust_pickle: bool = False) -> nn.Module
     return model
 
 
-def build_architecture(arch: str, arch_kwargs: dict[str, Any], *, trust_pickle: bool = False) -> nn.Module:
-    """Instantiate a registered name, ``package.module:factory``, or a re-loaded source file."""
+def build_architecture(
+    arch: str, arch_kwargs: dict[str, Any], *, trust_pickle: bool = False, trusted_archs: tuple[str, ...] = ()
+) -> nn.Module:
+    """Instantiate a registered name, or a trusted ``package.module:factory`` or re-loaded source file.
+
+    Anything but a registered name imports or loads code, so it must be vouched for by the command
+    line (``trusted_archs``: ``--arch`` and the model file given) or by ``--trust-pickle``.
+    """
+    if ":" in arch and arch not in trusted_archs and not trust_pickle:
+        raise UserError(
+            f"the model file names architecture {arch!r}, which is not registered; a file may only name a "
+            f"registered architecture: pass --arch {arch} if you trust that code"
+        )
     kind, _, location = arch.partition(":")
     if kind in SOURCE_KINDS and location:
         return _load_source_module(kind, Path(location), trust_pickle=trust_pickle)

@@ -10,6 +10,7 @@ import yaml
 
 from pipeline.config import config_from_dict, config_to_dict
 from pipeline.errors import UserError
+from pipeline.strict_yaml import load_strict
 from pipeline.stage import list_stages, stage_class
 
 RECIPE_KEYS = ("stages", "name", "description")
@@ -38,7 +39,7 @@ def load_recipe(path: Path | None) -> list[Step]:
 
 def parse_recipe(text: str, *, source: str = "recipe") -> list[Step]:
     try:
-        document = yaml.safe_load(text)
+        document = load_strict(text)
     except yaml.YAMLError as error:
         raise UserError(f"{source}: invalid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(document, dict):

@@ -62,7 +62,7 @@ def _model_variant(
 ) -> tuple[dict[str, Any], VariantModel]:
     """A variant's report entry; ``accuracy`` is the producing stage's measurement (evaluated when absent)."""
     bundle = load_bundle(path)
-    model = build_model(bundle, trust_pickle=ctx.options.trust_pickle)
+    model = build_model(bundle, trust_pickle=ctx.options.trust_pickle, trusted_archs=ctx.options.trusted_archs)
     data = ctx.load_data(bundle.input_shape)
     variant = {
         "name": name,

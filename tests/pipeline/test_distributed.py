@@ -13,6 +13,7 @@ import torch
 from pipeline import distributed
 from pipeline.errors import UserError
 from pipeline.manifest import read_manifest
+from tests.pipeline.conftest import TINY_FACTORY, save_tiny_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-5
@@ -23,7 +24,7 @@ def _train(model: Path, out: Path, *, launcher: tuple[str, ...], method: str, ba
     command = [
         sys.executable, *launcher, "-m", "pipeline", "--quiet", "train-sparse", str(model), "--method", method,
         "--lr", str(lr), "--data", "digits", "--train-limit", "256", "--test-limit", "64", "--epochs", "2",
-        "--batch-size", str(batch_size), "--threads", "1", "--out", str(out),
+        "--batch-size", str(batch_size), "--threads", "1", "--out", str(out), "--arch", TINY_FACTORY,
     ]
     env = {key: value for key, value in os.environ.items() if key not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     completed = subprocess.run(command, cwd=REPO, env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600)
@@ -41,9 +42,10 @@ def _result(out: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     "method,batch_size,lr",
     [("l1-prox", 32, 0.05), ("rvsm", 33, 0.1)],  # 33: the last batch (25) splits 13 / 12 across the ranks
 )
-def test_two_processes_match_one_process(tmp_path, tiny_model_path, method, batch_size, lr):
-    _train(tiny_model_path, tmp_path / "one", launcher=(), method=method, batch_size=batch_size, lr=lr)
-    _train(tiny_model_path, tmp_path / "two", launcher=TORCHRUN, method=method, batch_size=batch_size, lr=lr)
+def test_two_processes_match_one_process(tmp_path, method, batch_size, lr):
+    model = save_tiny_bundle(tmp_path / "tiny.pt", arch=TINY_FACTORY)
+    _train(model, tmp_path / "one", launcher=(), method=method, batch_size=batch_size, lr=lr)
+    _train(model, tmp_path / "two", launcher=TORCHRUN, method=method, batch_size=batch_size, lr=lr)
     single, single_weights = _result(tmp_path / "one")
     double, double_weights = _result(tmp_path / "two")
     assert single_weights.keys() == double_weights.keys()

@@ -81,6 +81,19 @@ def test_verify_passes_then_fails_after_tampering(finished_run, capsys, tmp_path
 
 
 @pytest.mark.slow
+def test_verify_checks_every_file_of_the_arm64_bundle(finished_run, capsys, tmp_path):
+    _, out = finished_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    library = next(copy.glob("05-compile/bundle/model.so"))
+    data = bytearray(library.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    library.write_bytes(bytes(data))
+    code, stdout, err = _cli(["verify", str(copy)], capsys)
+    assert code != 0 and "bundle/model.so: sha256 differs from the bundle manifest" in stdout
+
+
+@pytest.mark.slow
 def test_report_rerenders_and_compares_two_runs(finished_run, capsys, tmp_path):
     _, out = finished_run
     code, stdout, _ = _cli(["report", str(out)], capsys)

@@ -85,7 +85,7 @@ def test_import_model_torchscript_is_accepted(tmp_path):
     torch.jit.script(create_model("lenet5")).save(str(path))
     bundle = import_model(path, input_shape=(1, 28, 28))
     assert bundle.arch.startswith("torchscript:")
-    assert build_model(bundle)(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+    assert build_model(bundle, trusted_archs=(bundle.arch,))(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
 
 
 @pytest.mark.parametrize(
@@ -120,4 +120,4 @@ def test_import_model_torch_export_program_is_accepted(tmp_path):
     torch.export.save(program, str(path))
     bundle = import_model(path, input_shape=(1, 28, 28))
     assert bundle.arch.startswith("export:")
-    assert torch.allclose(build_model(bundle)(torch.ones(1, 1, 28, 28)), model(torch.ones(1, 1, 28, 28)), atol=1e-6)
+    assert torch.allclose(build_model(bundle, trusted_archs=(bundle.arch,))(torch.ones(1, 1, 28, 28)), model(torch.ones(1, 1, 28, 28)), atol=1e-6)

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.atomic import sha256_file
 from pipeline.manifest import read_manifest
+from tests.pipeline.conftest import TINY_FACTORY
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = """
@@ -34,7 +35,7 @@ VOLATILE = {"seconds", "started", "finished", "created", "updated", "compile_sec
 def _command(model: Path, out: Path, recipe: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "pipeline", "--quiet", "run", str(model), "--target", "host", "--recipe", str(recipe),
-        "--data", "digits", "--train-limit", "600", "--test-limit", "64", "--threads", "1", "--out", str(out), *extra,
+        "--data", "digits", "--train-limit", "600", "--test-limit", "64", "--threads", "1", "--out", str(out), "--arch", TINY_FACTORY, *extra,
     ]
 
 
@@ -82,7 +83,7 @@ def reference(tmp_path_factory):
     from tests.pipeline.conftest import save_tiny_bundle
 
     root = tmp_path_factory.mktemp("reference")
-    model = save_tiny_bundle(root / "tiny.pt")
+    model = save_tiny_bundle(root / "tiny.pt", arch=TINY_FACTORY)
     recipe = root / "recipe.yaml"
     recipe.write_text(RECIPE)
     _run(model, root / "run", recipe)
@@ -125,14 +126,15 @@ def test_two_runs_with_one_seed_give_identical_onnx_and_manifest(tmp_path, refer
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_with_one_line_saying_how_to_resume(tmp_path, reference):
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_with_one_line_saying_how_to_resume(tmp_path, reference, signal_number):
     model, recipe, _ = reference
     out = tmp_path / "run"
     process = subprocess.Popen(_command(model, out, recipe), cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None and not _stage_running(out, "train-sparse"):
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal_number)
     _, err = process.communicate(timeout=120)
     lines = [line for line in err.splitlines() if line.strip()]
     assert process.returncode == 130, err

@@ -1,0 +1,152 @@
+"""Runs are never lost or overwritten, and ``verify`` checks what it claims (issue 14)."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+
+import pytest
+
+from pipeline.atomic import sha256_file
+from pipeline.cli import main
+from pipeline.manifest import read_manifest
+from pipeline.model_io import ModelBundle, save_bundle
+from tests.pipeline.conftest import save_tiny_bundle
+
+FAST = ["--data", "digits", "--train-limit", "64", "--test-limit", "32", "--target", "host"]
+PWNED = "/tmp/compress-verify-bundle-ran"
+
+
+def _cli(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--quiet", *args])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err.strip()
+
+
+def _tree(directory) -> dict[str, str]:
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def exported_run(tmp_path_factory):
+    """A run up to export (torch -> ONNX parity is checkable), and the model it started from."""
+    root = tmp_path_factory.mktemp("integrity")
+    model = save_tiny_bundle(root / "tiny.pt")
+    out = root / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--quiet", "run", str(model), "--out", str(out), "--until", "export", *FAST])
+    assert exit_info.value.code == 0
+    return model, out
+
+
+def _copy(run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    return copy
+
+
+def _edit_manifest(run, edit) -> None:
+    manifest = json.loads((run / "manifest.json").read_text())
+    edit(manifest)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_verify_never_builds_an_architecture_named_by_a_run_file(exported_run, tmp_path, capsys):
+    copy = _copy(exported_run[1], tmp_path)
+    quantized = copy / "03-quantize" / "model.pt"
+    save_bundle(quantized, ModelBundle(arch="subprocess:call", arch_kwargs={"args": ["touch", PWNED]}, input_shape=(1, 8, 8), state_dict={}))
+
+    def point_at_the_new_bundle(manifest):
+        for record in manifest["stages"]:
+            for artifact in [*record["inputs"].values(), *record["outputs"].values()]:
+                if artifact["path"] == "03-quantize/model.pt":
+                    artifact["sha256"], artifact["bytes"] = sha256_file(quantized), quantized.stat().st_size
+
+    _edit_manifest(copy, point_at_the_new_bundle)
+    code, _, err = _cli(["verify", str(copy)], capsys)
+    assert code != 0 and "'subprocess:call', which is not registered" in err and len(err.splitlines()) == 1
+    assert not os.path.exists(PWNED)
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../other-run/model.pt"])
+def test_verify_refuses_a_manifest_path_outside_the_run(exported_run, tmp_path, capsys, path):
+    copy = _copy(exported_run[1], tmp_path)
+
+    def escape(manifest):
+        manifest["stages"][0]["outputs"]["model"]["path"] = path
+
+    _edit_manifest(copy, escape)
+    code, _, err = _cli(["verify", str(copy)], capsys)
+    assert code == 2 and "points outside the run directory" in err
+
+
+def test_verify_fails_on_a_stage_record_without_outputs(exported_run, tmp_path, capsys):
+    copy = _copy(exported_run[1], tmp_path)
+    _edit_manifest(copy, lambda manifest: manifest["stages"][1].pop("outputs"))
+    code, _, err = _cli(["verify", str(copy)], capsys)
+    assert code == 2 and "stage record 1 lacks outputs" in err
+
+
+def test_run_into_a_finished_run_without_resume_touches_nothing(exported_run, tmp_path, capsys):
+    model, run = exported_run
+    other = save_tiny_bundle(tmp_path / "other.pt")
+    before = _tree(run)
+    code, _, err = _cli(["run", str(other), "--out", str(run), "--until", "export", *FAST], capsys)
+    assert code == 2 and "already holds a run" in err
+    assert _tree(run) == before
+
+
+def test_resume_with_a_different_model_is_refused(exported_run, tmp_path, capsys):
+    _, run = exported_run
+    copy = _copy(run, tmp_path)
+    other = tmp_path / "other.pt"
+    save_bundle(other, ModelBundle(arch="tests-tiny-cnn", input_shape=(1, 8, 8), state_dict={k: v + 1 for k, v in torch_state().items()}))
+    before = _tree(copy)
+    code, _, err = _cli(["run", str(other), "--out", str(copy), "--until", "export", "--resume", *FAST], capsys)
+    assert code == 2 and "the input model differs" in err
+    assert _tree(copy) == before
+
+
+def torch_state():
+    import torch
+
+    from tests.pipeline.tiny import tiny_cnn
+
+    torch.manual_seed(1)
+    return tiny_cnn().state_dict()
+
+
+def test_a_non_empty_directory_that_is_not_a_run_is_refused_untouched(tmp_path, capsys):
+    model = save_tiny_bundle(tmp_path / "tiny.pt")
+    mine = tmp_path / "mine"
+    (mine / "05-compile" / "bundle").mkdir(parents=True)
+    (mine / "05-compile" / "bundle" / "notes.txt").write_text("my files")
+    before = _tree(mine)
+    code, _, err = _cli(["run", str(model), "--out", str(mine), *FAST], capsys)
+    assert code == 2 and "not a compress run" in err
+    assert _tree(mine) == before and sorted(p.name for p in mine.iterdir()) == ["05-compile"]
+
+
+def test_a_second_process_on_a_locked_run_directory_exits_with_one_line(tmp_path, capsys):
+    model = save_tiny_bundle(tmp_path / "tiny.pt")
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / ".compress.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        code, _, err = _cli(["run", str(model), "--out", str(run), "--until", "train-sparse", *FAST], capsys)
+    assert code == 2 and "another compress process is working in" in err and len(err.splitlines()) == 1
+    assert not (run / "manifest.json").exists()
+
+
+def test_an_onnx_input_is_copied_into_the_run_so_verify_stays_inside(exported_run, tmp_path, capsys):
+    onnx = exported_run[1] / "04-export" / "model.onnx"
+    out = tmp_path / "from-onnx"
+    code, _, err = _cli(["run", str(onnx), "--out", str(out), "--target", "host"], capsys)
+    assert code == 0, err
+    manifest = read_manifest(out)
+    assert manifest["inputs"]["onnx"]["path"] == "00-input/model.onnx"
+    assert (out / "00-input" / "model.onnx").read_bytes() == onnx.read_bytes()

@@ -132,35 +132,18 @@ def kernel_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for layer in record["metrics"].get("layers", []):
         kernel = layer.get("kernel", "dense")
+        skips_blocks = kernel != "dense" and float(layer.get("sparsity_ratio", 0.0)) > 0
         rows.append(
             {
                 "variant": "compiled",
                 "fqn": str(layer.get("name")),
-                "kernel": "dense" if kernel == "dense" else "sparse",
+                "kernel": "sparse" if skips_blocks else "dense",
                 "format": kernel,
                 "sparsity_ratio": float(layer.get("sparsity_ratio", 0.0)),
                 "reason": str(layer.get("reason", "")),
             }
         )
     return rows
-
-
-def breakeven_rows() -> list[dict[str, Any]]:
-    """The shipped host break-even table, in the report schema."""
-    from deploy.tvm.breakeven import load_breakeven_table
-
-    table = load_breakeven_table()
-    return [
-        {
-            "op": "MatMul",
-            "shape": [entry.batch, entry.in_features, entry.out_features],
-            "block": [entry.block_rows, 1],
-            "runtime": f"tvm-host ({entry.kernel})",
-            "breakeven_sparsity_ratio": entry.breakeven_ratio if entry.breakeven_ratio <= 1 else None,
-            "dense_ms": entry.dense_ms,
-        }
-        for entry in table.entries
-    ]
 
 
 def artifact_rows(ctx: StageContext) -> dict[str, dict[str, Any]]:

@@ -151,26 +151,6 @@ def kernel_figure(report: dict[str, Any]):
     return figure
 
 
-def breakeven_figure(report: dict[str, Any]):
-    """Break-even sparsity per op shape; hatched full bar where sparse never wins."""
-    rows = report.get("breakeven", [])
-    if not rows:
-        return None
-    figure = _figure(height=max(2.0, 0.4 * len(rows) + 1.0))
-    axes = figure.add_subplot()
-    for index, row in enumerate(rows):
-        value = row["breakeven_sparsity_ratio"]
-        if value is None:
-            axes.barh([index], [100], color="white", edgecolor="C3", hatch="//")
-        else:
-            axes.barh([index], [100 * value], color="C1")
-    axes.set_yticks(range(len(rows)), [f"{r['op']} {'x'.join(map(str, r['shape']))}" for r in rows], fontsize=8)
-    axes.invert_yaxis()
-    axes.set_xlim(0, 100)
-    axes.set_xlabel("break-even sparsity (%); hatched = sparse never faster")
-    return figure
-
-
 def robust_figure(report: dict[str, Any]):
     """Clean and attacked accuracy per variant, or ``None`` when no variant has robust numbers."""
     variants = [v for v in report["variants"] if v.get("robust_accuracy")]
@@ -197,7 +177,6 @@ PLOTS: tuple[tuple[str, str, Callable[[dict[str, Any]], Any]], ...] = (
     ("accuracy", "Accuracy vs weight sparsity", accuracy_figure),
     ("layer-sparsity", "Per-layer sparsity", layer_sparsity_figure),
     ("kernels", "Per-layer kernel choice", kernel_figure),
-    ("breakeven", "Break-even sparsity", breakeven_figure),
     ("robust", "Robust accuracy", robust_figure),
 )
 

@@ -109,12 +109,6 @@ def sample_report() -> dict[str, Any]:
         "variants": [_variant(*spec) for spec in _VARIANTS],
         "latency": _latency(),
         "kernels": _kernels(),
-        "breakeven": [
-            {"op": "Gemm", "shape": [120, 400], "block": [4, 1], "runtime": "tvm-host",
-             "breakeven_sparsity_ratio": 0.78, "dense_ms": 0.021},
-            {"op": "Conv", "shape": [16, 6, 5, 5], "block": [1, 1], "runtime": "tvm-host",
-             "breakeven_sparsity_ratio": None, "dense_ms": 0.034, "note": "sparse never faster"},
-        ],
         "artifacts": {
             "model.onnx": {"path": "export/model.onnx", "sha256": "ab" * 32, "bytes": 9_800},
             "model.so": {"path": "compile/model.so", "sha256": "cd" * 32, "bytes": 58_000},

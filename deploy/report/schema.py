@@ -109,17 +109,6 @@ KERNEL = _obj(
         "reason": _text(),
     }
 )
-BREAKEVEN = _obj(
-    {
-        "op": _text(),
-        "shape": _list(_count()),
-        "block": _list(Field("int", minimum=1), required=False),
-        "runtime": _text(required=False),
-        "breakeven_sparsity_ratio": _ratio(nullable=True),
-        "dense_ms": _ms(required=False),
-        "note": _text(required=False),
-    }
-)
 ARTIFACT = _obj({"path": _text(), "sha256": _text(), "bytes": _count()})
 REPORT = _obj(
     {
@@ -128,7 +117,6 @@ REPORT = _obj(
         "variants": _list(VARIANT, minimum=1),
         "latency": _list(LATENCY),
         "kernels": _list(KERNEL, required=False),
-        "breakeven": _list(BREAKEVEN, required=False),
         "artifacts": Field("map", values=ARTIFACT, required=False),
         "notes": _list(_text(), required=False),
     }

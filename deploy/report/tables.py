@@ -120,18 +120,6 @@ def kernels_table(report: dict[str, Any]) -> Table:
     return _table("kernels", "Kernel choice", ["variant", "layer", "kernel", "format", "sparsity", "reason"], rows)
 
 
-def breakeven_table(report: dict[str, Any]) -> Table:
-    """Sparsity from which the sparse kernel beats the dense one, per op shape."""
-    rows = [
-        [b["op"], fmt_shape(b["shape"]), fmt_shape(b.get("block")), b.get("runtime", "-"),
-         "never" if b["breakeven_sparsity_ratio"] is None else fmt_ratio_pct(b["breakeven_sparsity_ratio"]),
-         fmt_ms(b.get("dense_ms")), b.get("note", "")]
-        for b in report.get("breakeven", [])
-    ]
-    headers = ["op", "shape", "block", "runtime", "break-even sparsity", "dense time", "note"]
-    return _table("breakeven", "Break-even sparsity", headers, rows)
-
-
 def artifacts_table(report: dict[str, Any]) -> Table:
     """Artifacts with path, size and digest."""
     rows = [
@@ -144,5 +132,5 @@ def artifacts_table(report: dict[str, Any]) -> Table:
 def report_tables(report: dict[str, Any]) -> list[Table]:
     """Every table of a report, in reading order (empty optional sections left out)."""
     tables = [run_table(report), variants_table(report), robust_table(report), latency_table(report),
-              kernels_table(report), breakeven_table(report), layers_table(report), artifacts_table(report)]
+              kernels_table(report), layers_table(report), artifacts_table(report)]
     return [t for t in tables if t is not None and (t.rows or t.key in ("variants", "latency"))]

@@ -1,9 +1,11 @@
-"""Compile an ONNX model with TVM for a target preset: import, sparse rewrite, build, export.
+"""Compile an ONNX model with TVM for a target preset: import, fused kernels, schedules, build, export.
 
-Pipeline: densify sparse ONNX constants -> ``from_onnx`` -> ``FoldConstant`` -> our rewrite of
-sparse / ternary ``matmul`` and ``conv2d`` weights (CPU presets) -> optional MetaSchedule tuning
-(``tune_trials > 0``, records kept in ``tuning_db``) -> ``tvm.compile`` -> ``export_library``
-with the preset's cross compiler. Writes ``model.so`` and ``compile_report.json`` in ``out_dir``.
+Pipeline (CPU presets): densify sparse ONNX constants -> ``from_onnx`` -> ``FoldConstant`` -> every
+``conv2d`` / ``matmul`` with a constant weight becomes one of our fused kernels (zero weight blocks
+skipped, bias / residual / activation in the epilogue; :mod:`deploy.tvm.fusion`) -> every other
+operator gets a schedule (:mod:`deploy.tvm.schedule_rest`) -> optional MetaSchedule tuning of what
+is left (``tune_trials > 0``) -> ``tvm.compile`` -> ``export_library`` with the preset's cross
+compiler. GPU presets use TVM's dlight pipeline. Writes ``model.so`` and ``compile_report.json``.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.tvm.breakeven import BreakevenTable, load_breakeven_table
 from deploy.tvm.errors import CompileError
+from deploy.tvm.fusion import fuse_layers, list_weight_layers
+from deploy.tvm.layer_report import LayerReport
 from deploy.tvm.onnx_input import graph_input_name, load_onnx_for_tvm
-from deploy.tvm.onnx_input import layout_hints as read_layout_hints
-from deploy.tvm.rewrite import LayerReport, RewriteOptions, rewrite_sparse_layers
-from deploy.tvm.targets import TargetPreset, build_tvm_target, get_target, resolve_cross_compiler
+from deploy.tvm.schedule_rest import schedule_rest, unscheduled_functions
+from deploy.tvm.tune import tune_unscheduled
+from deploy.tvm.targets import TargetPreset, build_tvm_target, get_target, preset_vector_floats, resolve_cross_compiler
 
 LIBRARY_NAME = "model.so"
 REPORT_NAME = "compile_report.json"
@@ -60,9 +63,7 @@ class CompileResult:
                 "layers": [layer.to_dict() for layer in self.layers]}
 
 
-def compile_onnx(onnx_path, *, target: str, out_dir, input_shape, sparse_threshold: float | None = None,
-                 layout_hints: list[dict] | None = None, tune_trials: int = 0, tuning_db=None,
-                 breakeven_table: BreakevenTable | None = None) -> CompileResult:
+def compile_onnx(onnx_path, *, target: str, out_dir, input_shape, tune_trials: int = 0, tuning_db=None) -> CompileResult:
     """Compile ``onnx_path`` for preset ``target`` into ``out_dir``.
 
     Args:
@@ -70,12 +71,8 @@ def compile_onnx(onnx_path, *, target: str, out_dir, input_shape, sparse_thresho
         target: preset name, see :func:`deploy.tvm.targets.list_targets`.
         out_dir: output directory (created).
         input_shape: static shape of the single graph input, batch included.
-        sparse_threshold: fixed sparsity from which sparse kernels are used; ``None`` uses the
-            break-even table.
-        layout_hints: ``compress.layouts`` records; ``None`` reads them from the ONNX metadata.
-        tune_trials: MetaSchedule trials for dense operators (0: no tuning).
+        tune_trials: MetaSchedule trials for the operators our kernels do not cover (0: no tuning).
         tuning_db: MetaSchedule work directory; reused across runs (records are re-applied).
-        breakeven_table: table to decide sparse vs dense; ``None`` loads the shipped host table.
 
     Raises:
         CompileError: import, build or export failed (``TargetError`` for target problems).
@@ -89,11 +86,10 @@ def compile_onnx(onnx_path, *, target: str, out_dir, input_shape, sparse_thresho
                            f"tuning_db to target {preset.name!r} with tune_trials=0")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    mod, input_name, hints = _import(onnx_path, tuple(int(v) for v in input_shape), layout_hints)
-    mod, layers = _rewrite_for(preset, mod, breakeven_table, sparse_threshold, hints)
+    mod, input_name = _import(onnx_path, tuple(int(v) for v in input_shape))
     tuned = tune_trials > 0 or tuning_db is not None
-    if tuned:
-        mod = _tune(mod, tvm_target, tune_trials, tuning_db or out_dir / "tuning_db")
+    tuning = (tune_trials, Path(tuning_db or out_dir / "tuning_db")) if tuned else None
+    mod, layers = _lower_for(preset, mod, tvm_target, tuning)
     library, sources = _build_and_export(mod, tvm_target, out_dir / LIBRARY_NAME, cross_compiler)
     result = CompileResult(preset.name, library, out_dir / REPORT_NAME, input_name,
                            tuple(int(v) for v in input_shape), tuple(layers), tuned,
@@ -102,7 +98,7 @@ def compile_onnx(onnx_path, *, target: str, out_dir, input_shape, sparse_thresho
     return result
 
 
-def _import(onnx_path, input_shape: tuple[int, ...], hints: list[dict] | None):
+def _import(onnx_path, input_shape: tuple[int, ...]):
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
@@ -114,45 +110,25 @@ def _import(onnx_path, input_shape: tuple[int, ...], hints: list[dict] | None):
         first_line = (str(error).strip().splitlines() or [""])[0]
         raise CompileError(f"TVM could not import {onnx_path}: {type(error).__name__}: {first_line}") from error
     mod = relax.transform.FoldConstant()(mod)
-    return mod, input_name, tuple(hints) if hints is not None else read_layout_hints(model)
+    return mod, input_name
 
 
-def _rewrite_for(preset: TargetPreset, mod, table: BreakevenTable | None, sparse_threshold: float | None,
-                 hints: tuple[dict, ...]):
-    if preset.schedule != "cpu-kernels":
-        reason = f"schedule {preset.schedule}: sparse / ternary kernels are CPU-only"
-        return rewrite_sparse_layers(mod, options=RewriteOptions(None, None, hints, disabled_reason=reason))
-    if table is None and sparse_threshold is None:
-        table = load_breakeven_table()
-    return rewrite_sparse_layers(mod, options=RewriteOptions(table, sparse_threshold, hints))
-
-
-def _tune(mod, tvm_target, trials: int, work_dir):
-    """Tune (or, with ``trials == 0``, only re-apply) MetaSchedule records kept in ``work_dir``.
-
-    Our kernels carry ``tirx.is_scheduled`` and are not tuned. MetaSchedule needs ``num-cores``
-    on a CPU target; the build machine's physical core count is used when the preset has none.
-    """
+def _lower_for(preset: TargetPreset, mod, tvm_target, tuning: tuple[int, Path] | None):
+    """CPU presets: our fused kernels, MetaSchedule (``tuning``) or our generic schedule for every
+    other operator; GPU presets: unchanged (dlight in ``tvm.compile``)."""
     from tvm import relax
 
-    Path(work_dir).mkdir(parents=True, exist_ok=True)
-    tvm_target = _with_num_cores(tvm_target)
-    pipeline = relax.get_pipeline("static_shape_tuning", target=tvm_target, total_trials=trials,
-                                  max_trials_per_task=max(trials, 1), work_dir=str(work_dir))
-    return pipeline(mod)
-
-
-def _with_num_cores(tvm_target):
-    import os
-
-    import psutil
-    import tvm
-
-    spec = json.loads(str(tvm_target))
-    if tvm_target.kind.name != "llvm" or "num-cores" in spec:
-        return tvm_target
-    spec["num-cores"] = psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    return tvm.target.Target(spec)
+    if preset.schedule != "cpu-kernels":
+        return mod, list_weight_layers(mod, reason=f"schedule {preset.schedule}: our kernels are CPU-only")
+    lanes = preset_vector_floats(preset)
+    mod, layers = fuse_layers(mod, vector_floats=lanes)
+    if tuning is not None:
+        mod, _ = tune_unscheduled(relax.transform.LegalizeOps()(mod), tvm_target, trials=tuning[0], work_dir=tuning[1])
+    mod = schedule_rest(mod, vector_floats=lanes)
+    left = unscheduled_functions(mod)
+    if left:
+        raise CompileError(f"no schedule for operator(s) {', '.join(left)}; please report this model")
+    return mod, layers
 
 
 def _build_and_export(mod, tvm_target, path: Path, cross_compiler: str | None) -> tuple[Path, dict[str, str]]:

@@ -52,18 +52,6 @@ def graph_input_name(model) -> str:
     return names[0]
 
 
-def layout_hints(model) -> tuple[dict, ...]:
-    """The ``compress.layouts`` records of the model, or ``()`` when absent or unreadable."""
-    for prop in model.metadata_props:
-        if prop.key == LAYOUTS_KEY:
-            try:
-                records = json.loads(prop.value)
-            except json.JSONDecodeError:
-                return ()
-            return tuple(r for r in records if isinstance(r, dict)) if isinstance(records, list) else ()
-    return ()
-
-
 def _dense_from_sparse(sparse) -> np.ndarray:
     from onnx import numpy_helper
 

@@ -35,6 +35,8 @@ class TargetPreset:
         required_codegen: TVM global function that must exist to build (``None``: always there).
         runtime_device: device kind the artifact runs on (``"cpu"``, ``"opencl"``, ``"vulkan"``).
         description: one line for ``--help`` and reports.
+        vector_floats: float lanes our CPU kernels tile by (two NEON registers: 8); ``None``: the
+            build machine's widest vector (16 with AVX-512, else 8).
     """
 
     name: str
@@ -47,6 +49,7 @@ class TargetPreset:
     required_codegen: str | None
     runtime_device: str
     description: str
+    vector_floats: int | None
 
     @property
     def runs_on_build_machine(self) -> bool:
@@ -60,20 +63,21 @@ class TargetPreset:
             "cross_compiler": self.cross_compiler, "ndk_compiler": self.ndk_compiler,
             "export_format": self.export_format, "schedule": self.schedule,
             "required_codegen": self.required_codegen, "runtime_device": self.runtime_device,
-            "description": self.description,
+            "description": self.description, "vector_floats": preset_vector_floats(self),
         }
 
 
 def _preset(name: str, target: dict, description: str, **fields: Any) -> TargetPreset:
     values = {"host": None, "cross_compiler": None, "ndk_compiler": None, "export_format": "so",
-              "schedule": "cpu-kernels", "required_codegen": None, "runtime_device": "cpu"}
+              "schedule": "cpu-kernels", "required_codegen": None, "runtime_device": "cpu", "vector_floats": 8}
     values.update(fields)
     return TargetPreset(name=name, target=MappingProxyType(target), description=description, **values)
 
 
 _PRESETS: MappingProxyType = MappingProxyType({preset.name: preset for preset in (
     _preset("host", {"kind": "llvm", "mcpu": NATIVE_CPU},
-            "this machine's CPU (LLVM, -mcpu of the build machine), for parity checks and benchmarks"),
+            "this machine's CPU (LLVM, -mcpu of the build machine), for parity checks and benchmarks",
+            vector_floats=None),
     _preset("arm64", dict(ARM64_HOST), "64-bit Arm Linux (aarch64-linux-gnu, NEON), glibc boards",
             cross_compiler="aarch64-linux-gnu-g++"),
     _preset("android-arm64", {"kind": "llvm", "mtriple": "aarch64-linux-android", "mattr": ("+neon",)},
@@ -131,6 +135,18 @@ def build_tvm_target(preset: TargetPreset):
     if preset.host is None:
         return tvm.target.Target(spec)
     return tvm.target.Target(spec, host=tvm.target.Target(_plain(preset.host)))
+
+
+def preset_vector_floats(preset: TargetPreset) -> int:
+    """Float lanes the preset's CPU kernels tile by (see ``TargetPreset.vector_floats``)."""
+    if preset.vector_floats is not None:
+        return preset.vector_floats
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = handle.read()
+    except OSError:
+        return 8
+    return 16 if "avx512f" in flags else 8
 
 
 def resolve_cross_compiler(preset: TargetPreset) -> str | None:

@@ -32,7 +32,6 @@ def _target_names() -> list[str]:
 class CompileConfig:
     target: str = field(default="arm64", metadata={"choices": _target_names, "help": "target preset (see `compress targets`)"})
     batch: int = field(default=1, metadata={"help": "static batch size compiled for"})
-    sparse_threshold: float | None = field(default=None, metadata={"help": "use sparse kernels from this sparsity (default: measured break-even table)"})
     tune_trials: int = field(default=0, metadata={"help": "MetaSchedule trials for dense operators (0: off)"})
     tuning_db: str = field(default="", metadata={"help": "reusable MetaSchedule work directory"})
     verify: bool = field(default=True, metadata={"help": "check the arm64 bundle under qemu-aarch64 when installed"})
@@ -41,12 +40,12 @@ class CompileConfig:
 @STAGES.register("compile")
 class CompileStage(Stage):
     name = "compile"
-    version = "1"
+    version = "2"  # 2: fused direct-convolution and linear kernels replace im2col + break-even table
     Config = CompileConfig
     consumes = ("onnx",)
     produces = ("compiled", "host-library")
     uses_data = False
-    summary = "TVM compile for a target (arm64, android-arm64, host, rasp4b, OpenCL GPUs), sparse and ternary kernels"
+    summary = "TVM compile for a target (arm64, android-arm64, host, rasp4b, OpenCL GPUs) with fused block-sparse kernels"
 
     def run(self, ctx: StageContext, config: CompileConfig, inputs: dict) -> StageResult:
         if config.batch < 1:
@@ -61,7 +60,7 @@ class CompileStage(Stage):
             "input_shape": list(input_shape),
             "host_vs_onnxruntime_max_abs_error": parity,
             "layers": [layer.to_dict() for layer in host.layers],
-            "sparse_layers": sum(1 for layer in host.layers if layer.choice.kernel != "dense"),
+            "sparse_layers": sum(1 for layer in host.layers if layer.choice.sparsity_ratio > 0),
         }
         outputs = {"host-library": host.library_path}
         if config.target == "host":
@@ -100,7 +99,7 @@ def _compile(ctx: StageContext, onnx_path: Path, target: str, input_shape, confi
     try:
         result = compile_onnx(
             onnx_path, target=target, out_dir=work, input_shape=input_shape,
-            sparse_threshold=config.sparse_threshold, tune_trials=config.tune_trials,
+            tune_trials=config.tune_trials,
             tuning_db=config.tuning_db or None,
         )
     except CompileError as error:

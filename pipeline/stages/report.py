@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import UserError
-from pipeline.report_data import collect_variants, kernel_rows, breakeven_rows, artifact_rows
+from pipeline.report_data import collect_variants, kernel_rows, artifact_rows
 from pipeline.report_latency import measure_latency
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
 
@@ -61,7 +61,6 @@ class ReportStage(Stage):
             "variants": variants,
             "latency": latency,
             "kernels": kernel_rows(ctx.history),
-            "breakeven": breakeven_rows(),
             "artifacts": artifact_rows(ctx),
             "notes": notes,
         }

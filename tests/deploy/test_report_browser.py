@@ -157,7 +157,7 @@ def _assert_page_rendered(browser: WebDriver, page: Path, *, images: int, screen
 def test_report_browser_renders_every_plot_when_report_html_opened(browser, tmp_path):
     paths = write_report(sample_report(), tmp_path)
 
-    _assert_page_rendered(browser, paths["html"], images=7, screenshot_name="report.png")
+    _assert_page_rendered(browser, paths["html"], images=6, screenshot_name="report.png")
 
 
 @pytest.mark.browser
@@ -165,7 +165,7 @@ def test_report_browser_renders_every_plot_when_report_html_opened(browser, tmp_
 def test_report_browser_renders_both_sides_when_compare_html_opened(browser, tmp_path):
     paths = compare_reports(sample_report(), sample_report(), tmp_path, labels=("main", "pr"))
 
-    _assert_page_rendered(browser, paths["html"], images=14, screenshot_name="compare.png")
+    _assert_page_rendered(browser, paths["html"], images=12, screenshot_name="compare.png")
 
 
 @pytest.mark.browser

@@ -28,8 +28,8 @@ def test_compare_reports_writes_side_by_side_when_reports_valid(tmp_path):
     assert "| dense | torch | 0.412 ms | 0.206 ms | 2.00x |" in markdown
     assert "| pruned | 98.97% | 98.07% | -0.90 pp |" in markdown
     html = paths["html"].read_text(encoding="utf-8")
-    assert html.count('<div class="pair">') == 7
-    assert len(re.findall(r'src="data:image/png;base64,', html)) == 14
+    assert html.count('<div class="pair">') == 6
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 12
 
 
 def test_compare_reports_shows_placeholder_when_plot_only_in_one_report(tmp_path):
@@ -40,7 +40,7 @@ def test_compare_reports_shows_placeholder_when_plot_only_in_one_report(tmp_path
     paths = compare_reports(sample_report(), plain, tmp_path)
 
     html = paths["html"].read_text(encoding="utf-8")
-    assert len(re.findall(r'src="data:image/png;base64,', html)) == 13
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 11
     assert '<p class="muted">no data</p><figcaption>B: Robust accuracy</figcaption>' in html
 
 

@@ -15,7 +15,7 @@ def test_report_plots_are_non_blank_pngs_when_sample_rendered():
     plots = report_plots(sample_report())
 
     assert [p.key for p in plots] == [
-        "latency", "size", "accuracy", "layer-sparsity", "kernels", "breakeven", "robust"
+        "latency", "size", "accuracy", "layer-sparsity", "kernels", "robust"
     ]
     for plot in plots:
         assert plot.png.startswith(b"\x89PNG\r\n\x1a\n")
@@ -28,9 +28,8 @@ def test_report_plots_skip_empty_sections_when_no_latency_or_kernels():
     report = sample_report()
     report["latency"] = []
     report["kernels"] = []
-    del report["breakeven"]
 
     keys = [p.key for p in report_plots(report)]
 
-    assert "latency" not in keys and "kernels" not in keys and "breakeven" not in keys
+    assert "latency" not in keys and "kernels" not in keys
     assert "size" in keys

@@ -22,7 +22,7 @@ def test_validate_report_accepts_sample_when_complete():
 
 def test_validate_report_accepts_minimal_when_optional_sections_absent():
     report = sample_report()
-    for key in ("kernels", "breakeven", "artifacts", "notes"):
+    for key in ("kernels", "artifacts", "notes"):
         del report[key]
     for variant in report["variants"]:
         variant.pop("robust_accuracy", None)

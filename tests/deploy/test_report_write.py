@@ -25,7 +25,7 @@ def test_write_report_returns_json_md_html_and_plots_when_report_valid(written):
     assert paths["html"] == out_dir / "report.html"
     plot_keys = sorted(k for k in paths if k.startswith("plot:"))
     assert plot_keys == sorted(
-        f"plot:{k}" for k in ("latency", "size", "accuracy", "layer-sparsity", "kernels", "breakeven", "robust")
+        f"plot:{k}" for k in ("latency", "size", "accuracy", "layer-sparsity", "kernels", "robust")
     )
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths.values())
     assert not list(out_dir.rglob("*.tmp"))
@@ -42,11 +42,11 @@ def test_write_report_html_is_self_contained_when_rendered(written):
     _, paths = written
     html = paths["html"].read_text(encoding="utf-8")
 
-    assert len(re.findall(r'<img src="data:image/png;base64,', html)) == 7
+    assert len(re.findall(r'<img src="data:image/png;base64,', html)) == 6
     assert not re.search(r'(src|href)="(https?:)?//', html)
     assert "<script" not in html and "<link" not in html
     assert "<style>" in html
-    assert "fc1.weight" in html and "Break-even sparsity" in html
+    assert "fc1.weight" in html
 
 
 def test_write_report_markdown_has_tables_and_ratios_when_rendered(written):

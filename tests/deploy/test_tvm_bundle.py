@@ -24,8 +24,8 @@ def compiled(tmp_path_factory):
     path = root / "model.onnx"
     torch.onnx.export(net, (torch.randn(*INPUT_SHAPE),), str(path), opset_version=17, input_names=["input"],
                       dynamo=False)
-    host = compile_onnx(path, target="host", out_dir=root / "host", input_shape=INPUT_SHAPE, sparse_threshold=0.5)
-    arm = compile_onnx(path, target="arm64", out_dir=root / "arm64", input_shape=INPUT_SHAPE, sparse_threshold=0.5)
+    host = compile_onnx(path, target="host", out_dir=root / "host", input_shape=INPUT_SHAPE)
+    arm = compile_onnx(path, target="arm64", out_dir=root / "arm64", input_shape=INPUT_SHAPE)
     bundle = make_arm64_bundle(arm.library_path, bundle_dir=root / "bundle", input_name=arm.input_name,
                                input_shape=arm.input_shape)
     return host, arm, bundle
@@ -42,7 +42,7 @@ def _host_output(library, x):
 @pytest.mark.slow
 def test_bundle_holds_aarch64_model_runner_and_runtime(compiled):
     _, arm, bundle = compiled
-    assert arm.layers[-1].choice.kernel == "sparse-bsr"
+    assert arm.layers[-1].choice.kernel == "block-linear" and arm.layers[-1].choice.sparsity_ratio > 0.8
     for name in ("model.so", "runner", "lib/libtvm_runtime.so", "lib/libtvm_ffi.so"):
         assert elf_machine(bundle / name) == "aarch64", name
     manifest = json.loads((bundle / "manifest.json").read_text())

@@ -15,7 +15,7 @@ INPUT_SHAPE = (2, 3, 8, 8)
 
 
 class SmallNet(torch.nn.Module):
-    """conv (8x1 block-sparse) -> conv (ternary) -> linear (dense) -> linear (unstructured sparse)."""
+    """conv (8x1 block-sparse) -> conv (ternary, strided) -> linear (dense) -> linear (unstructured sparse)."""
 
     def __init__(self):
         super().__init__()
@@ -69,19 +69,27 @@ def _input(seed=0):
 
 
 def test_compile_host_matches_onnxruntime_and_reports_each_kernel(small_onnx, tmp_path):
-    result = compile_onnx(small_onnx, target="host", out_dir=tmp_path, input_shape=INPUT_SHAPE, sparse_threshold=0.6)
-    assert [layer.choice.kernel for layer in result.layers] == ["sparse-bsr", "ternary", "dense", "sparse-csr"]
+    result = compile_onnx(small_onnx, target="host", out_dir=tmp_path, input_shape=INPUT_SHAPE)
+    assert [layer.choice.kernel for layer in result.layers] == ["direct-conv", "direct-conv", "block-linear", "block-linear"]
+    assert result.layers[0].choice.sparsity_ratio > 0.5  # conv1's zero 8x1 tap blocks are skipped
+    assert all("fused bias + relu" in layer.choice.reason for layer in result.layers[:3])
     x = _input()
     np.testing.assert_allclose(_run_host(result.library_path, x), _onnxruntime(small_onnx, x), rtol=1e-4, atol=1e-4)
     report = json.loads(result.report_path.read_text())
     assert report["layers"][0]["reason"] and report["input_name"] == "input"
 
 
-def test_compile_host_matches_onnxruntime_with_default_breakeven_table(small_onnx, tmp_path):
-    result = compile_onnx(small_onnx, target="host", out_dir=tmp_path, input_shape=INPUT_SHAPE)
-    assert len(result.layers) == 4
-    x = _input(1)
-    np.testing.assert_allclose(_run_host(result.library_path, x), _onnxruntime(small_onnx, x), rtol=1e-4, atol=1e-4)
+def test_compile_host_leaves_no_operator_unscheduled(small_onnx):
+    from tvm import relax
+
+    from deploy.tvm.compile import _import
+    from deploy.tvm.fusion import fuse_layers
+    from deploy.tvm.schedule_rest import schedule_rest, unscheduled_functions
+
+    mod, _ = _import(small_onnx, INPUT_SHAPE)
+    assert unscheduled_functions(relax.transform.LegalizeOps()(mod))  # TVM alone leaves loops unscheduled
+    mod, _ = fuse_layers(mod, vector_floats=8)
+    assert unscheduled_functions(schedule_rest(mod, vector_floats=8)) == []
 
 
 def test_compile_imports_sparse_initializers_when_onnx_stores_them(small_onnx, tmp_path):
@@ -99,13 +107,13 @@ def test_compile_imports_sparse_initializers_when_onnx_stores_them(small_onnx, t
     model.graph.sparse_initializer.append(sparse)
     path = tmp_path / "sparse.onnx"
     onnx.save(model, str(path))
-    result = compile_onnx(path, target="host", out_dir=tmp_path / "out", input_shape=INPUT_SHAPE, sparse_threshold=0.6)
+    result = compile_onnx(path, target="host", out_dir=tmp_path / "out", input_shape=INPUT_SHAPE)
     x = _input(2)
     np.testing.assert_allclose(_run_host(result.library_path, x), _onnxruntime(small_onnx, x), rtol=1e-4, atol=1e-4)
 
 
 def test_compile_arm64_exports_aarch64_elf(small_onnx, tmp_path):
-    result = compile_onnx(small_onnx, target="arm64", out_dir=tmp_path, input_shape=INPUT_SHAPE, sparse_threshold=0.6)
+    result = compile_onnx(small_onnx, target="arm64", out_dir=tmp_path, input_shape=INPUT_SHAPE)
     assert elf_machine(result.library_path) == "aarch64"
 
 
@@ -131,16 +139,15 @@ def test_compile_raises_compile_error_when_onnx_unreadable(tmp_path):
         compile_onnx(bad, target="host", out_dir=tmp_path / "out", input_shape=INPUT_SHAPE)
 
 
-def test_compile_im2col_matches_onnxruntime_with_dilation_and_uneven_stride(tmp_path):
+def test_compile_direct_conv_matches_onnxruntime_with_dilation_and_uneven_stride(tmp_path):
     torch.manual_seed(1)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=(1, 2), padding=2, dilation=2), torch.nn.ReLU(),
                               torch.nn.Conv2d(8, 12, (1, 3), padding=(0, 1))).eval()
     path = tmp_path / "dilated.onnx"
     torch.onnx.export(net, (torch.randn(1, 3, 9, 10),), str(path), opset_version=17, input_names=["input"],
                       dynamo=False)
-    result = compile_onnx(path, target="host", out_dir=tmp_path / "out", input_shape=(1, 3, 9, 10),
-                          sparse_threshold=0.0)
-    assert [layer.choice.kernel for layer in result.layers] == ["sparse-bsr", "sparse-bsr"]
+    result = compile_onnx(path, target="host", out_dir=tmp_path / "out", input_shape=(1, 3, 9, 10))
+    assert [layer.choice.kernel for layer in result.layers] == ["direct-conv", "direct-conv"]
     x = np.random.default_rng(3).standard_normal((1, 3, 9, 10)).astype(np.float32)
     np.testing.assert_allclose(_run_host(result.library_path, x), _onnxruntime(path, x), rtol=1e-4, atol=1e-4)
 
@@ -148,3 +155,21 @@ def test_compile_im2col_matches_onnxruntime_with_dilation_and_uneven_stride(tmp_
 def test_compile_refuses_tuning_when_target_runs_elsewhere(small_onnx, tmp_path):
     with pytest.raises(CompileError, match="tune with target 'host'"):
         compile_onnx(small_onnx, target="arm64", out_dir=tmp_path, input_shape=INPUT_SHAPE, tune_trials=4)
+
+
+@pytest.mark.slow
+def test_compile_tunes_the_operators_around_our_kernels_then_reapplies_the_records(tmp_path):
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                              torch.nn.Flatten(), torch.nn.Linear(8 * 4 * 4, 10)).eval()
+    path = tmp_path / "pool.onnx"
+    torch.onnx.export(net, (torch.randn(1, 3, 8, 8),), str(path), opset_version=17, input_names=["input"], dynamo=False)
+    database = tmp_path / "db"
+    tuned = compile_onnx(path, target="host", out_dir=tmp_path / "tuned", input_shape=(1, 3, 8, 8), tune_trials=2,
+                         tuning_db=database)
+    reapplied = compile_onnx(path, target="host", out_dir=tmp_path / "again", input_shape=(1, 3, 8, 8), tuning_db=database)
+    x = np.random.default_rng(4).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    for result in (tuned, reapplied):
+        assert result.tuned
+        np.testing.assert_allclose(_run_host(result.library_path, x), _onnxruntime(path, x), rtol=1e-4, atol=1e-4)
+    assert list(database.iterdir())  # one record directory per tuned operator

@@ -8,7 +8,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from deploy.tvm.errors import CompileError
-from deploy.tvm.onnx_input import graph_input_name, layout_hints, load_onnx_for_tvm
+from deploy.tvm.onnx_input import graph_input_name, load_onnx_for_tvm
 
 
 def _model(tmp_path, *, metadata=None, sparse=False):
@@ -41,14 +41,6 @@ def test_onnx_input_densifies_sparse_initializer(tmp_path):
 def test_onnx_input_reads_single_graph_input_name(tmp_path):
     path, _ = _model(tmp_path)
     assert graph_input_name(load_onnx_for_tvm(path)) == "x"
-
-
-def test_onnx_input_reads_layout_hints_from_metadata(tmp_path):
-    record = {"fqn": "fc.weight", "initializer": "w", "op": "MatMul", "shape": [4, 3], "format": "dense",
-              "block": [1, 1], "nnz": 2, "bits": 32, "arrays": {"values": "w"}}
-    path, _ = _model(tmp_path, metadata=json.dumps([record]))
-    (hint,) = layout_hints(load_onnx_for_tvm(path))
-    assert {key: hint[key] for key in ("initializer", "shape", "nnz")} == {"initializer": "w", "shape": [4, 3], "nnz": 2}
 
 
 def test_onnx_input_raises_one_line_compile_error_when_layout_metadata_is_not_json(tmp_path):

@@ -1,10 +1,11 @@
-"""Hand-written TIR kernels (TVMScript) for sparse and ternary weights.
+"""Hand-written TIR kernels (TVMScript): direct convolution (dense and block-sparse, depthwise) and
+a block-sparse linear layer, each with a fused epilogue.
 
-Each module exposes one factory that returns a ``tvm.tirx.PrimFunc`` specialised for static shapes.
+Each module exposes factories that return a ``tvm.tirx.PrimFunc`` specialised for static shapes.
 TVM is imported inside the factories only.
 
-Accumulators are declared ``T.alloc_buffer(..., scope="global")`` inside the parallel loop: with a
+Accumulators are vector-typed buffers declared ``T.alloc_buffer(..., scope="global")``: with a
 constant size TVM lowers that to a stack ``alloca`` that LLVM promotes to registers, whereas
-``scope="local"`` became a ``TVMBackendAllocWorkspace`` call per task with the accumulator in
-memory (measured: the ternary kernel ran 10x slower that way).
+``scope="local"`` became a ``TVMBackendAllocWorkspace`` call with the accumulator in memory
+(measured on a 16->16 3x3 convolution: 20 GFLOP/s that way, 115 GFLOP/s in registers).
 """

@@ -1,0 +1,99 @@
+"""Encode an OIHW convolution weight as the ``R x 1`` tap blocks of the direct convolution kernel.
+
+Block ``b`` of block row ``i`` holds the weights ``W[i * R : (i + 1) * R, c, ky, kx]`` of one tap and
+the tap's offset in the phase planes (:func:`deploy.tvm.kernels.direct_conv.tap_offset`). Blocks
+whose ``R`` weights are all zero are dropped, so a dense weight keeps every tap and a block-sparse
+one (any ``R' x 1`` pattern with ``R`` dividing ``R'``) skips its zero blocks. Exact: decoding gives
+back the weight bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from deploy.tvm.kernels.conv_geometry import ConvGeometry
+from deploy.tvm.kernels.direct_conv import tap_offset
+
+TILE_FLOATS = 128  # R x V accumulator floats: 8 AVX-512 / 16 AVX2 or NEON-pair registers
+LATENCY_ROWS = 4  # independent accumulators that keep the FMA pipeline busy (latency 4, estimated)
+
+
+@dataclass(frozen=True)
+class ConvTaps:
+    """``data [nnz * R]``, ``offsets [nnz]`` (int32), ``indptr [ceil(O / R) + 1]`` (int32)."""
+
+    data: np.ndarray
+    offsets: np.ndarray
+    indptr: np.ndarray
+    block_rows: int
+    zero_block_ratio: float
+
+    @property
+    def nnz_blocks(self) -> int:
+        return int(self.offsets.shape[0])
+
+
+def tile_rows(out_channels: int, *, vector: int) -> int:
+    """Largest output channels per register tile: a power of two up to ``TILE_FLOATS / vector`` (and
+    32), no larger than needed for ``out_channels``; wider pixel vectors take fewer rows. The last
+    tile may be partial (its missing channels are zero rows that are never stored)."""
+    limit = min(32, max(1, TILE_FLOATS // vector))
+    return next(rows for rows in (32, 16, 8, 4, 2, 1) if rows <= limit and rows < 2 * out_channels)
+
+
+def best_tile_rows(weight: np.ndarray, *, vector: int) -> int:
+    """The tile height with the least estimated work for this weight's zero pattern.
+
+    Work ~ (non-zero ``R x 1`` blocks) x max(R, LATENCY_ROWS): a block costs its ``R`` vector FMAs,
+    but fewer than ``LATENCY_ROWS`` independent accumulators leave the FMA pipeline waiting on its
+    latency. Block-sparse weights keep the largest tile; unstructured ones may take a smaller one,
+    whose all-zero blocks are more frequent.
+    """
+    out_channels = weight.shape[0]
+    flat = weight.reshape(out_channels, -1) != 0
+    largest = tile_rows(out_channels, vector=vector)
+    costs = {}
+    for rows in (r for r in (32, 16, 8, 4, 2, 1) if r <= largest):
+        padded = -(-out_channels // rows) * rows
+        blocks = np.concatenate([flat, np.zeros((padded - out_channels, flat.shape[1]), bool)]).reshape(padded // rows, rows, -1)
+        costs[rows] = int(np.any(blocks, axis=1).sum()) * max(rows, LATENCY_ROWS)
+    return min(costs, key=lambda rows: (costs[rows], -rows))
+
+
+def encode_conv_taps(weight: np.ndarray, *, geometry: ConvGeometry, vector: int) -> ConvTaps:
+    """Encode ``weight [O, C, KH, KW]`` (float32) for ``geometry`` and a ``vector``-pixel tile."""
+    out_channels, channels, kernel_h, kernel_w = weight.shape
+    rows = best_tile_rows(weight, vector=vector)
+    taps = channels * kernel_h * kernel_w
+    padded = -(-out_channels // rows) * rows
+    blocks = np.concatenate([weight.reshape(out_channels, taps), np.zeros((padded - out_channels, taps), weight.dtype)])
+    blocks = blocks.reshape(padded // rows, rows, taps)
+    keep = np.any(blocks != 0, axis=1)
+    block_row, tap = np.nonzero(keep)
+    table = np.array([tap_offset(geometry, c, ky, kx) for c in range(channels) for ky in range(kernel_h) for kx in range(kernel_w)],
+                     dtype=np.int64)
+    if int(table.max(initial=0)) >= 2**31:
+        raise ValueError(f"convolution input of {geometry.phase_size} floats is too large for int32 offsets")
+    data = blocks[block_row, :, tap].astype(np.float32)
+    indptr = np.zeros(padded // rows + 1, dtype=np.int32)
+    np.cumsum(np.bincount(block_row, minlength=padded // rows), out=indptr[1:])
+    offsets = table[tap].astype(np.int32)
+    if len(offsets) == 0:  # an all-zero weight: one zero block keeps the buffers non-empty
+        data, offsets, indptr = np.zeros((1, rows), np.float32), np.zeros(1, np.int32), indptr + np.int32(1)
+        indptr[0] = 0
+    return ConvTaps(np.ascontiguousarray(data.reshape(-1)), offsets, indptr, rows, float(1.0 - keep.mean()))
+
+
+def decode_conv_taps(taps: ConvTaps, *, geometry: ConvGeometry, shape: tuple[int, int, int, int]) -> np.ndarray:
+    """Inverse of :func:`encode_conv_taps` (for tests)."""
+    out_channels, channels, kernel_h, kernel_w = shape
+    index = {tap_offset(geometry, c, ky, kx): (c, ky, kx) for c in range(channels) for ky in range(kernel_h) for kx in range(kernel_w)}
+    weight = np.zeros(((len(taps.indptr) - 1) * taps.block_rows, channels, kernel_h, kernel_w), np.float32)
+    data = taps.data.reshape(-1, taps.block_rows)
+    for row in range(len(taps.indptr) - 1):
+        for b in range(taps.indptr[row], taps.indptr[row + 1]):
+            c, ky, kx = index[int(taps.offsets[b])]
+            weight[row * taps.block_rows : (row + 1) * taps.block_rows, c, ky, kx] += data[b]
+    return weight[:out_channels]

@@ -1,0 +1,380 @@
+"""Relax pass: every ``conv2d`` and ``matmul`` with a constant weight becomes one fused kernel call.
+
+A chain ``conv2d(x, W) [-> add(., bias)] [-> add(., residual)] [-> relu | clip]`` in which every
+intermediate value has exactly one use becomes::
+
+    xq = call_tir(phase_pad, x)                 (a view for an unpadded stride-1 convolution)
+    y  = call_tir(direct_conv | depthwise_conv, xq, weights..., bias, residual)
+
+and ``matmul(x, C) [-> add(., bias)] [-> relu | clip]`` becomes ``call_tir(block_linear, x, ...)``.
+Clip also arrives as ``maximum`` / ``minimum`` calls against scalar constants (ONNX ``Clip`` with
+constant bounds); those fold too. Eligible convolutions: NCHW input with a static float32 shape, a
+constant float32 OIHW weight, ``groups == 1`` or depthwise (``groups == channels == out_channels``).
+Eligible matmuls: a 2-D static float32 input and a constant 2-D float32 weight.
+
+One kernel serves dense and block-sparse weights (zero ``R x 1`` blocks are skipped, see
+:mod:`deploy.tvm.conv_weights` and :mod:`deploy.tvm.linear_weights`), so there is no im2col and no
+sparse-or-dense decision: a dense weight is the case with no zero block. Kernels whose work is at
+least ``PARALLEL_MIN_MACS`` multiply-adds run in parallel; below that the wake-up of a second
+thread costs more than it saves (measured, see ``benchmarks/whole_model.md``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from deploy.tvm.conv_weights import encode_conv_taps
+from deploy.tvm.layer_report import KernelChoice, LayerReport
+from deploy.tvm.kernels.block_linear import block_linear_func
+from deploy.tvm.kernels.conv_geometry import ConvGeometry
+from deploy.tvm.kernels.direct_conv import ConvTile, Epilogue, depthwise_conv_func, direct_conv_func, phase_pad_func
+from deploy.tvm.linear_weights import LINEAR_UNROLL, encode_linear_blocks, linear_block_rows
+
+VECTOR_CHOICES = (16, 8, 4, 2, 1)
+PARALLEL_MIN_MACS = 200_000
+
+
+@dataclass
+class Chain:
+    """One convolution or matmul and the epilogue operations folded into it."""
+
+    op: object  # the conv2d / matmul call
+    end_var: object  # the var whose binding the fused call replaces
+    bias: np.ndarray | None = None
+    residual: object = None
+    activation: str = "none"
+    clip: tuple[float, float] = (0.0, math.inf)
+    absorbed: list = field(default_factory=list)  # vars of the folded intermediate bindings
+
+    @property
+    def is_conv(self) -> bool:
+        return self.op.op.name == "relax.nn.conv2d"
+
+    @property
+    def out_features(self) -> int:
+        weight = self.op.args[1].value
+        return int(weight.shape[0] if self.is_conv else weight.shape[1])
+
+    def epilogue(self) -> Epilogue:
+        return Epilogue(residual=self.residual is not None, activation=self.activation,
+                        clip_min=self.clip[0], clip_max=self.clip[1])
+
+    def describe(self) -> str:
+        parts = ["bias"] + (["residual add"] if self.residual is not None else [])
+        if self.activation == "clip":
+            parts.append(f"clip [{self.clip[0]:g}, {self.clip[1]:g}]")
+        elif self.activation != "none":
+            parts.append(self.activation)
+        return "fused " + " + ".join(parts)
+
+
+def fuse_layers(mod, *, vector_floats: int):
+    """Rewrite every eligible conv2d / matmul chain of ``mod``'s Relax functions.
+
+    Args:
+        mod: Relax module after ``FoldConstant``.
+        vector_floats: float lanes of the target's comfortable vector width (16 with AVX-512, 8 for
+            NEON or AVX2 as two registers); pixel tiles and linear blocks are powers of two up to it.
+
+    Returns:
+        ``(new_module, [LayerReport, ...])``.
+    """
+    from tvm import relax
+
+    reports: list[LayerReport] = []
+    rewriter = _make_rewriter(mod, vector_floats, reports)
+    for gvar, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            rewriter.plan(func)
+            rewriter.builder_.update_func(gvar, rewriter.visit_expr(func))
+    return rewriter.builder_.get(), reports
+
+
+def _make_rewriter(mod, vector_floats: int, reports: list):
+    from tvm import relax
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    @mutator
+    class FusionRewriter(PyExprMutator):
+        """Replaces the end binding of each chain by the fused kernel call and drops the rest."""
+
+        def __init__(self, module):
+            super().__init__(module)
+            self.chains: dict = {}
+            self.absorbed: set = set()
+
+        def plan(self, func) -> None:
+            self.chains, self.absorbed = _find_chains(func)
+
+        def visit_var_binding_(self, binding):
+            var = binding.var
+            if var in self.absorbed:
+                return
+            chain = self.chains.get(var)
+            if chain is None:
+                super().visit_var_binding_(binding)
+                return
+            call = self._conv(chain) if chain.is_conv else self._linear(chain)
+            emit = self.builder_.emit if isinstance(var, relax.DataflowVar) else self.builder_.emit_output
+            self.set_var_remap(var, emit(call, name_hint=var.name))
+
+        def _conv(self, chain: Chain):
+            weight = chain.op.args[1].value.numpy()
+            geometry = _geometry(chain.op, weight)
+            bias = chain.bias if chain.bias is not None else np.zeros(geometry.out_channels, np.float32)
+            vector = next(v for v in VECTOR_CHOICES if v <= vector_floats and geometry.out_width % v == 0)
+            name = f"conv2d_{len(reports)}"
+            xq = self._phase_pad(self.visit_expr(chain.op.args[0]), geometry, name)
+            residual = self.visit_expr(chain.residual) if chain.residual is not None else relax.const(np.zeros((1, 1, 1, 1), np.float32))
+            if int(chain.op.attrs.groups) > 1:
+                macs = geometry.macs // geometry.channels
+                func = depthwise_conv_func(geometry=geometry, vector=vector, epilogue=chain.epilogue(), parallel=macs >= PARALLEL_MIN_MACS)
+                operands = [xq, relax.const(np.ascontiguousarray(weight.reshape(-1))), relax.const(bias), residual]
+                choice = KernelChoice("depthwise-conv", 1, _sparsity(weight),
+                                      f"depthwise direct convolution, {vector} pixels per vector; {chain.describe()}")
+            else:
+                taps = encode_conv_taps(weight, geometry=geometry, vector=vector)
+                macs = geometry.macs * (1.0 - taps.zero_block_ratio)
+                func = direct_conv_func(geometry=geometry, tile=ConvTile(taps.block_rows, vector), nnz_blocks=taps.nnz_blocks,
+                                        epilogue=chain.epilogue(), parallel=macs >= PARALLEL_MIN_MACS)
+                operands = [xq, relax.const(taps.data), relax.const(taps.offsets), relax.const(taps.indptr), relax.const(bias), residual]
+                choice = KernelChoice("direct-conv", taps.block_rows, taps.zero_block_ratio,
+                                      f"direct convolution, {taps.zero_block_ratio:.1%} of the {taps.block_rows}x1 tap blocks "
+                                      f"zero and skipped; {chain.describe()}")
+            reports.append(LayerReport(name, "conv2d", tuple(int(v) for v in weight.shape), geometry.batch, choice))
+            out_type = relax.TensorType((geometry.batch, geometry.out_channels, geometry.out_height, geometry.out_width), "float32")
+            return relax.call_tir(self._add(func, name), operands, out_type)
+
+        def _linear(self, chain: Chain):
+            weight = np.ascontiguousarray(chain.op.args[1].value.numpy().T)
+            shape = [int(v) for v in chain.op.args[0].ty.shape]
+            batch, out_features = int(np.prod(shape[:-1])), weight.shape[0]
+            x = self.visit_expr(chain.op.args[0])
+            if len(shape) != 2:
+                x = self.builder_.emit(relax.op.reshape(x, (batch, shape[-1])))
+            bias = chain.bias if chain.bias is not None else np.zeros(out_features, np.float32)
+            rows = linear_block_rows(out_features, vector_floats=vector_floats)
+            blocks = encode_linear_blocks(weight, block_rows=rows)
+            name = f"matmul_{len(reports)}"
+            macs = batch * blocks.nnz_blocks * rows
+            func = block_linear_func(batch=batch, in_features=weight.shape[1], out_features=out_features, block_rows=rows,
+                                     nnz_blocks=blocks.nnz_blocks, unroll=LINEAR_UNROLL, epilogue=chain.epilogue(),
+                                     parallel=macs >= PARALLEL_MIN_MACS)
+            padded_bias = np.zeros((len(blocks.indptr) - 1) * rows, np.float32)
+            padded_bias[:out_features] = bias
+            operands = [x, relax.const(blocks.data), relax.const(blocks.indices), relax.const(blocks.indptr), relax.const(padded_bias)]
+            choice = KernelChoice("block-linear", rows, blocks.zero_block_ratio,
+                                  f"linear, {blocks.zero_block_ratio:.1%} of the {rows}x1 blocks zero and skipped; {chain.describe()}")
+            reports.append(LayerReport(name, "matmul", tuple(int(v) for v in weight.shape), batch, choice))
+            call = relax.call_tir(self._add(func, name), operands, relax.TensorType((batch, out_features), "float32"))
+            if len(shape) == 2:
+                return call
+            return relax.op.reshape(self.builder_.emit(call), (*shape[:-1], out_features))
+
+        def _phase_pad(self, x, geometry: ConvGeometry, name: str):
+            if geometry.stride == (1, 1) and not any(geometry.padding) and geometry.dilation == (1, 1):
+                return self.builder_.emit(relax.op.reshape(x, (geometry.batch, geometry.phase_size)))  # a view
+            out_type = relax.TensorType((geometry.batch, geometry.phase_size), "float32")
+            return self.builder_.emit(relax.call_tir(self._add(phase_pad_func(geometry=geometry), f"phase_pad_{name}"), [x], out_type))
+
+        def _add(self, func, name: str):
+            return self.builder_.add_func(func.with_attr("global_symbol", name), name)
+
+    return FusionRewriter(mod)
+
+
+def list_weight_layers(mod, *, reason: str) -> list[LayerReport]:
+    """Records of the conv2d / matmul layers with constant weights, left to another schedule."""
+    from tvm import relax
+
+    reports = []
+    for _, func in mod.functions_items():
+        if not isinstance(func, relax.Function):
+            continue
+        for block in func.body.blocks:
+            for binding in block.bindings:
+                value = binding.value
+                if _is_eligible_conv(value) or _is_eligible_matmul(value):
+                    weight = value.args[1].value.numpy()
+                    op = "conv2d" if value.op.name == "relax.nn.conv2d" else "matmul"
+                    shape = weight.shape if op == "conv2d" else weight.T.shape
+                    reports.append(LayerReport(f"{op}_{len(reports)}", op, tuple(int(v) for v in shape), 1,
+                                               KernelChoice("dense", 1, _sparsity(weight), reason)))
+    return reports
+
+
+def _find_chains(func) -> tuple[dict, set]:
+    """Chains keyed by their end var, and the set of vars folded into them."""
+    from tvm import relax
+
+    bindings = [b for block in func.body.blocks for b in block.bindings if isinstance(b, relax.VarBinding)]
+    uses = _use_counts(func, bindings)
+    value_of = {b.var: b.value for b in bindings}
+    user_of: dict = {}
+    for binding in bindings:
+        for var in relax.analysis.free_vars(binding.value):
+            user_of.setdefault(var, []).append(binding.var)
+    chains: dict = {}
+    absorbed: set = set()
+    for binding in bindings:
+        if not (_is_eligible_conv(binding.value) or _is_eligible_matmul(binding.value)):
+            continue
+        chain = Chain(op=binding.value, end_var=binding.var)
+        _extend(chain, value_of, user_of, uses, claimed=set(chains) | absorbed)
+        chains[chain.end_var] = chain
+        absorbed.update(chain.absorbed)
+    return chains, absorbed
+
+
+def _extend(chain: Chain, value_of: dict, user_of: dict, uses: dict, *, claimed: set) -> None:
+    """Fold bias add, residual add and activation into ``chain`` while each value has one use.
+
+    A binding already folded into an earlier chain (``claimed``) ends this one.
+    """
+    while uses.get(chain.end_var, 0) == 1 and len(user_of.get(chain.end_var, [])) == 1:
+        user = user_of[chain.end_var][0]
+        if user in claimed:
+            return
+        step = _fold(chain, value_of[user])
+        if step is None:
+            return
+        chain.absorbed.append(chain.end_var)
+        chain.end_var = user
+        if step == "final":
+            return
+
+
+def _fold(chain: Chain, value) -> str | None:
+    """Fold ``value`` (the only user of the chain's end) into the chain: ``"more"``, ``"final"`` or ``None``."""
+    from tvm import relax
+    from tvm.ir.expr import GenericConst
+
+    op = getattr(getattr(value, "op", None), "name", "")
+    current = chain.end_var
+    if op == "relax.add" and chain.activation == "none":
+        other = value.args[1] if value.args[0].same_as(current) else value.args[0]
+        bias = _bias_vector(other, chain.out_features, conv=chain.is_conv) if isinstance(other, GenericConst) else None
+        if bias is not None and chain.bias is None and chain.residual is None:
+            chain.bias = bias
+            return "more"
+        if chain.is_conv and chain.residual is None and isinstance(other, relax.Var) and _same_shape(other, current):
+            chain.residual = other
+            return "more"
+        return None
+    if op == "relax.nn.relu" and chain.activation == "none":
+        chain.activation = "relu"
+        return "final"
+    if op == "relax.clip" and chain.activation == "none" and all(isinstance(a, relax.PrimValue) for a in value.args[1:]):
+        chain.activation, chain.clip = "clip", (float(value.args[1].value.value), float(value.args[2].value.value))
+        return "final"
+    return _fold_clip_call(chain, value)
+
+
+def _fold_clip_call(chain: Chain, value) -> str | None:
+    """ONNX ``Clip`` with constant bounds imports as ``call_tir(maximum | minimum, [x, scalar])``."""
+    from tvm import relax
+    from tvm.ir.expr import GenericConst
+
+    if getattr(getattr(value, "op", None), "name", "") != "relax.call_tir":
+        return None
+    callee, args = value.args[0].name_hint, list(value.args[1].fields)
+    if len(args) != 2 or not args[0].same_as(chain.end_var) or not isinstance(args[1], GenericConst) or args[1].value.numpy().size != 1:
+        return None
+    bound = float(args[1].value.numpy().reshape(-1)[0])
+    if callee.startswith("maximum") and chain.activation == "none":
+        chain.activation, chain.clip = "clip", (bound, math.inf)
+        return "more"
+    if callee.startswith("minimum") and chain.activation == "clip" and math.isinf(chain.clip[1]):
+        chain.clip = (chain.clip[0], bound)
+        return "final"
+    return None
+
+
+def _use_counts(func, bindings) -> dict:
+    from tvm import relax
+
+    counts: dict = {}
+    for binding in bindings:
+        for var in relax.analysis.free_vars(binding.value):
+            counts[var] = counts.get(var, 0) + _occurrences(binding.value, var)
+    for var in relax.analysis.free_vars(func.body.body):
+        counts[var] = counts.get(var, 0) + 1
+    return counts
+
+
+def _occurrences(value, var) -> int:
+    args = getattr(value, "args", None)
+    if args is None:
+        return 1
+    return max(1, sum(1 for a in args if a.same_as(var)))
+
+
+def _static_f32(expr, ndim: int) -> bool:
+    ty = getattr(expr, "ty", None)
+    shape = getattr(ty, "shape", None)
+    return (shape is not None and len(shape) == ndim and getattr(ty, "dtype", None) == "float32"
+            and all(isinstance(getattr(d, "value", None), int) for d in shape))
+
+
+def _const_f32(expr, ndim: int) -> bool:
+    from tvm.ir.expr import GenericConst
+
+    return isinstance(expr, GenericConst) and expr.value.dtype == "float32" and len(expr.value.shape) == ndim
+
+
+def _is_eligible_conv(value) -> bool:
+    from tvm import relax
+
+    if not isinstance(value, relax.Call) or getattr(value.op, "name", "") != "relax.nn.conv2d":
+        return False
+    attrs, (x, weight) = value.attrs, value.args
+    if not _const_f32(weight, 4) or not _static_f32(x, 4):
+        return False
+    if attrs.data_layout != "NCHW" or attrs.kernel_layout != "OIHW" or attrs.out_layout != "NCHW":
+        return False
+    groups, channels, out_channels = int(attrs.groups), int(x.ty.shape[1]), int(weight.value.shape[0])
+    return groups == 1 or (groups == channels == out_channels and int(weight.value.shape[1]) == 1)
+
+
+def _is_eligible_matmul(value) -> bool:
+    from tvm import relax
+
+    if not isinstance(value, relax.Call) or getattr(value.op, "name", "") != "relax.matmul":
+        return False
+    x = value.args[0]
+    ndim = len(getattr(getattr(x, "ty", None), "shape", None) or ())
+    return _const_f32(value.args[1], 2) and ndim >= 2 and _static_f32(x, ndim)
+
+
+def _geometry(conv, weight: np.ndarray) -> ConvGeometry:
+    attrs = conv.attrs
+    batch, channels, height, width = (int(v) for v in conv.args[0].ty.shape)
+    return ConvGeometry(batch=batch, channels=channels, height=height, width=width, out_channels=int(weight.shape[0]),
+                        kernel_h=int(weight.shape[2]), kernel_w=int(weight.shape[3]),
+                        stride=tuple(int(v) for v in attrs.strides), padding=tuple(int(v) for v in attrs.padding),
+                        dilation=tuple(int(v) for v in attrs.dilation))
+
+
+def _bias_vector(const, channels: int, *, conv: bool) -> np.ndarray | None:
+    """The per-output vector of a constant that broadcasts along the output channels only."""
+    value = const.value.numpy()
+    if value.dtype != np.float32 or value.size != channels:
+        return None
+    expected = [(channels, 1, 1), (1, channels, 1, 1)] if conv else [(channels,), (1, channels)]
+    if channels == 1:
+        expected += [(1,), ()]
+    return np.ascontiguousarray(value.reshape(-1)) if tuple(value.shape) in expected else None
+
+
+def _same_shape(a, b) -> bool:
+    shape_a, shape_b = getattr(a.ty, "shape", None), getattr(b.ty, "shape", None)
+    if shape_a is None or shape_b is None or len(shape_a) != len(shape_b):
+        return False
+    return all(getattr(x, "value", None) is not None and getattr(x, "value", None) == getattr(y, "value", None) for x, y in zip(shape_a, shape_b))
+
+
+def _sparsity(weight: np.ndarray) -> float:
+    return float(1.0 - np.count_nonzero(weight) / weight.size)

@@ -19,16 +19,17 @@ def measure_latency(ctx: StageContext, config, inputs: dict[str, Path], models: 
     from deploy.bench import measure_interleaved
 
     x = _sample_input(ctx, models)
-    candidates, notes = _candidates(ctx, config, models, x)
-    stats = measure_interleaved(
-        {f"{variant}|{runtime}": run for (variant, runtime), run in candidates.items()},
-        warmup=config.warmup, runs=config.runs, progress=ctx.options.progress,
-    )
+    threads = ctx.options.threads or _tvm_default_threads()
+    candidates, notes = _candidates(ctx, config, models, x, threads=threads)
+    stats = {}
+    for group in (_group(candidates, torch_group=False), _group(candidates, torch_group=True)):
+        if group:
+            stats.update(measure_interleaved(group, warmup=config.warmup, runs=config.runs, progress=ctx.options.progress))
     baseline = stats.get("|".join(BASELINE))
     rows = []
     for key, stat in stats.items():
         variant, runtime = key.split("|")
-        rows.append(_row(variant, runtime, stat, baseline, threads=(ctx.options.threads or None) if runtime == "torch" else None))
+        rows.append(_row(variant, runtime, stat, baseline, threads=torch.get_num_threads() if runtime == "torch" else threads))
     if ctx.options.device and models.get("compiled") is not None:
         stat = _remote_latency(ctx.options.device, models["compiled"], x, config)
         rows.append({**_row("compiled", "tvm-rpc", stat, baseline, threads=None), "device": ctx.options.device})
@@ -36,9 +37,24 @@ def measure_latency(ctx: StageContext, config, inputs: dict[str, Path], models: 
     notes.append(
         f"Latency: batch 1, median of {config.runs} interleaved runs after {config.warmup} warm-up runs each; "
         "ratio_vs_baseline = median of the dense model on onnxruntime / median of the row. "
-        "--threads sets torch's threads; onnxruntime and the TVM runtime use their default thread pools."
+        "torch eager is timed in a separate interleaved group: its OpenMP threads keep spinning after each call "
+        "and slowed the other runtimes 2-3x when interleaved with them (measured). "
+        f"onnxruntime and the TVM runtime both ran with {threads} intra-op thread(s) "
+        "(--threads, else the TVM runtime's default: one per physical core as TVM counts them); "
+        f"torch with {torch.get_num_threads()}."
     )
     return rows, notes
+
+
+def _group(candidates: dict, *, torch_group: bool) -> dict[str, Callable[[], Any]]:
+    return {f"{variant}|{runtime}": run for (variant, runtime), run in candidates.items() if (runtime == "torch") == torch_group}
+
+
+def _tvm_default_threads() -> int:
+    """Threads the TVM runtime uses here by default (``TVM_NUM_THREADS`` or TVM's own core count)."""
+    import tvm
+
+    return int(tvm.get_global_func("runtime.NumThreads")())
 
 
 def _row(variant: str, runtime: str, stat, baseline, *, threads: int | None) -> dict[str, Any]:
@@ -76,8 +92,12 @@ def _sample_input(ctx: StageContext, models: dict[str, VariantModel]) -> np.ndar
     return np.random.default_rng(ctx.options.seed).random((1, *shape), dtype=np.float32)
 
 
-def _candidates(ctx: StageContext, config, models: dict[str, VariantModel], x: np.ndarray) -> tuple[dict[tuple[str, str], Callable[[], Any]], list[str]]:
-    from deploy.runtimes import load_session
+def _candidates(ctx: StageContext, config, models: dict[str, VariantModel], x: np.ndarray, *, threads: int) -> tuple[dict[tuple[str, str], Callable[[], Any]], list[str]]:
+    from functools import partial
+
+    from deploy.runtimes import load_session as load_any
+
+    load_session = partial(load_any, threads=threads)
 
     candidates: dict[tuple[str, str], Callable[[], Any]] = {}
     notes: list[str] = []

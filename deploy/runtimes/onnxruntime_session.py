@@ -17,7 +17,7 @@ class OnnxRuntimeSession(Session):
 
     kind = "onnxruntime"
 
-    def __init__(self, artifact, *, device: str = "cpu") -> None:
+    def __init__(self, artifact, *, device: str = "cpu", threads: int = 0) -> None:
         import onnxruntime
 
         super().__init__(device=device)
@@ -25,7 +25,10 @@ class OnnxRuntimeSession(Session):
             raise SessionError(f"onnxruntime device {device!r} is not supported; allowed: {', '.join(_PROVIDERS)}")
         if not Path(artifact).is_file():
             raise SessionError(f"ONNX file not found: {artifact}")
-        self._session = onnxruntime.InferenceSession(str(artifact), providers=[_PROVIDERS[device]])
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: onnxruntime's default (one per physical core)
+        self.threads = threads or None
+        self._session = onnxruntime.InferenceSession(str(artifact), options, providers=[_PROVIDERS[device]])
         self.input_names = [value.name for value in self._session.get_inputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

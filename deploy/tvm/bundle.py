@@ -77,6 +77,30 @@ def make_arm64_bundle(library: str | Path, *, bundle_dir: str | Path, input_name
     return bundle
 
 
+def run_arm64_bundle(bundle_dir: str | Path, samples: np.ndarray, *, qemu: str = "qemu-aarch64",
+                     sysroot: str = AARCH64_SYSROOT) -> np.ndarray:
+    """Run the bundle's runner under qemu on every sample (``samples[i]`` has the bundle's input
+    shape) in one process; returns the outputs as ``[n_samples, -1]``.
+
+    Raises:
+        BundleError: qemu is missing or the runner fails.
+    """
+    if shutil.which(qemu) is None:
+        raise BundleError(f"{qemu} not found on PATH (apt install qemu-user)")
+    bundle = Path(bundle_dir).resolve()
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    with tempfile.TemporaryDirectory() as work:
+        input_path, output_path = Path(work) / "input.bin", Path(work) / "output.bin"
+        samples.tofile(input_path)
+        shape = ",".join(str(v) for v in samples.shape[1:])
+        command = [qemu, "-L", sysroot, str(bundle / "runner"), str(bundle / "model.so"), str(input_path), shape,
+                   str(output_path)]
+        completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=1800)
+        if completed.returncode != 0:
+            raise BundleError(f"runner under qemu failed ({completed.returncode}): {completed.stderr.strip()[-300:]}")
+        return np.fromfile(output_path, dtype=np.float32).reshape(len(samples), -1)
+
+
 def verify_arm64_bundle(bundle_dir: str | Path, input: np.ndarray, expected: np.ndarray, *, atol: float = 1e-4,
                         qemu: str = "qemu-aarch64", sysroot: str = AARCH64_SYSROOT) -> BundleCheck:
     """Run the bundle's runner under qemu on ``input`` and compare with ``expected`` (host output).
@@ -86,20 +110,8 @@ def verify_arm64_bundle(bundle_dir: str | Path, input: np.ndarray, expected: np.
     """
     import time
 
-    if shutil.which(qemu) is None:
-        raise BundleError(f"{qemu} not found on PATH (apt install qemu-user)")
-    bundle = Path(bundle_dir).resolve()
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as work:
-        input_path, output_path = Path(work) / "input.bin", Path(work) / "output.bin"
-        np.ascontiguousarray(input, dtype=np.float32).tofile(input_path)
-        shape = ",".join(str(v) for v in input.shape)
-        command = [qemu, "-L", sysroot, str(bundle / "runner"), str(bundle / "model.so"), str(input_path), shape,
-                   str(output_path)]
-        completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
-        if completed.returncode != 0:
-            raise BundleError(f"runner under qemu failed ({completed.returncode}): {completed.stderr.strip()[-300:]}")
-        actual = np.fromfile(output_path, dtype=np.float32)
+    actual = run_arm64_bundle(bundle_dir, np.asarray(input)[None], qemu=qemu, sysroot=sysroot).reshape(-1)
     expected = np.asarray(expected, dtype=np.float32)
     if actual.size != expected.size:
         raise BundleError(f"bundle output has {actual.size} values, host build {expected.size}")

@@ -16,7 +16,8 @@ import numpy as np
 from deploy.tvm.kernels.conv_geometry import ConvGeometry
 from deploy.tvm.kernels.direct_conv import tap_offset
 
-TILE_FLOATS = 128  # R x V accumulator floats: 8 AVX-512 / 16 AVX2 or NEON-pair registers
+TILE_REGISTERS = 8  # accumulator vectors of the target's width: 8 of 16 AVX2 / 32 AVX-512 registers,
+# 16 of NEON's 32 when a "vector" is two 128-bit registers
 LATENCY_ROWS = 4  # independent accumulators that keep the FMA pipeline busy (latency 4, estimated)
 
 
@@ -35,15 +36,16 @@ class ConvTaps:
         return int(self.offsets.shape[0])
 
 
-def tile_rows(out_channels: int, *, vector: int) -> int:
-    """Largest output channels per register tile: a power of two up to ``TILE_FLOATS / vector`` (and
-    32), no larger than needed for ``out_channels``; wider pixel vectors take fewer rows. The last
-    tile may be partial (its missing channels are zero rows that are never stored)."""
-    limit = min(32, max(1, TILE_FLOATS // vector))
+def tile_rows(out_channels: int, *, vector: int, vector_floats: int) -> int:
+    """Largest output channels per register tile: a power of two up to ``TILE_REGISTERS *
+    vector_floats / vector`` (and 32), no larger than needed for ``out_channels``; narrower pixel
+    vectors take more rows. The last tile may be partial (its missing channels are zero rows that
+    are never stored)."""
+    limit = min(32, max(1, TILE_REGISTERS * vector_floats // vector))
     return next(rows for rows in (32, 16, 8, 4, 2, 1) if rows <= limit and rows < 2 * out_channels)
 
 
-def best_tile_rows(weight: np.ndarray, *, vector: int) -> int:
+def best_tile_rows(weight: np.ndarray, *, vector: int, vector_floats: int) -> int:
     """The tile height with the least estimated work for this weight's zero pattern.
 
     Work ~ (non-zero ``R x 1`` blocks) x max(R, LATENCY_ROWS): a block costs its ``R`` vector FMAs,
@@ -53,7 +55,7 @@ def best_tile_rows(weight: np.ndarray, *, vector: int) -> int:
     """
     out_channels = weight.shape[0]
     flat = weight.reshape(out_channels, -1) != 0
-    largest = tile_rows(out_channels, vector=vector)
+    largest = tile_rows(out_channels, vector=vector, vector_floats=vector_floats)
     costs = {}
     for rows in (r for r in (32, 16, 8, 4, 2, 1) if r <= largest):
         padded = -(-out_channels // rows) * rows
@@ -62,10 +64,11 @@ def best_tile_rows(weight: np.ndarray, *, vector: int) -> int:
     return min(costs, key=lambda rows: (costs[rows], -rows))
 
 
-def encode_conv_taps(weight: np.ndarray, *, geometry: ConvGeometry, vector: int) -> ConvTaps:
-    """Encode ``weight [O, C, KH, KW]`` (float32) for ``geometry`` and a ``vector``-pixel tile."""
+def encode_conv_taps(weight: np.ndarray, *, geometry: ConvGeometry, vector: int, vector_floats: int) -> ConvTaps:
+    """Encode ``weight [O, C, KH, KW]`` (float32) for ``geometry``, a ``vector``-pixel tile and a
+    target whose vectors hold ``vector_floats`` floats."""
     out_channels, channels, kernel_h, kernel_w = weight.shape
-    rows = best_tile_rows(weight, vector=vector)
+    rows = best_tile_rows(weight, vector=vector, vector_floats=vector_floats)
     taps = channels * kernel_h * kernel_w
     padded = -(-out_channels // rows) * rows
     blocks = np.concatenate([weight.reshape(out_channels, taps), np.zeros((padded - out_channels, taps), weight.dtype)])

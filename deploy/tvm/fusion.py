@@ -136,7 +136,7 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
                 choice = KernelChoice("depthwise-conv", 1, _sparsity(weight),
                                       f"depthwise direct convolution, {vector} pixels per vector; {chain.describe()}")
             else:
-                taps = encode_conv_taps(weight, geometry=geometry, vector=vector)
+                taps = encode_conv_taps(weight, geometry=geometry, vector=vector, vector_floats=vector_floats)
                 macs = geometry.macs * (1.0 - taps.zero_block_ratio)
                 func = direct_conv_func(geometry=geometry, tile=ConvTile(taps.block_rows, vector), nnz_blocks=taps.nnz_blocks,
                                         epilogue=chain.epilogue(), parallel=macs >= PARALLEL_MIN_MACS)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.errors import UserError
 from pipeline.report_data import collect_variants, kernel_rows, artifact_rows
+from pipeline.report_device import arm64_bundle_check
 from pipeline.report_latency import measure_latency
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
 
@@ -28,12 +29,13 @@ class ReportConfig:
     robust_eps: float = field(default=0.3, metadata={"help": "L-inf radius of the evaluation attacks"})
     robust_steps: int = field(default=20, metadata={"help": "iterations of ifgsm / pgd"})
     robust_samples: int = field(default=500, metadata={"help": "test samples attacked"})
+    device_images: int = field(default=500, metadata={"help": "test images run through the arm64 bundle under qemu (0: off)"})
 
 
 @STAGES.register("report")
 class ReportStage(Stage):
     name = "report"
-    version = "1"
+    version = "2"  # 2: the arm64 bundle runs on test images under qemu
     Config = ReportConfig
     consumes = ("*",)
     produces = ("report-json", "report-md", "report-html")
@@ -46,6 +48,8 @@ class ReportStage(Stage):
         _validate(config)
         variants, models = collect_variants(ctx, inputs, config)
         latency, notes = measure_latency(ctx, config, inputs, models)
+        device_check, device_notes = arm64_bundle_check(ctx, models, images=config.device_images)
+        notes += device_notes
         report = {
             "schema": "compress-report/1",
             "run": {
@@ -66,10 +70,14 @@ class ReportStage(Stage):
         }
         paths = write_report(report, ctx.stage_dir)
         metrics = _headline_metrics(report)
+        if device_check is not None:
+            metrics["arm64_qemu"] = device_check
         return StageResult(outputs={"report-json": paths["json"], "report-md": paths["md"], "report-html": paths["html"]}, metrics=metrics)
 
 
 def _validate(config: ReportConfig) -> None:
+    if config.device_images < 0:
+        raise UserError(f"device-images must be >= 0, got {config.device_images}")
     if config.runs < 1 or config.warmup < 0:
         raise UserError(f"report needs runs >= 1 and warmup >= 0, got runs={config.runs}, warmup={config.warmup}")
     unknown = [a for a in config.robust if a not in ATTACKS]

@@ -1,12 +1,13 @@
 """arm64 bundle: real AArch64 files, manifest, and a qemu run that matches the host build."""
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
 import torch
 
-from deploy.tvm.bundle import elf_machine, make_arm64_bundle, verify_arm64_bundle
+from deploy.tvm.bundle import elf_machine, make_arm64_bundle, run_arm64_bundle, verify_arm64_bundle
 from deploy.tvm.compile import compile_onnx
 from deploy.tvm.errors import BundleError
 
@@ -72,3 +73,35 @@ def test_bundle_rejects_library_that_is_not_aarch64(tmp_path):
     library.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(11) + (0x3E).to_bytes(2, "little") + bytes(44))
     with pytest.raises(BundleError, match="not an AArch64"):
         make_arm64_bundle(library, bundle_dir=tmp_path / "b", input_name="input", input_shape=(1,))
+
+
+@pytest.mark.slow
+def test_bundle_runs_many_samples_in_one_qemu_process(compiled):
+    host, _, bundle = compiled
+    samples = np.random.default_rng(1).standard_normal((3, *INPUT_SHAPE)).astype(np.float32)
+    outputs = run_arm64_bundle(bundle, samples)
+    expected = np.stack([_host_output(host.library_path, sample).reshape(-1) for sample in samples])
+    np.testing.assert_allclose(outputs, expected, atol=1e-4)
+
+
+def _runner(bundle, tmp_path, shape, output):
+    from deploy.tvm.bundle import AARCH64_SYSROOT
+
+    np.zeros(INPUT_SHAPE, np.float32).tofile(tmp_path / "in.bin")
+    command = ["qemu-aarch64", "-L", AARCH64_SYSROOT, str(bundle / "runner"), str(bundle / "model.so"),
+               str(tmp_path / "in.bin"), shape, str(output)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", ["a,b", "-1,3,8,8", "1,0,8,8", "99999999,99999999,99999999,9", ""])
+def test_bundle_runner_refuses_a_bad_shape_with_one_line(compiled, tmp_path, shape):
+    done = _runner(compiled[2], tmp_path, shape, tmp_path / "out.bin")
+    assert done.returncode != 0
+    assert "SHAPE" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.slow
+def test_bundle_runner_fails_when_it_cannot_write_its_output(compiled, tmp_path):
+    done = _runner(compiled[2], tmp_path, ",".join(map(str, INPUT_SHAPE)), tmp_path / "missing-dir" / "out.bin")
+    assert done.returncode == 1 and "cannot write the output file" in done.stderr

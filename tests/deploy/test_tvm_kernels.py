@@ -65,8 +65,8 @@ def test_direct_conv_matches_torch_with_fused_residual_and_relu(case, keep_ratio
     geometry = _geometry(*case)
     vector = _vector(geometry)
     weight = _block_sparse((geometry.out_channels, geometry.channels, geometry.kernel_h, geometry.kernel_w),
-                           rows=tile_rows(geometry.out_channels, vector=vector), keep_ratio=keep_ratio, seed=1)
-    taps = encode_conv_taps(weight, geometry=geometry, vector=vector)
+                           rows=tile_rows(geometry.out_channels, vector=vector, vector_floats=8), keep_ratio=keep_ratio, seed=1)
+    taps = encode_conv_taps(weight, geometry=geometry, vector=vector, vector_floats=8)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((geometry.batch, geometry.channels, geometry.height, geometry.width)).astype(np.float32)
     bias = rng.standard_normal(geometry.out_channels).astype(np.float32)
@@ -121,8 +121,8 @@ def test_conv_taps_round_trip_is_exact_and_skip_zero_blocks(case):
     geometry = _geometry(*case)
     vector = _vector(geometry)
     weight = _block_sparse((geometry.out_channels, geometry.channels, geometry.kernel_h, geometry.kernel_w),
-                           rows=tile_rows(geometry.out_channels, vector=vector), keep_ratio=0.3, seed=5)
-    taps = encode_conv_taps(weight, geometry=geometry, vector=vector)
+                           rows=tile_rows(geometry.out_channels, vector=vector, vector_floats=8), keep_ratio=0.3, seed=5)
+    taps = encode_conv_taps(weight, geometry=geometry, vector=vector, vector_floats=8)
     rows = taps.block_rows
     assert np.array_equal(decode_conv_taps(taps, geometry=geometry, shape=weight.shape), weight)
     assert taps.nnz_blocks == np.count_nonzero(np.any(
@@ -132,7 +132,7 @@ def test_conv_taps_round_trip_is_exact_and_skip_zero_blocks(case):
 
 def test_conv_taps_of_an_all_zero_weight_keep_one_zero_block():
     geometry = _geometry(2, 4, 8, 3, (1, 1), (1, 1, 1, 1), (1, 1))
-    taps = encode_conv_taps(np.zeros((8, 2, 3, 3), np.float32), geometry=geometry, vector=4)
+    taps = encode_conv_taps(np.zeros((8, 2, 3, 3), np.float32), geometry=geometry, vector=4, vector_floats=8)
     assert taps.nnz_blocks == 1 and not taps.data.any() and taps.zero_block_ratio == 1.0
 
 
@@ -150,7 +150,7 @@ def test_strided_one_by_one_conv_keeps_a_single_phase_plane():
 
 def test_tile_height_stays_largest_for_block_sparse_and_shrinks_for_unstructured_weights():
     block = _block_sparse((32, 16, 3, 3), rows=8, keep_ratio=0.1, seed=7)
-    assert best_tile_rows(block, vector=16) == 8
+    assert best_tile_rows(block, vector=16, vector_floats=16) == 8
     rng = np.random.default_rng(8)
     unstructured = (rng.standard_normal((32, 16, 3, 3)) * (rng.random((32, 16, 3, 3)) < 0.03)).astype(np.float32)
-    assert best_tile_rows(unstructured, vector=16) < 8
+    assert best_tile_rows(unstructured, vector=16, vector_floats=16) < 8

@@ -19,7 +19,8 @@ The kernel keeps ``R`` vector accumulators of ``V`` pixels in registers::
 
 The epilogue (bias, residual add, ReLU / clip) is applied in registers before the only store.
 Depthwise convolutions (groups = channels) get :func:`depthwise_conv_func`, the same structure with
-the ``K x K`` taps of one channel unrolled.
+the ``K x K`` taps of one channel unrolled over ``DEPTHWISE_ROWS`` output rows at once (independent
+accumulators: one chain of ``K * K`` dependent FMAs would wait on the FMA latency).
 
 Hand-written because TVM 0.27 has no scheduled CPU convolution (its default CPU build is unscheduled
 loops) and no sparse convolution at all. Accumulators are vector-typed buffers in ``global`` scope
@@ -32,6 +33,9 @@ import math
 from dataclasses import dataclass
 
 from deploy.tvm.kernels.conv_geometry import ConvGeometry
+
+
+DEPTHWISE_ROWS = (4, 2, 1)
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,7 @@ def depthwise_conv_func(*, geometry: ConvGeometry, vector: int, epilogue: Epilog
     if w_out % vector:
         raise ValueError(f"the pixel vector {vector} must divide the output width {w_out}")
     v_len, n_tiles = vector, w_out // vector
+    y_rows = next(rows for rows in DEPTHWISE_ROWS if h_out % rows == 0)
     vtype = vector_type(v_len)
     finish = epilogue_function(epilogue, v_len)
     res_shape = (n_b, channels, h_out, w_out) if epilogue.residual else (1, 1, 1, 1)
@@ -166,19 +171,23 @@ def depthwise_conv_func(*, geometry: ConvGeometry, vector: int, epilogue: Epilog
     @T.prim_func(private=True)
     def depthwise_conv(xq: T.Buffer((n_b, plane), "float32"), weight: T.Buffer((channels * k_h * k_w,), "float32"),
                        bias: T.Buffer((channels,), "float32"), residual: T.Buffer(res_shape, "float32"),
-                       y: T.Buffer((n_b, channels, h_out, w_out), "float32")):
+                       y_out: T.Buffer((n_b, channels, h_out, w_out), "float32")):
         T.func_attr({"tir.noalias": True, "tirx.is_scheduled": True})
         for n in T.serial(n_b):
             for c in channels_loop(channels):
-                for oy, t in T.grid(h_out, n_tiles):
-                    acc = T.alloc_buffer((1,), vtype, scope="global")
-                    acc[0] = broadcast(bias[c], v_len)
+                for row_block, t in T.grid(h_out // y_rows, n_tiles):
+                    acc = T.alloc_buffer((y_rows,), vtype, scope="global")
+                    for y in T.unroll(y_rows):
+                        acc[y] = broadcast(bias[c], v_len)
                     for ky in T.unroll(k_h):
                         for kx in T.unroll(k_w):
-                            acc[0] = acc[0] + broadcast(weight[(c * k_h + ky) * k_w + kx], v_len) * xq[n, ramp(
-                                (((c * p_h + ky * d_h % s_h) * p_w + kx * d_w % s_w) * h_q + ky * d_h // s_h + oy) * w_q
-                                + kx * d_w // s_w + t * v_len, v_len)]
-                    y[n, c, oy, ramp(t * v_len, v_len)] = finish(acc[0], residual[n, c, oy, ramp(t * v_len, v_len)])
+                            for y in T.unroll(y_rows):
+                                acc[y] = acc[y] + broadcast(weight[(c * k_h + ky) * k_w + kx], v_len) * xq[n, ramp(
+                                    (((c * p_h + ky * d_h % s_h) * p_w + kx * d_w % s_w) * h_q + ky * d_h // s_h
+                                     + row_block * y_rows + y) * w_q + kx * d_w // s_w + t * v_len, v_len)]
+                    for y in T.unroll(y_rows):
+                        y_out[n, c, row_block * y_rows + y, ramp(t * v_len, v_len)] = finish(
+                            acc[y], residual[n, c, row_block * y_rows + y, ramp(t * v_len, v_len)])
 
     return depthwise_conv
 

@@ -1,14 +1,17 @@
-// compress TVM runner: loads a Relax VM library (model.so), runs `main` on one float32 input read
-// from a raw binary file and writes every float32 output to a raw binary file.
+// compress TVM runner: loads a Relax VM library (model.so), runs `main` on each float32 input sample
+// read from a raw binary file and writes every float32 output to a raw binary file.
 //
 // Written against the tvm-ffi headers only; link with
 //   -Wl,--no-as-needed -ltvm_runtime -ltvm_ffi
 // so the runtime's static initialisers register the library loader and the VM.
 //
 // Usage: runner MODEL.so INPUT.bin SHAPE OUTPUT.bin [REPEAT]
-//   SHAPE  comma-separated input dims, e.g. 1,3,32,32
-//   REPEAT timed runs after one warm-up (default 0); prints "latency_ms=<mean>" when > 0.
-// Prints one line "output<i> shape=d0,d1,..." per output. Exit code 0 on success.
+//   SHAPE  comma-separated positive input dims, e.g. 1,3,32,32
+//   INPUT.bin holds one or more samples of SHAPE back to back; the outputs of all samples are
+//          written back to back in OUTPUT.bin ("samples=<n>" is printed when n > 1).
+//   REPEAT timed runs of the first sample after one warm-up (default 0); prints "latency_ms=<mean>".
+// Prints one line "output<i> shape=d0,d1,..." per output. Exit code 0 on success, 1 on any error
+// (unreadable input, bad shape, allocation failure, output not written), 2 on a usage error.
 
 #include <tvm/ffi/any.h>
 #include <tvm/ffi/container/array.h>
@@ -23,6 +26,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -38,29 +42,43 @@ struct AlignedCPUAlloc {
     size_t size = ffi::GetDataSize(*tensor);
     size_t rounded = (size + kAlignment - 1) / kAlignment * kAlignment;
     tensor->data = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
+    if (tensor->data == nullptr) throw std::runtime_error("cannot allocate " + std::to_string(rounded) + " bytes");
   }
   void FreeData(DLTensor* tensor) { std::free(tensor->data); }
 };
+
+constexpr int64_t kMaxElements = int64_t{1} << 31;  // 8 GiB of float32: far beyond any model input
 
 std::vector<int64_t> ParseShape(const std::string& text) {
   std::vector<int64_t> dims;
   std::stringstream stream(text);
   std::string item;
-  while (std::getline(stream, item, ',')) dims.push_back(std::stoll(item));
+  int64_t elements = 1;
+  while (std::getline(stream, item, ',')) {
+    bool digits = !item.empty() && item.size() <= 9 && item.find_first_not_of("0123456789") == std::string::npos;
+    int64_t dim = digits ? std::stoll(item) : 0;
+    if (dim <= 0) throw std::runtime_error("SHAPE must be positive integers like 1,3,32,32, got '" + text + "'");
+    elements *= dim;
+    if (elements > kMaxElements) throw std::runtime_error("SHAPE " + text + " holds more than 2^31 elements");
+    dims.push_back(dim);
+  }
+  if (dims.empty()) throw std::runtime_error("SHAPE must be positive integers like 1,3,32,32, got '" + text + "'");
   return dims;
 }
 
-ffi::Tensor ReadInput(const std::string& path, const std::vector<int64_t>& dims) {
+ffi::Tensor NewInput(const std::vector<int64_t>& dims) {
   DLDataType f32{kDLFloat, 32, 1};
-  ffi::Tensor tensor = ffi::Tensor::FromNDAlloc(AlignedCPUAlloc(), ffi::ShapeView(dims.data(), dims.size()),
-                                                f32, DLDevice{kDLCPU, 0});
+  return ffi::Tensor::FromNDAlloc(AlignedCPUAlloc(), ffi::ShapeView(dims.data(), dims.size()), f32, DLDevice{kDLCPU, 0});
+}
+
+// Reads the next sample into `tensor`; false at the end of the file, an error on a partial sample.
+bool ReadSample(std::ifstream& file, const std::string& path, ffi::Tensor& tensor) {
   size_t bytes = ffi::GetDataSize(tensor);
-  std::ifstream file(path, std::ios::binary);
   file.read(static_cast<char*>(tensor.data_ptr()), static_cast<std::streamsize>(bytes));
-  if (static_cast<size_t>(file.gcount()) != bytes) {
-    throw std::runtime_error("input file " + path + " holds fewer than " + std::to_string(bytes) + " bytes");
-  }
-  return tensor;
+  size_t got = static_cast<size_t>(file.gcount());
+  if (got == 0) return false;
+  if (got != bytes) throw std::runtime_error("input file " + path + " ends inside a sample of " + std::to_string(bytes) + " bytes");
+  return true;
 }
 
 std::vector<ffi::Tensor> Flatten(const ffi::Any& result) {
@@ -75,13 +93,14 @@ std::vector<ffi::Tensor> Flatten(const ffi::Any& result) {
   throw std::runtime_error("main returned neither a tensor nor a tuple of tensors");
 }
 
-void WriteOutputs(const std::string& path, const std::vector<ffi::Tensor>& outputs) {
-  std::ofstream file(path, std::ios::binary);
+void WriteOutputs(std::ofstream& file, const std::string& path, const std::vector<ffi::Tensor>& outputs, bool print) {
   for (size_t i = 0; i < outputs.size(); ++i) {
     const DLTensor* dl = outputs[i].GetDLTensorPtr();
     if (dl->dtype.code != kDLFloat || dl->dtype.bits != 32) throw std::runtime_error("output is not float32");
     file.write(static_cast<const char*>(dl->data) + dl->byte_offset,
                static_cast<std::streamsize>(ffi::GetDataSize(*dl)));
+    if (!file) throw std::runtime_error("cannot write the output file " + path);
+    if (!print) continue;
     std::cout << "output" << i << " shape=";
     for (int d = 0; d < dl->ndim; ++d) std::cout << (d ? "," : "") << dl->shape[d];
     std::cout << "\n";
@@ -99,15 +118,27 @@ int Run(int argc, char** argv) {
   vm->GetFunction("vm_initialization").value()(static_cast<int>(kDLCPU), 0, kPooledAllocator,
                                                  static_cast<int>(kDLCPU), 0, kPooledAllocator);
   ffi::Function main_fn = vm->GetFunction("main").value();
-  ffi::Tensor input = ReadInput(argv[2], ParseShape(argv[3]));
-  ffi::Any result = main_fn(input);
-  if (repeat > 0) {
-    auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < repeat; ++i) result = main_fn(input);
-    std::chrono::duration<double, std::milli> spent = std::chrono::steady_clock::now() - start;
-    std::cout << "latency_ms=" << spent.count() / repeat << "\n";
+  ffi::Tensor input = NewInput(ParseShape(argv[3]));
+  std::ifstream in(argv[2], std::ios::binary);
+  if (!in) throw std::runtime_error(std::string("cannot read the input file ") + argv[2]);
+  std::ofstream out(argv[4], std::ios::binary);
+  if (!out) throw std::runtime_error(std::string("cannot write the output file ") + argv[4]);
+  int samples = 0;
+  while (ReadSample(in, argv[2], input)) {
+    ffi::Any result = main_fn(input);
+    if (samples == 0 && repeat > 0) {
+      auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < repeat; ++i) result = main_fn(input);
+      std::chrono::duration<double, std::milli> spent = std::chrono::steady_clock::now() - start;
+      std::cout << "latency_ms=" << spent.count() / repeat << "\n";
+    }
+    WriteOutputs(out, argv[4], Flatten(result), samples == 0);
+    ++samples;
   }
-  WriteOutputs(argv[4], Flatten(result));
+  if (samples == 0) throw std::runtime_error(std::string("input file ") + argv[2] + " holds no sample");
+  out.close();
+  if (!out) throw std::runtime_error(std::string("cannot write the output file ") + argv[4]);
+  if (samples > 1) std::cout << "samples=" << samples << "\n";
   return 0;
 }
 

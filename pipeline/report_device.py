@@ -1,0 +1,67 @@
+"""Accuracy of the shipped arm64 bundle on real test images, run under qemu, against onnxruntime.
+
+The compile stage checks the bundle on one probe input; this runs the first ``images`` test images
+through the bundle's own runner (one qemu process for all of them) and through onnxruntime on the
+compiled ONNX, and compares predictions and logits. qemu timings say nothing about arm64 speed, so
+only numbers are compared here.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import StageError
+from pipeline.manifest import Artifact
+from pipeline.report_data import VariantModel
+from pipeline.stage import StageContext
+
+LOGIT_ATOL = 1e-3
+
+
+def arm64_bundle_check(ctx: StageContext, models: dict[str, VariantModel], *, images: int) -> tuple[dict[str, Any] | None, list[str]]:
+    """Accuracy of the bundle under qemu and of onnxruntime on the same images, or ``None`` when
+    there is no bundle, no qemu or ``images == 0`` (the note says which)."""
+    bundle = _bundle_dir(ctx)
+    compiled = models.get("compiled")
+    if images == 0 or bundle is None or compiled is None or compiled.onnx is None:
+        return None, []
+    if shutil.which("qemu-aarch64") is None:
+        return None, ["The arm64 bundle was not run on test images: qemu-aarch64 is not installed."]
+    from deploy.runtimes import load_session
+    from deploy.tvm.bundle import run_arm64_bundle
+    from deploy.tvm.errors import BundleError
+
+    data = ctx.load_data(models["dense"].input_shape)
+    x = data.test_x[:images].numpy().astype(np.float32)
+    labels = data.test_y[:images].numpy()
+    ctx.log(f"report: running the arm64 bundle under qemu on {len(x)} test images")
+    try:
+        device = run_arm64_bundle(bundle, x[:, None])
+    except BundleError as error:
+        raise StageError(f"report: arm64 bundle on test images: {error}") from None
+    session = load_session("onnxruntime", compiled.onnx)
+    reference = np.stack([session.run_one(sample[None]).reshape(-1) for sample in x])
+    result = {
+        "images": int(len(x)),
+        "accuracy_arm64_qemu": float(np.mean(device.argmax(1) == labels)),
+        "accuracy_onnxruntime": float(np.mean(reference.argmax(1) == labels)),
+        "top1_agreement": float(np.mean(device.argmax(1) == reference.argmax(1))),
+        "max_abs_error": float(np.max(np.abs(device - reference))),
+    }
+    if result["max_abs_error"] > LOGIT_ATOL:
+        raise StageError(f"report: the arm64 bundle's logits differ from onnxruntime by {result['max_abs_error']:.3g} "
+                         f"(> {LOGIT_ATOL:g}) on the test images")
+    note = (f"arm64 bundle under qemu on the first {result['images']} test images: accuracy "
+            f"{result['accuracy_arm64_qemu']:.2%} (onnxruntime on the compiled ONNX: {result['accuracy_onnxruntime']:.2%}), "
+            f"top-1 agreement {result['top1_agreement']:.2%}, max abs logit difference {result['max_abs_error']:.2g}.")
+    return result, [note]
+
+
+def _bundle_dir(ctx: StageContext):
+    for record in reversed(ctx.history):
+        if record["status"] == "done" and "bundle-manifest" in record["outputs"]:
+            return Artifact(**record["outputs"]["bundle-manifest"]).resolve(ctx.run_dir).parent
+    return None

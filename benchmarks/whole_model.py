@@ -1,7 +1,7 @@
 """Whole-model batch-1 latency of the TVM build against onnxruntime on the *dense* original.
 
-Models: LeNet-5 (the bundled MNIST checkpoint, or the exported ONNX of a `compress run` given with
-``--lenet-run``), ResNet-20 and MobileNetV2 for 3x32x32 (``compress.models``, seeded random
+Models: LeNet-5 (the bundled MNIST checkpoint; with ``--lenet-run`` also the exported model of that
+`compress run` as the variant "default run"), ResNet-20 and MobileNetV2 for 3x32x32 (``compress.models``, seeded random
 weights: speed does not depend on the values, only on the zero pattern). Variants: dense; R x 1
 block sparsity (R = 16, 8) at 90% and 95% of the blocks of every conv / linear weight except the
 first conv, the last linear layer and depthwise convs (block L2 norm, per layer); ternary (TWN:
@@ -46,18 +46,13 @@ VARIANTS = ("90% 16x1", "95% 16x1", "90% 8x1", "95% 8x1", "ternary", "ternary + 
 QUICK_VARIANTS = ("90% 16x1", "95% 16x1")
 
 
-def export_model(name: str, path: Path, lenet_run: Path | None) -> Path:
-    """Dense ONNX of ``name`` (LeNet-5: the bundled checkpoint, or a run's exported model)."""
+def export_model(name: str, path: Path) -> Path:
+    """Dense ONNX of ``name`` (LeNet-5: the bundled MNIST checkpoint)."""
     import onnx
     import torch
 
     from deploy.onnx.torch_export import export_dense
 
-    if name == "lenet5" and lenet_run is not None:
-        from deploy.tvm.onnx_input import load_onnx_for_tvm  # the run's compact ONNX, decoded to dense arrays
-
-        onnx.save(load_onnx_for_tvm(next(lenet_run.glob("*-export/model.onnx"))), str(path))
-        return path
     if name == "lenet5":
         from pipeline.model_io import build_model, load_bundle
 
@@ -132,12 +127,19 @@ def build(work: Path, *, variants, lenet_run: Path | None) -> dict:
     """Export, derive and compile every model; returns the plan the timing processes read."""
     from deploy.tvm.compile import compile_onnx
 
+    import onnx
+
+    from deploy.tvm.onnx_input import load_onnx_for_tvm
+
     plan = {}
     for name, shape in MODELS.items():
-        dense = export_model(name, work / f"{name}-dense.onnx", lenet_run if name == "lenet5" else None)
+        dense = export_model(name, work / f"{name}-dense.onnx")
         entries = {"dense": str(dense)}
         for variant in variants:
             entries[variant] = str(make_variant(dense, work / f"{name}-{variant.replace(' ', '_').replace('%', '')}.onnx", variant))
+        if name == "lenet5" and lenet_run is not None:  # the run's compact ONNX, decoded to dense arrays
+            entries["default run"] = str(work / "lenet5-default-run.onnx")
+            onnx.save(load_onnx_for_tvm(next(lenet_run.glob("*-export/model.onnx"))), entries["default run"])
         libraries = {}
         for variant, path in entries.items():
             print(f"compiling {name} {variant}", file=sys.stderr, flush=True)
@@ -232,7 +234,9 @@ def layer_profile(plan: dict, variant: str) -> list[dict]:
     options.intra_op_num_threads = 1
     rows = []
     conv_layers = [layer for layer in report["layers"] if layer["op"] == "conv2d"]
-    for layer, node in zip(conv_layers, convs):
+    for layer in conv_layers:  # the graph's conv of the same weight shape, in order
+        node = next(n for n in convs if list(inits[n.input[1]].dims) == layer["weight_shape"])
+        convs.remove(node)
         out = shapes.get(node.output[0]) or [1, layer["weight_shape"][0], 0, 0]
         out_hw = out[2] * out[3]
         weight = onnx.numpy_helper.to_array(inits[node.input[1]])

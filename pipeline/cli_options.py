@@ -60,6 +60,19 @@ def parse_floats(text: str | None, *, what: str) -> tuple[float, ...]:
         raise UserError(f"{what} must be numbers separated by commas, got {text!r}") from None
 
 
+def _check_preprocess(preprocess: dict[str, Any]) -> None:
+    """Refuse values that would turn every input into NaN / Inf (or all zeros) before any training."""
+    import math
+
+    scale = preprocess.get("scale")
+    if scale is not None and (not math.isfinite(scale) or scale == 0):
+        raise UserError(f"--scale must be a finite non-zero number, got {scale}")
+    if any(not math.isfinite(v) for v in preprocess.get("mean", [])):
+        raise UserError(f"--mean must be finite numbers, got {preprocess['mean']}")
+    if any(not math.isfinite(v) or v <= 0 for v in preprocess.get("std", [])):
+        raise UserError(f"--std must be finite positive numbers, got {preprocess['std']}")
+
+
 def build_run_options(kwargs: dict[str, Any], *, target: str, device: str = "", max_accuracy_drop: float | None = None) -> RunOptions:
     preprocess: dict[str, Any] = {}
     if kwargs.get("scale") is not None:
@@ -73,6 +86,7 @@ def build_run_options(kwargs: dict[str, Any], *, target: str, device: str = "", 
         preprocess["resize"] = list(resize)
     if preprocess and "scale" not in preprocess:
         preprocess["scale"] = 1 / 255 if kwargs["data"] == "mnist" else 1.0
+    _check_preprocess(preprocess)
     return RunOptions(
         data=kwargs["data"],
         seed=kwargs["seed"],

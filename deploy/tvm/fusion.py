@@ -31,7 +31,7 @@ from deploy.tvm.layer_report import KernelChoice, LayerReport
 from deploy.tvm.kernels.block_linear import block_linear_func
 from deploy.tvm.kernels.conv_geometry import ConvGeometry
 from deploy.tvm.kernels.direct_conv import ConvTile, Epilogue, depthwise_conv_func, direct_conv_func, phase_pad_func
-from deploy.tvm.linear_weights import LINEAR_UNROLL, encode_linear_blocks, linear_block_rows
+from deploy.tvm.linear_weights import LINEAR_UNROLL, best_linear_block_rows, encode_linear_blocks
 
 VECTOR_CHOICES = (16, 8, 4, 2, 1)
 PARALLEL_MIN_MACS = 200_000
@@ -156,7 +156,7 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
             if len(shape) != 2:
                 x = self.builder_.emit(relax.op.reshape(x, (batch, shape[-1])))
             bias = chain.bias if chain.bias is not None else np.zeros(out_features, np.float32)
-            rows = linear_block_rows(out_features, vector_floats=vector_floats)
+            rows = best_linear_block_rows(weight, vector_floats=vector_floats)
             blocks = encode_linear_blocks(weight, block_rows=rows)
             name = f"matmul_{len(reports)}"
             macs = batch * blocks.nnz_blocks * rows

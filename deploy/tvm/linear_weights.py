@@ -12,6 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 LINEAR_UNROLL = 4
+# Nanoseconds per stored block by block height R, measured on a 500x800 weight at batch 1
+# (x86-64 AVX-512, `benchmarks/whole_model.md`): taller blocks load more zeros, shorter ones use
+# narrower vectors; only the ratios matter for the choice.
+BLOCK_COST_NS = {1: 0.40, 2: 0.35, 4: 0.38, 8: 0.48, 16: 0.80}
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,20 @@ def linear_block_rows(out_features: int, *, vector_floats: int) -> int:
     """Outputs per vector: a power of two up to ``vector_floats``, no larger than needed; the last
     block row may be partial (zero rows, never stored)."""
     return next(r for r in (16, 8, 4, 2, 1) if r <= vector_floats and r < 2 * out_features)
+
+
+def best_linear_block_rows(weight: np.ndarray, *, vector_floats: int) -> int:
+    """The block height up to ``vector_floats`` with the least estimated time for this zero pattern:
+    (stored blocks) x ``BLOCK_COST_NS[R]``. Dense and block-sparse weights keep tall blocks;
+    unstructured sparse ones take short blocks, which also store fewer zeros."""
+    out_features = weight.shape[0]
+    nonzero = weight != 0
+    costs = {}
+    for rows in (r for r in BLOCK_COST_NS if r <= linear_block_rows(out_features, vector_floats=vector_floats)):
+        padded = -(-out_features // rows) * rows
+        blocks = np.concatenate([nonzero, np.zeros((padded - out_features, weight.shape[1]), bool)]).reshape(padded // rows, rows, -1)
+        costs[rows] = int(np.any(blocks, axis=1).sum()) * BLOCK_COST_NS[rows]
+    return min(costs, key=lambda rows: (costs[rows], -rows))
 
 
 def encode_linear_blocks(weight: np.ndarray, *, block_rows: int, unroll: int = LINEAR_UNROLL) -> LinearBlocks:

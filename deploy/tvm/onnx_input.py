@@ -53,11 +53,20 @@ def graph_input_name(model) -> str:
 
 
 def _dense_from_sparse(sparse) -> np.ndarray:
+    """The dense array of a ``SparseTensorProto``; its declared size is checked before allocating."""
     from onnx import numpy_helper
 
+    from deploy.onnx import OnnxFormatError
+    from deploy.onnx.codecs.common import check_shape
+
+    try:
+        dims = check_shape(tuple(int(d) for d in sparse.dims))
+    except OnnxFormatError as error:
+        raise CompileError(f"sparse tensor {sparse.values.name!r}: {error}") from None
     values = numpy_helper.to_array(sparse.values)
     indices = numpy_helper.to_array(sparse.indices).astype(np.int64)
-    dims = tuple(int(d) for d in sparse.dims)
+    if indices.size and (indices.min() < 0 or (indices.ndim == 1 and indices.max() >= int(np.prod(dims)))):
+        raise CompileError(f"sparse tensor {sparse.values.name!r}: indices outside its {list(dims)} elements")
     dense = np.zeros(int(np.prod(dims)), dtype=values.dtype)
     if indices.ndim == 2:
         indices = np.ravel_multi_index(tuple(indices.T), dims)

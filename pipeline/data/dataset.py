@@ -82,11 +82,15 @@ def load_dataset(
             prep = replace(prep, resize=spatial)
     train_x, train_y = _limit(raw.train_x, raw.train_y, train_limit)
     test_x, test_y = _limit(raw.test_x, raw.test_y, test_limit)
+    train_x, test_x = prep.apply(train_x), prep.apply(test_x)
+    for split, x in (("training", train_x), ("test", test_x)):
+        if not bool(torch.isfinite(x).all()):
+            raise UserError(f"data {raw.name}: the {split} inputs hold NaN or Inf after preprocessing (check the data and --scale/--mean/--std)")
     return Dataset(
         name=raw.name,
-        train_x=prep.apply(train_x),
+        train_x=train_x,
         train_y=torch.from_numpy(np.asarray(train_y, dtype=np.int64)),
-        test_x=prep.apply(test_x),
+        test_x=test_x,
         test_y=torch.from_numpy(np.asarray(test_y, dtype=np.int64)),
         preprocess=prep,
     )

@@ -23,6 +23,14 @@ def load_model(ctx: StageContext, path: Path) -> tuple[ModelBundle, nn.Module]:
 
 
 def save_model(ctx: StageContext, bundle: ModelBundle, model: nn.Module, **changes: Any) -> Path:
+    """Save the stage's model; weights that training drove to NaN / Inf are refused, never saved."""
+    from compress.stats import has_non_finite
+
+    from pipeline.errors import StageError
+
+    bad = has_non_finite(model)
+    if bad:
+        raise StageError(f"{ctx.stage_dir.name}: training left NaN or Inf in weight {bad}; lower the learning rate or check the data")
     return save_bundle(Path(ctx.stage_dir) / MODEL_FILE, bundle.with_model(model, **changes))
 
 

@@ -8,7 +8,8 @@ from deploy.tvm.conv_weights import best_tile_rows, decode_conv_taps, encode_con
 from deploy.tvm.kernels.block_linear import block_linear_func
 from deploy.tvm.kernels.conv_geometry import ConvGeometry
 from deploy.tvm.kernels.direct_conv import ConvTile, Epilogue, depthwise_conv_func, direct_conv_func, phase_pad_func
-from deploy.tvm.linear_weights import LINEAR_UNROLL, decode_linear_blocks, encode_linear_blocks, linear_block_rows
+from deploy.tvm.linear_weights import (LINEAR_UNROLL, best_linear_block_rows, decode_linear_blocks, encode_linear_blocks,
+                                       linear_block_rows)
 
 CONV_CASES = [  # channels, size, out_channels, kernel, stride, padding, dilation
     (3, 8, 16, 3, (1, 1), (1, 1, 1, 1), (1, 1)),
@@ -149,8 +150,16 @@ def test_strided_one_by_one_conv_keeps_a_single_phase_plane():
 
 
 def test_tile_height_stays_largest_for_block_sparse_and_shrinks_for_unstructured_weights():
-    block = _block_sparse((32, 16, 3, 3), rows=8, keep_ratio=0.1, seed=7)
-    assert best_tile_rows(block, vector=16, vector_floats=16) == 8
+    block = _block_sparse((32, 16, 3, 3), rows=16, keep_ratio=0.1, seed=7)
+    assert best_tile_rows(block, vector=8, vector_floats=16) == 16
     rng = np.random.default_rng(8)
-    unstructured = (rng.standard_normal((32, 16, 3, 3)) * (rng.random((32, 16, 3, 3)) < 0.03)).astype(np.float32)
-    assert best_tile_rows(unstructured, vector=16, vector_floats=16) < 8
+    unstructured = (rng.standard_normal((32, 16, 3, 3)) * (rng.random((32, 16, 3, 3)) < 0.1)).astype(np.float32)
+    assert best_tile_rows(unstructured, vector=8, vector_floats=16) == 8
+
+
+def test_linear_block_height_is_tall_for_dense_and_short_for_unstructured_weights():
+    rng = np.random.default_rng(9)
+    dense = rng.standard_normal((64, 96)).astype(np.float32)
+    unstructured = (dense * (rng.random(dense.shape) < 0.1)).astype(np.float32)
+    assert best_linear_block_rows(dense, vector_floats=16) == 16
+    assert best_linear_block_rows(unstructured, vector_floats=16) < 16

@@ -48,3 +48,32 @@ def test_onnx_input_raises_one_line_compile_error_when_layout_metadata_is_not_js
     with pytest.raises(CompileError, match="compress.layouts") as info:
         load_onnx_for_tvm(path)
     assert "\n" not in str(info.value)
+
+
+def test_onnx_input_refuses_a_sparse_initializer_declaring_an_absurd_size_before_allocating(tmp_path):
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 100000])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 100000])])
+    graph.sparse_initializer.append(helper.make_sparse_tensor(
+        numpy_helper.from_array(np.ones(1, np.float32), "w"), numpy_helper.from_array(np.zeros(1, np.int64), "w_idx"),
+        [100000, 100000]))
+    path = tmp_path / "huge.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(CompileError, match="exceeds"):
+        load_onnx_for_tvm(path)
+
+
+def test_onnx_input_refuses_negative_sparse_indices(tmp_path):
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])])
+    graph.sparse_initializer.append(helper.make_sparse_tensor(
+        numpy_helper.from_array(np.ones(1, np.float32), "w"), numpy_helper.from_array(np.array([-5], np.int64), "w_idx"), [4, 3]))
+    path = tmp_path / "negative.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(CompileError, match="indices outside"):
+        load_onnx_for_tvm(path)

@@ -68,6 +68,9 @@ def _files(tmp_path):
     (root / "alias-bomb.yaml").write_text(_alias_bomb())
     (root / "duplicate-key.yaml").write_text("stages:\n  - use: prune\nstages:\n  - use: export\n")
     os.mkfifo(root / "data.fifo")
+    nan_pixels = np.random.default_rng(0).random((20, 1, 8, 8)).astype(np.float32)
+    nan_pixels[3, 0, 2, 2] = np.nan
+    np.savez(root / "nan-pixel.npz", x=nan_pixels, y=np.arange(20) % 10)
     return root
 
 
@@ -146,6 +149,9 @@ CASES = [
     ("recipe with YAML aliases", ["run", "{root}/tiny.pt", "--recipe", "{root}/alias-bomb.yaml"], "aliases (*name) are not allowed"),
     ("recipe with a duplicate key", ["run", "{root}/tiny.pt", "--recipe", "{root}/duplicate-key.yaml"], "duplicate key 'stages'"),
     ("FIFO as data", ["train-sparse", "{root}/tiny.pt", "--data", "{root}/data.fifo"], "not a regular file or directory"),
+    ("NaN pixel in the data", ["train-sparse", "{root}/tiny.pt", "--data", "{root}/nan-pixel.npz"], "hold NaN or Inf after preprocessing"),
+    ("zero --std", ["train-sparse", "{root}/tiny.pt", "--std", "0", *FAST], "--std must be finite positive numbers"),
+    ("NaN --scale", ["train-sparse", "{root}/tiny.pt", "--scale", "nan", *FAST], "--scale must be a finite non-zero number"),
     ("NaN accuracy budget", ["run", "{root}/tiny.pt", "--max-accuracy-drop", "nan", *FAST], "--max-accuracy-drop must be a finite"),
     ("non-empty directory that is not a run", ["train-sparse", "{root}/tiny.pt", "--out", "{root}", *FAST], "is a non-empty directory that is not a compress run"),
 ]

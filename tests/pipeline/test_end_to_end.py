@@ -50,6 +50,9 @@ def test_run_writes_every_artifact_of_the_chain(finished_run):
     runtimes = {(row["variant"], row["runtime"]) for row in report["latency"]}
     assert {("dense", "onnxruntime"), ("compiled", "onnxruntime"), ("compiled", "tvm-host")} <= runtimes
     assert all(row["runs"] >= 50 for row in report["latency"])
+    device = manifest["stages"][5]["metrics"]["arm64_qemu"]  # every test image through the arm64 bundle
+    assert device["images"] == report["run"]["data"]["samples"] and device["top1_agreement"] == 1.0 and device["max_abs_error"] <= 1e-3
+    assert device["accuracy_arm64_qemu"] == device["accuracy_onnxruntime"]
     for name in ("report.md", "report.html"):
         assert (out / "06-report" / name).stat().st_size > 0
 

@@ -277,6 +277,7 @@ def markdown(results: dict, plan: dict, profile, *, command: str, threads: list[
              f"- command: `{command}`", "",
              "Ratio = onnxruntime-dense time / candidate time (higher is faster); `median` compares medians, `min` compares",
              "minima. `max err` = max abs difference between the TVM build and onnxruntime on the same variant.", ""]
+    lines += _targets(results, threads)
     for count in threads:
         lines += [f"## {count} thread{'s' if count > 1 else ''} (onnxruntime intra-op = TVM_NUM_THREADS = {count})", ""]
         for model, result in results[count].items():
@@ -304,6 +305,31 @@ def markdown(results: dict, plan: dict, profile, *, command: str, threads: list[
     lines.append(f"| (other {max(0, len(shares) - 15)} calls) | {sum(m for _, m, _ in shares[15:]):.1f} | "
                  f"{sum(s for _, _, s in shares[15:]):.1%} |")
     return "\n".join(lines) + "\n"
+
+
+TARGETS = (  # (model, candidate, target ratio) of issue 13
+    ("resnet20", "tvm 90% 16x1", 3.0), ("resnet20", "tvm 95% 16x1", 4.0), ("mobilenetv2-small", "tvm 90% 16x1", 2.0),
+    ("mobilenetv2-small", "tvm 90% 8x1", 2.0), ("lenet5", "tvm default run", 1.5), ("lenet5", "tvm dense", 0.8),
+    ("resnet20", "tvm dense", 0.8), ("mobilenetv2-small", "tvm dense", 0.8),
+)
+
+
+def _targets(results: dict, threads: list[int]) -> list[str]:
+    """The targets table: each target ratio against the measured median and min ratios."""
+    lines = ["## Targets", "", "| model | candidate | target | " + " | ".join(f"{t} thread(s): median / min" for t in threads) + " |",
+             "|---|---|---:|" + "---|" * len(threads)]
+    for model, candidate, target in TARGETS:
+        cells = []
+        for count in threads:
+            samples = results[count].get(model, {}).get("samples", {})
+            if candidate not in samples:
+                cells.append("not measured")
+                continue
+            base, row = samples["onnxruntime dense"], samples[candidate]
+            median, low = base[1] / row[1], base[0] / row[0]
+            cells.append(f"{median:.2f}x / {low:.2f}x {'met' if median >= target and low >= target else 'NOT met'}")
+        lines.append(f"| {model} | {candidate} | {target:g}x | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _versions() -> str:
@@ -349,6 +375,7 @@ def main(argv: list[str] | None = None) -> None:
         profile = ([], [])
     command = "python benchmarks/whole_model.py " + " ".join(argv if argv is not None else sys.argv[1:])
     args.out.write_text(markdown(results, plan, profile, command=command.strip(), threads=threads))
+    args.out.with_suffix(".json").write_text(json.dumps({"results": results, "profile": profile}, indent=1))
     print(f"wrote {args.out}", file=sys.stderr)
 
 

@@ -1,4 +1,4 @@
-"""compile: TVM build for a target preset, with our sparse / ternary kernels above break-even.
+"""compile: TVM build for a target preset with our fused kernels (zero weight blocks skipped).
 
 Always builds for the host too: the host library is checked against onnxruntime and is what the
 report times; an arm64 library is bundled with the aarch64 runtime and a runner, then checked

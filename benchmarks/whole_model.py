@@ -104,13 +104,13 @@ def make_variant(src: Path, dst: Path, variant: str) -> Path:
 
 
 def _block_prune(flat: np.ndarray, *, rows: int, ratio: float) -> np.ndarray:
-    out = flat.shape[0] - flat.shape[0] % rows
-    blocks = flat[:out].reshape(out // rows, rows, -1)
+    """Zero the ``ratio`` of ``rows x 1`` blocks with the smallest L2 norm (a last partial block row
+    counts as a block of its own height)."""
+    padded = -(-flat.shape[0] // rows) * rows
+    blocks = np.concatenate([flat, np.zeros((padded - flat.shape[0], flat.shape[1]), flat.dtype)]).reshape(padded // rows, rows, -1)
     norms = np.linalg.norm(blocks, axis=1)
-    threshold = np.quantile(norms, ratio)
-    pruned = flat.copy()
-    pruned[:out] = (blocks * (norms > threshold)[:, None, :]).reshape(out, -1)
-    return pruned
+    keep = norms > np.quantile(norms, ratio)
+    return (blocks * keep[:, None, :]).reshape(padded, -1)[: flat.shape[0]]
 
 
 def _ternarize(flat: np.ndarray) -> np.ndarray:

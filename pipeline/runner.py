@@ -198,14 +198,23 @@ class Runner:
         except BaseException as error:
             record["status"] = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             record["error"] = _describe(error)
+            self._close_record(manifest, record, start, failing=True)
             raise
-        finally:
-            record["seconds"] = round(time.perf_counter() - start, 3)
-            record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            put_stage_record(manifest, record)
-            write_manifest(self.run_dir, manifest)
+        self._close_record(manifest, record, start, failing=False)
         self.log(f"{stage.name}: done in {record['seconds']:.1f} s")
         return record
+
+    def _close_record(self, manifest: dict[str, Any], record: dict[str, Any], start: float, *, failing: bool) -> None:
+        """Write the stage's final record. When the stage already failed (a full disk, say), a failed
+        manifest write must not hide that error: the run stays resumable from the last finished stage."""
+        record["seconds"] = round(time.perf_counter() - start, 3)
+        record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        put_stage_record(manifest, record)
+        try:
+            write_manifest(self.run_dir, manifest)
+        except OSError as error:
+            if not failing:
+                raise UserError(f"{record['name']}: cannot write the run manifest: {error.strerror or error}") from None
 
     def _load_data(self, input_shape: tuple[int, ...]) -> Any:
         from pipeline.data import Preprocess, load_dataset

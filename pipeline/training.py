@@ -43,6 +43,8 @@ def run_training(
     after_epoch: Callable[[nn.Module, int], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place for ``epochs`` epochs; returns per-epoch metrics."""
+    _check_settings(label, epochs=epochs, batch_size=batch_size, method=method)
+    _check_labels(label, model, data)
     steps_per_epoch = data.num_train_batches(batch_size)
     parallel = distributed.is_distributed()
     if parallel:
@@ -94,6 +96,28 @@ class _OnModule:
 
     def after_step(self, _: nn.Module) -> None:
         self._method.after_step(self._module)
+
+
+def _check_settings(label: str, *, epochs: int, batch_size: int, method: TrainingMethod) -> None:
+    """One clear line for settings the optimizer or the batch loop would reject with a traceback."""
+    if batch_size < 1:
+        raise UserError(f"{label}: batch-size must be >= 1, got {batch_size}")
+    if epochs < 0:
+        raise UserError(f"{label}: epochs must be >= 0, got {epochs}")
+    lr = getattr(method, "lr", None)
+    if lr is not None and not (isinstance(lr, (int, float)) and lr > 0 and lr == lr and lr != float("inf")):
+        raise UserError(f"{label}: lr must be a positive finite number, got {lr}")
+
+
+def _check_labels(label: str, model: nn.Module, data: Any) -> None:
+    """Labels must index the model's outputs (cross-entropy would fail mid-epoch with a traceback)."""
+    was_training = model.training
+    with torch.no_grad():
+        outputs = int(model.eval()(data.train_x[:1]).shape[-1])
+    model.train(was_training)
+    largest = int(max(data.train_y.max(), data.test_y.max()))
+    if largest >= outputs:
+        raise UserError(f"{label}: the data has label {largest} but the model has {outputs} outputs (labels 0..{outputs - 1})")
 
 
 def _check_parallel(data: Any, *, batch_size: int, loss_fn: Callable | None) -> None:

@@ -80,6 +80,11 @@ def load_dataset(
             )
         if not prep.resize and tuple(raw.train_x.shape[2:]) != spatial:
             prep = replace(prep, resize=spatial)
+    channels = raw.train_x.shape[1]
+    for name, values in (("mean", prep.mean), ("std", prep.std)):
+        if len(values) not in (0, 1, channels):
+            allowed = "1 value" if channels == 1 else f"1 or {channels} values"
+            raise UserError(f"--{name} has {len(values)} values but data {raw.name} has {channels} channel(s): give {allowed}")
     train_x, train_y = _limit(raw.train_x, raw.train_y, train_limit)
     test_x, test_y = _limit(raw.test_x, raw.test_y, test_limit)
     train_x, test_x = prep.apply(train_x), prep.apply(test_x)

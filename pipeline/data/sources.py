@@ -110,7 +110,7 @@ def _load_npz(path: Path, *, holdout_ratio: float, seed: int) -> RawData:
         return _checked(_with_unit_scale(raw))
     if {"x", "y"} <= arrays.keys():
         raw = _split(as_nchw(arrays["x"]), arrays["y"], holdout_ratio=holdout_ratio, seed=seed, name=str(path), unit_scale=scale)
-        return _with_unit_scale(raw)
+        return _checked(_with_unit_scale(raw))
     raise UserError(f"{path} must hold arrays x and y (or x_train, y_train, x_test, y_test); found {sorted(arrays)}")
 
 
@@ -155,6 +155,8 @@ def _checked(raw: RawData) -> RawData:
             raise UserError(f"data {raw.name}: {split} has {len(x)} inputs but {len(y)} labels")
         if x.ndim != 4:
             raise UserError(f"data {raw.name}: {split} inputs must be N x C x H x W (or N x H x W), got shape {x.shape}")
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)) or x.dtype == np.bool_:
+            raise UserError(f"data {raw.name}: {split} inputs must be real numbers (integer or float), got dtype {x.dtype}")
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
             raise UserError(f"data {raw.name}: {split} labels must be non-negative integers")
     return raw

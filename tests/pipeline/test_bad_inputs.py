@@ -71,6 +71,9 @@ def _files(tmp_path):
     nan_pixels = np.random.default_rng(0).random((20, 1, 8, 8)).astype(np.float32)
     nan_pixels[3, 0, 2, 2] = np.nan
     np.savez(root / "nan-pixel.npz", x=nan_pixels, y=np.arange(20) % 10)
+    np.savez(root / "labels-too-large.npz", x=np.zeros((20, 1, 8, 8), np.float32), y=np.arange(20) % 10 + 40)
+    np.savez(root / "strings.npz", x=np.full((20, 1, 8, 8), "a"), y=np.arange(20) % 10)
+    np.savez(root / "complex.npz", x=np.ones((20, 1, 8, 8), np.complex64), y=np.arange(20) % 10)
     return root
 
 
@@ -152,6 +155,12 @@ CASES = [
     ("NaN pixel in the data", ["train-sparse", "{root}/tiny.pt", "--data", "{root}/nan-pixel.npz"], "hold NaN or Inf after preprocessing"),
     ("zero --std", ["train-sparse", "{root}/tiny.pt", "--std", "0", *FAST], "--std must be finite positive numbers"),
     ("NaN --scale", ["train-sparse", "{root}/tiny.pt", "--scale", "nan", *FAST], "--scale must be a finite non-zero number"),
+    ("labels beyond the model's outputs", ["train-sparse", "{root}/tiny.pt", "--data", "{root}/labels-too-large.npz"], "the model has 10 outputs"),
+    ("string-typed npz", ["train-sparse", "{root}/tiny.pt", "--data", "{root}/strings.npz"], "must be real numbers"),
+    ("complex-valued npz", ["train-sparse", "{root}/tiny.pt", "--data", "{root}/complex.npz"], "must be real numbers"),
+    ("batch size 0", ["train-sparse", "{root}/tiny.pt", "--batch-size", "0", *FAST], "batch-size must be >= 1"),
+    ("negative learning rate", ["train-sparse", "{root}/tiny.pt", "--lr", "-1", *FAST], "lr must be a positive finite number"),
+    ("--mean with more channels than the data", ["train-sparse", "{root}/tiny.pt", "--mean", "0.1,0.2", *FAST], "--mean has 2 values"),
     ("NaN accuracy budget", ["run", "{root}/tiny.pt", "--max-accuracy-drop", "nan", *FAST], "--max-accuracy-drop must be a finite"),
     ("non-empty directory that is not a run", ["train-sparse", "{root}/tiny.pt", "--out", "{root}", *FAST], "is a non-empty directory that is not a compress run"),
 ]

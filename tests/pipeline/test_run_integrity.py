@@ -150,3 +150,27 @@ def test_an_onnx_input_is_copied_into_the_run_so_verify_stays_inside(exported_ru
     manifest = read_manifest(out)
     assert manifest["inputs"]["onnx"]["path"] == "00-input/model.onnx"
     assert (out / "00-input" / "model.onnx").read_bytes() == onnx.read_bytes()
+
+
+def test_a_full_disk_during_the_report_names_the_stage_even_when_the_manifest_cannot_be_written(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import pipeline.atomic
+
+    model = save_tiny_bundle(tmp_path / "tiny.pt")
+    run = tmp_path / "run"
+    code, _, _ = _cli(["run", str(model), "--out", str(run), "--until", "compile", *FAST], capsys)
+    assert code == 0
+    real_replace = pipeline.atomic.os.replace
+    full = {"on": False}
+
+    def disk_full_from_the_report_on(source, destination):
+        full["on"] = full["on"] or "06-report" in str(destination)
+        if full["on"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(source, destination)
+
+    monkeypatch.setattr(pipeline.atomic.os, "replace", disk_full_from_the_report_on)
+    code, _, err = _cli(["run", str(model), "--out", str(run), "--resume", *FAST], capsys)
+    assert code != 0 and err.startswith("error: report: I/O error: No space left on device") and len(err.splitlines()) == 1
+    assert [r["status"] for r in read_manifest(run)["stages"]][:5] == ["done"] * 5

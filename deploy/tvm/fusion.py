@@ -10,7 +10,8 @@ and ``matmul(x, C) [-> add(., bias)] [-> relu | clip]`` becomes ``call_tir(block
 Clip also arrives as ``maximum`` / ``minimum`` calls against scalar constants (ONNX ``Clip`` with
 constant bounds); those fold too. Eligible convolutions: NCHW input with a static float32 shape, a
 constant float32 OIHW weight, ``groups == 1`` or depthwise (``groups == channels == out_channels``).
-Eligible matmuls: a 2-D static float32 input and a constant 2-D float32 weight.
+Eligible matmuls: a static float32 input of rank >= 2 (leading dimensions flattened into rows) and a
+constant 2-D float32 weight.
 
 One kernel serves dense and block-sparse weights (zero ``R x 1`` blocks are skipped, see
 :mod:`deploy.tvm.conv_weights` and :mod:`deploy.tvm.linear_weights`), so there is no im2col and no

@@ -14,6 +14,9 @@ from pipeline.errors import UserError
 from pipeline.stage import RunOptions
 
 
+MAX_INPUT_ELEMENTS = 2**26  # values per sample (256 MiB of float32): far beyond any model this tool targets
+
+
 def run_options(command: Callable) -> Callable:
     """Options every command that runs stages accepts (data, seed, target, preprocessing, ...)."""
     options = [
@@ -48,7 +51,16 @@ def parse_shape(text: str | None, *, what: str) -> tuple[int, ...] | None:
         raise UserError(f"{what} must be integers like 1,28,28, got {text!r}") from None
     if not shape or any(v <= 0 for v in shape):
         raise UserError(f"{what} must be positive integers like 1,28,28, got {text!r}")
+    check_input_size(shape, what=what)
     return shape
+
+
+def check_input_size(shape: tuple[int, ...], *, what: str) -> None:
+    """Refuse a declared input of more than ``MAX_INPUT_ELEMENTS`` values before anything is allocated."""
+    import math
+
+    if math.prod(shape) > MAX_INPUT_ELEMENTS:
+        raise UserError(f"{what} {list(shape)} holds more than {MAX_INPUT_ELEMENTS:,} values per sample (the limit)")
 
 
 def parse_floats(text: str | None, *, what: str) -> tuple[float, ...]:

@@ -57,7 +57,7 @@ class ModelBundle:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str) -> "ModelBundle":
         try:
-            return cls(
+            bundle = cls(
                 arch=str(data["arch"]),
                 arch_kwargs=dict(data.get("arch_kwargs") or {}),
                 input_shape=tuple(int(v) for v in data["input_shape"]),
@@ -70,12 +70,27 @@ class ModelBundle:
             )
         except (KeyError, TypeError, ValueError) as error:
             raise UserError(f"{source}: malformed model bundle ({error})") from None
+        _check_records(bundle, source=source)
+        return bundle
 
     def with_model(self, model: nn.Module, **changes: Any) -> "ModelBundle":
         """A copy holding ``model``'s weights and the given field changes."""
         data = {**self.__dict__, "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()}}
         data.update(changes)
         return ModelBundle(**data)
+
+
+def _check_records(bundle: ModelBundle, *, source: str) -> None:
+    """Shapes and records a file declares are checked before anything is built from them."""
+    from pipeline.cli_options import check_input_size
+
+    if any(v <= 0 for v in bundle.input_shape):
+        raise UserError(f"{source}: input_shape must be positive integers, got {list(bundle.input_shape)}")
+    check_input_size(bundle.input_shape, what=f"{source}: input_shape")
+    for name in ("channel_plans", "layouts", "quant"):
+        bad = [record for record in getattr(bundle, name) if not isinstance(record, dict)]
+        if bad:
+            raise UserError(f"{source}: malformed model bundle ({name} must hold records, found {type(bad[0]).__name__})")
 
 
 class ExportedProgramModule(nn.Module):
@@ -130,7 +145,10 @@ def build_model(bundle: ModelBundle, *, trust_pickle: bool = False, trusted_arch
         from compress.prune import apply_channel_plan
 
         for plan in bundle.channel_plans:
-            model = apply_channel_plan(model, plan)
+            try:
+                model = apply_channel_plan(model, plan)
+            except (KeyError, TypeError, ValueError, IndexError) as error:
+                raise UserError(f"malformed channel plan in the model bundle: {error.args[0] if error.args else error}") from None
     load_state_strict(model, bundle.state_dict, arch=bundle.arch)
     model.eval()
     return model

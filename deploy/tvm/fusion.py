@@ -276,7 +276,6 @@ def _fold(chain: Chain, value) -> str | None:
 
 def _fold_clip_call(chain: Chain, value) -> str | None:
     """ONNX ``Clip`` with constant bounds imports as ``call_tir(maximum | minimum, [x, scalar])``."""
-    from tvm import relax
     from tvm.ir.expr import GenericConst
 
     if getattr(getattr(value, "op", None), "name", "") != "relax.call_tir":

@@ -1,20 +1,15 @@
-"""Read an ONNX model for TVM: decode compact weights, densify sparse constants, find the input, read hints.
+"""Read an ONNX model for TVM: decode compact weights, densify sparse constants, find the input.
 
 TVM's ``from_onnx`` reads ``graph.initializer`` only (a ``sparse_initializer`` is ignored and then
 fails with a KeyError) and cannot parse ``Constant(sparse_value)``. Both are turned into dense
-tensors here, so any valid ONNX imports; our own rewrite recovers the sparsity from the values.
-The export stage's ``compress.layouts`` metadata is read as an optional hint only.
+tensors here, so any valid ONNX imports; our kernels recover the sparsity from the values.
 """
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from deploy.tvm.errors import CompileError
-
-LAYOUTS_KEY = "compress.layouts"
 
 
 def load_onnx_for_tvm(onnx_path):

@@ -66,7 +66,11 @@ def _execute(steps, *, model_path, run_dir, options, kwargs, resume, until, dry_
     if model_path.suffix == ".onnx":
         steps = _from_compile(steps)
         onnx_path = _checked_onnx(model_path)
-        initial = {"onnx": onnx_path if dry_run else _input_copy(onnx_path.read_bytes(), input_root / INPUT_DIR / "model.onnx", resume=resume)}
+        external = _onnx_external_files(onnx_path)
+        if not dry_run:
+            for relative in external:
+                _input_copy((onnx_path.parent / relative).read_bytes(), input_root / INPUT_DIR / relative, resume=resume)
+        initial = {"onnx": onnx_path if dry_run else _input_copy(onnx_path.read_bytes(), input_root / INPUT_DIR / onnx_path.name, resume=resume)}
     else:
         initial = {"model": _import_input(model_path, input_root, options, kwargs, dry_run=dry_run, resume=resume)}
     runner = Runner(steps, run_dir=run_dir, options=options, log=log)
@@ -103,6 +107,28 @@ def _checked_onnx(path: Path) -> Path:
     if path.stat().st_size == 0:
         raise UserError(f"model file {path} is empty")
     return path.resolve()
+
+
+def _onnx_external_files(path: Path) -> list[Path]:
+    """Relative paths of the external-data files an ONNX model names; each must lie in its folder."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (OSError, ValueError, DecodeError) as error:
+        raise UserError(f"cannot read ONNX model {path}: {error}") from None
+    folder = path.parent.resolve()
+    files = set()
+    for tensor in list(model.graph.initializer) + [s.values for s in model.graph.sparse_initializer]:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
+        target = (folder / location).resolve()
+        if not location or not target.is_relative_to(folder) or not target.is_file():
+            raise UserError(f"{path}: external data of tensor {tensor.name!r} ({location!r}) is not a file inside {folder}")
+        files.add(target.relative_to(folder))
+    return sorted(files)
 
 
 def _import_input(model_path: Path, run_dir: Path, options: RunOptions, kwargs: dict[str, Any], *, dry_run: bool, resume: bool) -> Path:

@@ -7,6 +7,7 @@ then the data in row-major order.
 from __future__ import annotations
 
 import gzip
+import math
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ def parse_idx(raw: bytes, *, source: str = "<bytes>") -> np.ndarray:
         raise UserError(f"{source}: truncated IDX header")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a hostile header cannot overflow
     if len(raw) - header != expected:
         raise UserError(f"{source}: IDX payload has {len(raw) - header} bytes, header says {expected}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))

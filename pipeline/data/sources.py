@@ -8,6 +8,7 @@ or an image folder with one sub-folder per class.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,11 +134,13 @@ def _load_image_folder(root: Path, *, holdout_ratio: float, seed: int) -> RawDat
             if file.suffix.lower() not in _IMAGE_SUFFIXES:
                 continue
             try:
-                with Image.open(file) as image:
-                    mode = mode or ("L" if image.mode in ("L", "1", "P", "I", "I;16") else "RGB")
-                    size = size or image.size
-                    pixels = np.asarray(image.convert(mode).resize(size))
-            except (OSError, UnidentifiedImageError, ValueError) as error:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)  # a bomb is refused, not decoded
+                    with Image.open(file) as image:
+                        mode = mode or ("L" if image.mode in ("L", "1", "P", "I", "I;16") else "RGB")
+                        size = size or image.size
+                        pixels = np.asarray(image.convert(mode).resize(size))
+            except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
                 raise UserError(f"unreadable image {file}: {error}") from None
             images.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
             labels.append(label)

@@ -1,6 +1,4 @@
-"""ONNX input preparation: sparse initializers densified, layout hints read as optional metadata."""
-
-import json
+"""ONNX input preparation: sparse initializers densified, declared sizes checked before allocating."""
 
 import numpy as np
 import onnx

@@ -74,7 +74,34 @@ def _files(tmp_path):
     np.savez(root / "labels-too-large.npz", x=np.zeros((20, 1, 8, 8), np.float32), y=np.arange(20) % 10 + 40)
     np.savez(root / "strings.npz", x=np.full((20, 1, 8, 8), "a"), y=np.arange(20) % 10)
     np.savez(root / "complex.npz", x=np.ones((20, 1, 8, 8), np.complex64), y=np.arange(20) % 10)
+    _bundle(root / "bad-quant.pt", quant=[1, 2])
+    _bundle(root / "bad-plan.pt", channel_plans=[{"layers": 5}])
+    _bundle(root / "huge-shape.pt", input_shape=(100000, 100000, 3))
+    _external_data_onnx(root / "external.onnx", location="../../etc/passwd")
     return root
+
+
+def _bundle(path, **fields):
+    from pipeline.model_io import ModelBundle, save_bundle
+
+    values = {"arch": "lenet5", "input_shape": (1, 28, 28), "state_dict": {}, **fields}
+    save_bundle(path, ModelBundle(**values))
+
+
+def _external_data_onnx(path, *, location):
+    """An ONNX model whose weight is external data at ``location`` (relative to its folder)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
+    weight.data_location = TensorProto.EXTERNAL
+    weight.ClearField("raw_data")
+    entry = weight.external_data.add()
+    entry.key, entry.value = "location", location
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
 PWNED = "/tmp/compress-bad-input-bundle-ran"
@@ -161,6 +188,11 @@ CASES = [
     ("batch size 0", ["train-sparse", "{root}/tiny.pt", "--batch-size", "0", *FAST], "batch-size must be >= 1"),
     ("negative learning rate", ["train-sparse", "{root}/tiny.pt", "--lr", "-1", *FAST], "lr must be a positive finite number"),
     ("--mean with more channels than the data", ["train-sparse", "{root}/tiny.pt", "--mean", "0.1,0.2", *FAST], "--mean has 2 values"),
+    ("bundle with a malformed quant record", ["train-sparse", "{root}/bad-quant.pt", *FAST], "quant must hold records"),
+    ("bundle with a malformed channel plan", ["train-sparse", "{root}/bad-plan.pt", *FAST], "malformed channel plan"),
+    ("bundle declaring a huge input shape", ["train-sparse", "{root}/huge-shape.pt", *FAST], "values per sample (the limit)"),
+    ("huge --input-shape", ["run", "{root}/lenet.pt", "--arch", "lenet5", "--input-shape", "100000,100000,3"], "values per sample (the limit)"),
+    ("ONNX external data outside its folder", ["compile", "{root}/external.onnx", "--target", "host"], "is not a file inside"),
     ("NaN accuracy budget", ["run", "{root}/tiny.pt", "--max-accuracy-drop", "nan", *FAST], "--max-accuracy-drop must be a finite"),
     ("non-empty directory that is not a run", ["train-sparse", "{root}/tiny.pt", "--out", "{root}", *FAST], "is a non-empty directory that is not a compress run"),
 ]
@@ -230,6 +262,36 @@ def test_bad_input_disk_full_during_a_stage_write_is_one_line_and_leaves_no_part
     _assert_one_line_failure(args, capsys, message="prune: I/O error: No space left on device", untouched=run)
     assert not list(run.rglob("*.tmp")) and not (run / "02-prune" / "model.pt").exists()
     assert read_manifest(run)["stages"][1]["status"] == "failed"
+
+
+def test_bad_input_png_decompression_bomb_is_refused_without_decoding(tmp_path, capsys):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    side = 14000  # 196 M pixels: above Pillow's bomb limit, 200 KB compressed
+    rows = zlib.compress(b"".join(b"\x00" * (side + 1) for _ in range(side)), 9)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    for label in ("a", "b"):
+        (tmp_path / "images" / label).mkdir(parents=True)
+    (tmp_path / "images" / "a" / "bomb.png").write_bytes(png)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "images" / "b" / "ok.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    tiny = _files(tmp_path) / "tiny.pt"
+    args = ["--quiet", "train-sparse", str(tiny), "--data", str(tmp_path / "images"), "--out", str(out / "run")]
+    _assert_one_line_failure(args, capsys, message="decompression bomb", untouched=out)
+
+
+def test_bad_input_idx_header_whose_dimensions_overflow_is_one_line():
+    from pipeline.data.idx import parse_idx
+    from pipeline.errors import UserError
+
+    header = bytes([0, 0, 0x08, 4]) + (2**31 - 1).to_bytes(4, "big") * 4
+    with pytest.raises(UserError, match="header says"):
+        parse_idx(header + b"\x00" * 16)
 
 
 def test_bad_input_table_has_at_least_thirty_cases():

@@ -174,3 +174,22 @@ def test_a_full_disk_during_the_report_names_the_stage_even_when_the_manifest_ca
     code, _, err = _cli(["run", str(model), "--out", str(run), "--resume", *FAST], capsys)
     assert code != 0 and err.startswith("error: report: I/O error: No space left on device") and len(err.splitlines()) == 1
     assert [r["status"] for r in read_manifest(run)["stages"]][:5] == ["done"] * 5
+
+
+def test_an_onnx_input_with_external_weights_is_copied_with_them(tmp_path, capsys):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    source = tmp_path / "model"
+    source.mkdir()
+    weight = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(source / "model.onnx"),
+              save_as_external_data=True, location="weights.bin", size_threshold=0)
+    out = tmp_path / "run"
+    code, _, err = _cli(["compile", str(source / "model.onnx"), "--target", "host", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert (out / "00-input" / "weights.bin").read_bytes() == (source / "weights.bin").read_bytes()

@@ -16,8 +16,12 @@ constant 2-D float32 weight.
 One kernel serves dense and block-sparse weights (zero ``R x 1`` blocks are skipped, see
 :mod:`deploy.tvm.conv_weights` and :mod:`deploy.tvm.linear_weights`), so there is no im2col and no
 sparse-or-dense decision: a dense weight is the case with no zero block. Kernels whose work is at
-least ``PARALLEL_MIN_MACS`` multiply-adds run in parallel; below that the wake-up of a second
-thread costs more than it saves (measured, see ``benchmarks/whole_model.md``).
+least ``PARALLEL_MIN_MACS`` multiply-adds run in parallel, smaller ones serially. Measured on the
+2-core x86 host: alone, two threads already paid from about 200k multiply-adds (a 230k-MAC conv:
+4.7 us serial, 3.8 us parallel), but next to another runtime's spinning pool (the report's
+interleaved timing, a shared machine) a parallel region of that size often waits for its worker;
+with the threshold at 1M a 90% sparse ResNet-20 at 2 threads went from 2.2x to 5.4x of dense
+onnxruntime (median; `benchmarks/whole_model.md`), while dense layers (several M MACs) stay parallel.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from deploy.tvm.kernels.direct_conv import ConvTile, Epilogue, depthwise_conv_fu
 from deploy.tvm.linear_weights import LINEAR_UNROLL, best_linear_block_rows, encode_linear_blocks
 
 VECTOR_CHOICES = (16, 8, 4, 2, 1)
-PARALLEL_MIN_MACS = 200_000
+PARALLEL_MIN_MACS = 1_000_000
 
 
 @dataclass

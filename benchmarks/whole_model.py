@@ -106,11 +106,12 @@ def make_variant(src: Path, dst: Path, variant: str) -> Path:
 def _block_prune(flat: np.ndarray, *, rows: int, ratio: float) -> np.ndarray:
     """Zero the ``ratio`` of ``rows x 1`` blocks with the smallest L2 norm (a last partial block row
     counts as a block of its own height)."""
-    padded = -(-flat.shape[0] // rows) * rows
-    blocks = np.concatenate([flat, np.zeros((padded - flat.shape[0], flat.shape[1]), flat.dtype)]).reshape(padded // rows, rows, -1)
+    from deploy.tvm.row_blocks import row_blocks
+
+    blocks = row_blocks(flat, rows)
     norms = np.linalg.norm(blocks, axis=1)
     keep = norms > np.quantile(norms, ratio)
-    return (blocks * keep[:, None, :]).reshape(padded, -1)[: flat.shape[0]]
+    return (blocks * keep[:, None, :]).reshape(-1, flat.shape[1])[: flat.shape[0]]
 
 
 def _ternarize(flat: np.ndarray) -> np.ndarray:

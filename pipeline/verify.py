@@ -58,10 +58,8 @@ def _digest_checks(run_dir: Path, manifest: dict[str, Any]) -> list[dict[str, An
     checks = []
     for artifact in _artifacts(manifest):
         path = artifact.resolve(run_dir)
-        ok = artifact.is_intact(run_dir)
-        detail = "sha256 matches" if ok else ("missing" if not path.exists() else "sha256 differs from the manifest")
-        checks.append({"check": f"sha256 {artifact.path}", "ok": ok, "detail": detail})
-        if ok and artifact.role == "bundle-manifest":
+        checks.append(_digest_check(artifact.path, path, artifact.sha256, against="the manifest"))
+        if checks[-1]["ok"] and artifact.role == "bundle-manifest":
             checks += _bundle_file_checks(run_dir, path)
     incomplete = [r["name"] for r in manifest["stages"] if r["status"] != "done"]
     checks.append({"check": "stages finished", "ok": not incomplete, "detail": "all done" if not incomplete else f"not done: {', '.join(incomplete)}"})
@@ -80,10 +78,14 @@ def _bundle_file_checks(run_dir: Path, bundle_manifest: Path) -> list[dict[str, 
         path = (bundle_manifest.parent / relative).resolve()
         if not path.is_relative_to(run_dir):
             raise UserError(f"arm64 bundle manifest names a file outside the run directory: {relative!r}")
-        ok = path.is_file() and sha256_file(path) == digest
-        detail = "sha256 matches" if ok else ("missing" if not path.exists() else "sha256 differs from the bundle manifest")
-        checks.append({"check": f"sha256 {path.relative_to(run_dir)}", "ok": ok, "detail": detail})
+        checks.append(_digest_check(str(path.relative_to(run_dir)), path, digest, against="the bundle manifest"))
     return checks
+
+
+def _digest_check(name: str, path: Path, digest: str, *, against: str) -> dict[str, Any]:
+    ok = path.is_file() and sha256_file(path) == digest
+    detail = "sha256 matches" if ok else ("missing" if not path.exists() else f"sha256 differs from {against}")
+    return {"check": f"sha256 {name}", "ok": ok, "detail": detail}
 
 
 def _latest(run_dir: Path, manifest: dict[str, Any], role: str) -> Path | None:

@@ -62,7 +62,7 @@ class TvmSession(Session):
             raw = np.empty(array.nbytes + ALIGNMENT, dtype=np.uint8)
             start = (-raw.ctypes.data) % ALIGNMENT
             buffer = raw[start : start + array.nbytes].view(array.dtype).reshape(array.shape)
-            self._buffers = {**self._buffers, key: buffer}
+            self._buffers[key] = buffer
         np.copyto(buffer, array)
         return buffer
 

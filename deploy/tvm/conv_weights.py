@@ -15,6 +15,7 @@ import numpy as np
 
 from deploy.tvm.kernels.conv_geometry import ConvGeometry
 from deploy.tvm.kernels.direct_conv import tap_offset
+from deploy.tvm.row_blocks import nonzero_blocks, row_blocks
 
 TILE_REGISTERS = 8  # accumulator vectors of the target's width: 8 of 16 AVX2 / 32 AVX-512 registers,
 # 16 of NEON's 32 when a "vector" is two 128-bit registers
@@ -54,14 +55,9 @@ def best_tile_rows(weight: np.ndarray, *, vector: int, vector_floats: int) -> in
     latency. Block-sparse weights keep the largest tile; unstructured ones may take a smaller one,
     whose all-zero blocks are more frequent.
     """
-    out_channels = weight.shape[0]
-    flat = weight.reshape(out_channels, -1) != 0
-    largest = tile_rows(out_channels, vector=vector, vector_floats=vector_floats)
-    costs = {}
-    for rows in (r for r in (32, 16, 8, 4, 2, 1) if r <= largest):
-        padded = -(-out_channels // rows) * rows
-        blocks = np.concatenate([flat, np.zeros((padded - out_channels, flat.shape[1]), bool)]).reshape(padded // rows, rows, -1)
-        costs[rows] = int(np.any(blocks, axis=1).sum()) * max(rows, LATENCY_ROWS)
+    flat = weight.reshape(weight.shape[0], -1)
+    largest = tile_rows(weight.shape[0], vector=vector, vector_floats=vector_floats)
+    costs = {rows: nonzero_blocks(flat, rows) * max(rows, LATENCY_ROWS) for rows in (32, 16, 8, 4, 2, 1) if rows <= largest}
     return min(costs, key=lambda rows: (costs[rows], -rows))
 
 
@@ -70,10 +66,7 @@ def encode_conv_taps(weight: np.ndarray, *, geometry: ConvGeometry, vector: int,
     target whose vectors hold ``vector_floats`` floats."""
     out_channels, channels, kernel_h, kernel_w = weight.shape
     rows = best_tile_rows(weight, vector=vector, vector_floats=vector_floats)
-    taps = channels * kernel_h * kernel_w
-    padded = -(-out_channels // rows) * rows
-    blocks = np.concatenate([weight.reshape(out_channels, taps), np.zeros((padded - out_channels, taps), weight.dtype)])
-    blocks = blocks.reshape(padded // rows, rows, taps)
+    blocks = row_blocks(weight.reshape(out_channels, -1), rows)
     keep = np.any(blocks != 0, axis=1)
     block_row, tap = np.nonzero(keep)
     table = np.array([tap_offset(geometry, c, ky, kx) for c in range(channels) for ky in range(kernel_h) for kx in range(kernel_w)],
@@ -81,8 +74,8 @@ def encode_conv_taps(weight: np.ndarray, *, geometry: ConvGeometry, vector: int,
     if int(table.max(initial=0)) >= 2**31:
         raise ValueError(f"convolution input of {geometry.phase_size} floats is too large for int32 offsets")
     data = blocks[block_row, :, tap].astype(np.float32)
-    indptr = np.zeros(padded // rows + 1, dtype=np.int32)
-    np.cumsum(np.bincount(block_row, minlength=padded // rows), out=indptr[1:])
+    indptr = np.zeros(len(blocks) + 1, dtype=np.int32)
+    np.cumsum(np.bincount(block_row, minlength=len(blocks)), out=indptr[1:])
     offsets = table[tap].astype(np.int32)
     if len(offsets) == 0:  # an all-zero weight: one zero block keeps the buffers non-empty
         data, offsets, indptr = np.zeros((1, rows), np.float32), np.zeros(1, np.int32), indptr + np.int32(1)

@@ -216,12 +216,8 @@ def _find_chains(func) -> tuple[dict, set]:
     from tvm import relax
 
     bindings = [b for block in func.body.blocks for b in block.bindings if isinstance(b, relax.VarBinding)]
-    uses = _use_counts(func, bindings)
+    uses, user_of = _uses(func, bindings)
     value_of = {b.var: b.value for b in bindings}
-    user_of: dict = {}
-    for binding in bindings:
-        for var in relax.analysis.free_vars(binding.value):
-            user_of.setdefault(var, []).append(binding.var)
     chains: dict = {}
     absorbed: set = set()
     for binding in bindings:
@@ -297,16 +293,19 @@ def _fold_clip_call(chain: Chain, value) -> str | None:
     return None
 
 
-def _use_counts(func, bindings) -> dict:
+def _uses(func, bindings) -> tuple[dict, dict]:
+    """How often each var is used (the function's result counts) and which bindings use it."""
     from tvm import relax
 
     counts: dict = {}
+    user_of: dict = {}
     for binding in bindings:
         for var in relax.analysis.free_vars(binding.value):
             counts[var] = counts.get(var, 0) + _occurrences(binding.value, var)
+            user_of.setdefault(var, []).append(binding.var)
     for var in relax.analysis.free_vars(func.body.body):
         counts[var] = counts.get(var, 0) + 1
-    return counts
+    return counts, user_of
 
 
 def _occurrences(value, var) -> int:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deploy.tvm.row_blocks import nonzero_blocks, row_blocks
+
 LINEAR_UNROLL = 4
 # Nanoseconds per stored block by block height R, measured on a 500x800 weight at batch 1
 # (x86-64 AVX-512, `benchmarks/whole_model.md`): taller blocks load more zeros, shorter ones use
@@ -43,21 +45,13 @@ def best_linear_block_rows(weight: np.ndarray, *, vector_floats: int) -> int:
     """The block height up to ``vector_floats`` with the least estimated time for this zero pattern:
     (stored blocks) x ``BLOCK_COST_NS[R]``. Dense and block-sparse weights keep tall blocks;
     unstructured sparse ones take short blocks, which also store fewer zeros."""
-    out_features = weight.shape[0]
-    nonzero = weight != 0
-    costs = {}
-    for rows in (r for r in BLOCK_COST_NS if r <= linear_block_rows(out_features, vector_floats=vector_floats)):
-        padded = -(-out_features // rows) * rows
-        blocks = np.concatenate([nonzero, np.zeros((padded - out_features, weight.shape[1]), bool)]).reshape(padded // rows, rows, -1)
-        costs[rows] = int(np.any(blocks, axis=1).sum()) * BLOCK_COST_NS[rows]
+    largest = linear_block_rows(weight.shape[0], vector_floats=vector_floats)
+    costs = {rows: nonzero_blocks(weight, rows) * cost for rows, cost in BLOCK_COST_NS.items() if rows <= largest}
     return min(costs, key=lambda rows: (costs[rows], -rows))
 
 
 def encode_linear_blocks(weight: np.ndarray, *, block_rows: int, unroll: int = LINEAR_UNROLL) -> LinearBlocks:
-    out_features, in_features = weight.shape
-    padded = -(-out_features // block_rows) * block_rows
-    blocks = np.concatenate([weight, np.zeros((padded - out_features, in_features), weight.dtype)])
-    blocks = blocks.reshape(padded // block_rows, block_rows, in_features)
+    blocks = row_blocks(weight, block_rows)
     keep = np.any(blocks != 0, axis=1)
     data, indices, indptr = [], [], [0]
     for row in range(keep.shape[0]):

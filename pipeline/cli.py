@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -59,6 +60,7 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line and a non-zero exit for every failure, never a traceback."""
     signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
+    warnings.showwarning = _one_line_warning
     try:
         cli.main(args=argv, prog_name="compress", standalone_mode=False)
     except click.exceptions.Abort:
@@ -87,6 +89,11 @@ def main(argv: list[str] | None = None) -> None:
 def _terminate_like_ctrl_c(signum, frame) -> None:  # noqa: ANN001 (signal handler signature)
     """SIGTERM (a CI timeout, ``kill``) ends the run as Ctrl-C does: manifest saved, one line on how to resume."""
     raise KeyboardInterrupt
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001, ARG001
+    """A library's warning (TVM's backend autoload, a deprecation) as one ``warning:`` line, no source excerpt."""
+    click.echo(f"warning: {_first_line(message)}", err=True)
 
 
 def _first_line(error: BaseException) -> str:

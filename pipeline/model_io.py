@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import pickle
 import sys
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,13 +246,14 @@ def _load_weights_only(path: Path) -> Any:
     if path.stat().st_size == 0:
         raise UserError(f"model file {path} is empty")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a plain pickle is refused below; torch's protocol warning is noise
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if not _is_pickle_refusal(path, error):
             raise UserError(f"{path} is not a readable PyTorch checkpoint ({str(error).splitlines()[0][:160]})") from None
         raise PickleRefused(
-            f"{path} holds Python objects that weights_only loading refuses ({str(error).splitlines()[0][:120]}); "
-            "pass --trust-pickle only if you trust the file"
+            f"{path} holds Python objects that weights-only loading refuses; pass --trust-pickle only if you trust the file"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, AttributeError) as error:
         raise UserError(f"{path} is not a readable PyTorch checkpoint ({str(error).splitlines()[0][:160]})") from None

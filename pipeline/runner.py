@@ -175,6 +175,7 @@ class Runner:
             "error": None,
         }
         start = time.perf_counter()
+        existing = _files_under(stage_dir)
         try:
             put_stage_record(manifest, record)
             write_manifest(self.run_dir, manifest)
@@ -198,6 +199,8 @@ class Runner:
         except BaseException as error:
             record["status"] = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             record["error"] = _describe(error)
+            if record["status"] == "failed":
+                _remove_partial_outputs(stage_dir, keep=existing)
             self._close_record(manifest, record, start, failing=True)
             raise
         self._close_record(manifest, record, start, failing=False)
@@ -231,6 +234,27 @@ class Runner:
                 seed=self.options.seed,
             )
         return self._data_cache[key]
+
+
+def _files_under(directory: Path) -> set[Path]:
+    return {path for path in directory.rglob("*") if path.is_file() or path.is_symlink()}
+
+
+def _remove_partial_outputs(stage_dir: Path, *, keep: set[Path]) -> None:
+    """After a stage failed: delete the files this attempt wrote in its own stage directory (never a
+    file that was there before), except epoch checkpoints, which let ``--resume`` continue training.
+    Best effort: a failure to delete must not hide the stage's own error."""
+    from pipeline.training import CHECKPOINT_NAME
+
+    try:
+        for path in sorted(_files_under(stage_dir) - keep, reverse=True):
+            if not path.name.endswith(CHECKPOINT_NAME):
+                path.unlink(missing_ok=True)
+        for folder in sorted((p for p in stage_dir.rglob("*") if p.is_dir()), reverse=True):
+            if not any(folder.iterdir()):
+                folder.rmdir()
+    except OSError:
+        pass
 
 
 def _own_copy(path: Path, run_dir: Path) -> Path:

@@ -18,15 +18,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from pipeline.data.sources import load_source
 from torch import nn
 
 from compress.models import create_model
-from compress.optim.loop import evaluate, train_epoch
-from compress.optim.method import TrainingMethod
-from compress.quant import codes_from_weight, create_quant_method, mean_bits_per_weight, quant_report, zero_ratio
-from compress.stats import prunable_layers
+from compress.optim.loop import evaluate, start_training, train_epoch
+from compress.optim.method import Hyperparameters, TrainingMethod
+from compress.quant import (
+    codes_from_weight,
+    create_quant_method,
+    mean_bits_per_weight,
+    quant_report,
+    zero_ratio,
+)
+from compress.selection import ALL_LAYERS
+from pipeline.data.sources import load_source
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 METHODS = (  # (label, registry name, hyperparameters, fine-tune epochs multiplier: 0 = post-training only)
@@ -58,8 +63,8 @@ def batches(inputs, targets, *, batch_size: int, seed: int | None):
 class MaskedSGD(TrainingMethod):
     """SGD that keeps pruned weights at zero (masked fine-tuning after magnitude pruning)."""
 
-    def __init__(self, *, masks: dict[str, torch.Tensor], lr: float, momentum: float = 0.9) -> None:
-        super().__init__(lr=lr, momentum=momentum)
+    def __init__(self, *, masks: dict[str, torch.Tensor], lr: float) -> None:
+        super().__init__(Hyperparameters(lr=lr))
         self.masks = masks
 
     @torch.no_grad()
@@ -72,7 +77,7 @@ class MaskedSGD(TrainingMethod):
 @torch.no_grad()
 def global_magnitude_prune(model: nn.Module, *, sparsity: float) -> dict[str, torch.Tensor]:
     """Zero the globally smallest ``sparsity`` fraction of conv / linear weights; returns the keep masks."""
-    weights = {f"{name}.weight": module.weight for name, module in prunable_layers(model)}
+    weights = {f"{name}.weight": module.weight for name, module in ALL_LAYERS.modules(model)}
     magnitudes = torch.cat([w.abs().flatten() for w in weights.values()])
     threshold = magnitudes.kthvalue(max(1, int(sparsity * magnitudes.numel()))).values
     masks = {fqn: w.abs() > threshold for fqn, w in weights.items()}
@@ -84,7 +89,7 @@ def global_magnitude_prune(model: nn.Module, *, sparsity: float) -> dict[str, to
 def fit(model, method, data, *, epochs: int, batch_size: int, seed: int) -> float:
     inputs, targets = data
     steps = epochs * ((len(targets) + batch_size - 1) // batch_size)
-    optimizer = method.build_optimizer(model, total_steps=steps)
+    optimizer = start_training(method, model, total_steps=steps)
     start = time.perf_counter()
     for epoch in range(epochs):
         loss = train_epoch(model, batches(inputs, targets, batch_size=batch_size, seed=seed + epoch), method, optimizer)
@@ -111,13 +116,13 @@ def run(args) -> dict:
         train = (train[0][: args.train_subset], train[1][: args.train_subset])
     test_batches = lambda: batches(*test, batch_size=1000, seed=None)  # noqa: E731
     model = create_model("lenet5")
-    seconds = fit(model, TrainingMethod(lr=args.lr), train, epochs=args.dense_epochs, batch_size=args.batch_size,
+    seconds = fit(model, TrainingMethod.create(lr=args.lr), train, epochs=args.dense_epochs, batch_size=args.batch_size,
                   seed=args.seed)
     results = {"dense": {"accuracy": evaluate(model, test_batches()), "train_s": seconds}}
     print("dense", results["dense"], flush=True)
     extra = args.prune_epochs + args.quant_epochs
     longer = copy.deepcopy(model)
-    seconds = fit(longer, TrainingMethod(lr=args.lr), train, epochs=extra, batch_size=args.batch_size, seed=args.seed + 100)
+    seconds = fit(longer, TrainingMethod.create(lr=args.lr), train, epochs=extra, batch_size=args.batch_size, seed=args.seed + 100)
     results[f"dense, +{extra} epochs (same total epochs as pruned+quantized)"] = {
         "accuracy": evaluate(longer, test_batches()), "train_s": seconds
     }

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from pipeline.data.sources import load_source
 from torch import nn
 
 from compress.models import create_model
-from compress.optim.loop import evaluate, train_epoch
-from compress.optim.method import TrainingMethod, create_method
+from compress.optim import create_method
+from compress.optim.loop import evaluate, start_training, train_epoch
+from compress.optim.method import TrainingMethod
 from compress.robust import adversarial_loss, create_attack, robust_accuracy
+from pipeline.data.sources import load_source
 
 
 # ----------------------------------------------------------------------------- data
@@ -99,7 +99,7 @@ def train(method: TrainingMethod, data, args, *, label: str) -> nn.Module:
     model = create_model("lenet5")
     x, y = data
     steps_per_epoch = math.ceil(len(y) / args.batch_size)
-    optimizer = method.build_optimizer(model, total_steps=args.epochs * steps_per_epoch)
+    optimizer = start_training(method, model, total_steps=args.epochs * steps_per_epoch)
     shuffle = torch.Generator().manual_seed(args.seed)
     for epoch in range(args.epochs):
         lr = 0.5 * args.lr * (1 + math.cos(math.pi * epoch / args.epochs))
@@ -163,7 +163,7 @@ def main() -> None:
     test_full = load_mnist("t10k", size=10000)
     test_sub = (test_full[0][: args.test_size], test_full[1][: args.test_size])
     common = dict(lr=args.lr, momentum=0.9, weight_decay=5e-4)
-    runs = [("dense", TrainingMethod(**common))]
+    runs = [("dense", TrainingMethod.create(**common))]
     runs += [
         (
             f"rgsm lam1={lam1:g} lam2={lam2:g}",

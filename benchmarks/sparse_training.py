@@ -23,23 +23,29 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import torch
+from torch import nn
 
 from pipeline.data.sources import load_source
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from compress.models import create_model  # noqa: E402
 from compress.optim import create_method  # noqa: E402
-from compress.optim.loop import evaluate, train_epoch  # noqa: E402
-from compress.optim.method import TrainingMethod  # noqa: E402
+from compress.optim.loop import evaluate, start_training, train_epoch  # noqa: E402
+from compress.optim.method import Hyperparameters, TrainingMethod  # noqa: E402
 from compress.prox.cardinality import cardinality_mask  # noqa: E402
-from compress.stats import channel_sparsity, count_nonzero_weights, layer_stats, weight_sparsity  # noqa: E402
+from compress.stats import (  # noqa: E402
+    channel_sparsity,
+    count_nonzero_weights,
+    layer_stats,
+    weight_sparsity,
+)
 
 # Published numbers (not re-measured): (method, test acc %, compression x) per architecture.
 PUBLISHED = {
@@ -81,6 +87,11 @@ def method_epochs(method: str, epochs: int, matched: str | None = None) -> int:
     return epochs
 
 
+@dataclass(frozen=True)
+class MagnitudeHyperparameters(Hyperparameters):
+    layer_sparsity: dict[str, float] = field(default_factory=dict)
+
+
 class MagnitudeBaseline(TrainingMethod):
     """Per-layer magnitude pruning of the starting (dense) weights, then masked fine-tuning.
 
@@ -89,21 +100,21 @@ class MagnitudeBaseline(TrainingMethod):
     """
 
     name = "magnitude"
+    Hyperparameters = MagnitudeHyperparameters
 
-    def __init__(self, *, layer_sparsity: dict[str, float], lr: float = 0.01, momentum: float = 0.9) -> None:
-        super().__init__(lr=lr, momentum=momentum, weight_decay=0.0)
-        self.layer_sparsity = layer_sparsity
+    def __init__(self, hp: MagnitudeHyperparameters | None = None) -> None:
+        super().__init__(hp)
         self.masks: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
-    def build_optimizer(self, model: nn.Module, *, total_steps: int) -> torch.optim.Optimizer:
+    def prepare(self, model: nn.Module, *, total_steps: int) -> None:
+        super().prepare(model, total_steps=total_steps)
         params = dict(model.named_parameters())
         self.masks = {
             fqn: cardinality_mask(params[fqn], sparsity_ratio=ratio).to(params[fqn].dtype)
-            for fqn, ratio in self.layer_sparsity.items()
+            for fqn, ratio in self.hp.layer_sparsity.items()
         }
         self.after_step(model)
-        return super().build_optimizer(model, total_steps=total_steps)
 
     @torch.no_grad()
     def before_step(self, model: nn.Module) -> None:
@@ -169,7 +180,7 @@ def batches(x: torch.Tensor, y: torch.Tensor, *, batch_size: int, seed: int | No
 
 def train(model: nn.Module, method, data: dict, *, epochs: int, batch_size: int, seed: int) -> None:
     steps = (len(data["train_x"]) + batch_size - 1) // batch_size
-    optimizer = method.build_optimizer(model, total_steps=epochs * steps)
+    optimizer = start_training(method, model, total_steps=epochs * steps)
     for epoch in range(epochs):
         start = time.time()
         loss = train_epoch(model, batches(data["train_x"], data["train_y"], batch_size=batch_size, seed=seed + epoch), method, optimizer)
@@ -196,7 +207,7 @@ def run_one(arch: str, method_name: str, dense_state: dict, data: dict, args, pr
             nnz, numel = (int(c) for c in counts.split("/"))
             layer_sparsity[fqn] = 1.0 - nnz / numel
         kwargs = dict(matched=matched, lr=0.01, layer_sparsity=layer_sparsity)
-        method = MagnitudeBaseline(lr=0.01, layer_sparsity=layer_sparsity)
+        method = MagnitudeBaseline.create(lr=0.01, layer_sparsity=layer_sparsity)
         epochs = method_epochs(method_name, args.epochs, matched)
     else:
         kwargs = method_config(method_name, arch, epochs=args.epochs, steps_per_epoch=steps, ssgd_keep_energy=args.ssgd_keep_energy)

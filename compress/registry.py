@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps kebab-case names to factories; duplicate names are an error."""
+    """Maps kebab-case names to factories; duplicate names are an error.
 
-    def __init__(self, kind: str) -> None:
+    ``Registry(kind, [ClassA, ClassB])`` registers classes under their ``name`` attribute (the explicit
+    list a package keeps in its ``__init__``); ``add(cls)`` registers one more (a plug-in);
+    ``register(name)`` is the decorator form for factories without a ``name``.
+    """
+
+    def __init__(self, kind: str, entries: Iterable[Any] = ()) -> None:
         self.kind = kind
         self._factories: dict[str, Callable[..., T]] = {}
+        for entry in entries:
+            self.add(entry)
+
+    def add(self, entry: Any) -> Any:
+        """Register ``entry`` under ``entry.name``; returns it (usable as a class decorator)."""
+        return self.register(entry.name)(entry)
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:

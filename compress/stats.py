@@ -5,20 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from compress.selection import ALL_LAYERS
 from compress.types import LayerStats
-
-_PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-
-
-def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Conv and linear modules, in definition order."""
-    return [(name, module) for name, module in model.named_modules() if isinstance(module, _PRUNABLE)]
 
 
 def layer_stats(model: nn.Module) -> list[LayerStats]:
     """Weight sparsity and output-channel sparsity of every conv / linear weight."""
     stats = []
-    for name, module in prunable_layers(model):
+    for name, module in ALL_LAYERS.modules(model):
         weight = module.weight.detach()
         channel_nnz = weight.reshape(weight.shape[0], -1).ne(0).sum(dim=1)
         stats.append(

@@ -27,7 +27,10 @@ def config_from_dict(config_type: type, data: dict[str, Any] | None, *, where: s
         if field is None:
             raise UserError(f"{where}: unknown key {key!r}; allowed: {', '.join(sorted(fields))}")
         values[field.name] = coerce(value, field, hint=hints[field.name], where=f"{where}.{key}")
-    return config_type(**values)
+    try:
+        return config_type(**values)
+    except ValueError as error:  # a dataclass's own check (``__post_init__``), e.g. a method's hyperparameters
+        raise UserError(f"{where}: {error}") from None
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

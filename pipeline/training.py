@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from compress.optim.loop import evaluate, train_epoch
+from compress.optim.loop import evaluate, start_training, train_epoch
 from compress.optim.method import TrainingMethod
 from compress.stats import weight_sparsity
 from pipeline import distributed
@@ -43,14 +43,14 @@ def run_training(
     after_epoch: Callable[[nn.Module, int], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place for ``epochs`` epochs; returns per-epoch metrics."""
-    _check_settings(label, epochs=epochs, batch_size=batch_size, method=method)
+    _check_settings(label, epochs=epochs, batch_size=batch_size)
     _check_labels(label, model, data)
     steps_per_epoch = data.num_train_batches(batch_size)
     parallel = distributed.is_distributed()
     if parallel:
         _check_parallel(data, batch_size=batch_size, loss_fn=loss_fn)
-    optimizer = method.build_optimizer(model, total_steps=max(epochs * steps_per_epoch, 1))
-    trainee = distributed.wrap(model) if parallel else model  # after build_optimizer: it may add parameters
+    optimizer = start_training(method, model, total_steps=max(epochs * steps_per_epoch, 1))
+    trainee = distributed.wrap(model) if parallel else model  # after prepare: it may add parameters
     checkpoint = Path(ctx.stage_dir) / f"{label}-{CHECKPOINT_NAME}"
     history, start_epoch = _resume(checkpoint, ctx.stage_id, model, method, optimizer)
     if start_epoch:
@@ -98,15 +98,12 @@ class _OnModule:
         self._method.after_step(self._module)
 
 
-def _check_settings(label: str, *, epochs: int, batch_size: int, method: TrainingMethod) -> None:
+def _check_settings(label: str, *, epochs: int, batch_size: int) -> None:
     """One clear line for settings the optimizer or the batch loop would reject with a traceback."""
     if batch_size < 1:
         raise UserError(f"{label}: batch-size must be >= 1, got {batch_size}")
     if epochs < 0:
         raise UserError(f"{label}: epochs must be >= 0, got {epochs}")
-    lr = getattr(method, "lr", None)
-    if lr is not None and not (isinstance(lr, (int, float)) and lr > 0 and lr == lr and lr != float("inf")):
-        raise UserError(f"{label}: lr must be a positive finite number, got {lr}")
 
 
 def _check_labels(label: str, model: nn.Module, data: Any) -> None:

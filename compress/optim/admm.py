@@ -14,29 +14,29 @@ Z and U are updated every ``z_update_interval`` optimizer steps (0: at each epoc
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from compress.hyperparameters import inherits_hyperparameters
-from compress.optim.common import check_ratio, clone_tensors, load_tensors, reset_momentum
-from compress.optim.method import METHODS
-from compress.optim.optimizer_choice import OptimizerChoiceMethod
+from compress.optim.method import (
+    LAYER_KINDS,
+    Hyperparameters,
+    TrainingMethod,
+    check_ratio,
+    clone_tensors,
+    load_tensors,
+)
 from compress.prox.cardinality import CARDINALITY_MODES, cardinality_mask
-from compress.regularizers.selection import check_layers, group_axis, selected_weights
+from compress.prox.group import GROUP_AXES, group_axis
+from compress.selection import ParamSelector
 
 
-@METHODS.register("admm")
-@inherits_hyperparameters
-class ADMM(OptimizerChoiceMethod):
-    """ADMM cardinality-constrained training, then masked retraining.
-
-    Args:
-        lr: learning rate.
-        momentum: SGD momentum (ignored by Adam).
-        weight_decay: L2 weight decay of the optimizer.
-        optimizer: ``"adam"`` (as the reference LeNet code) or ``"sgd"``.
+@dataclass(frozen=True)
+class ADMMHyperparameters(Hyperparameters):
+    """Attributes:
+        lr, optimizer: Adam at 1e-3 as the reference LeNet code (or ``optimizer="sgd"``).
         sparsity: fraction of entries (or channels) of every selected weight to prune.
         layer_sparsity: optional ``{fqn: sparsity}`` overriding ``sparsity`` per weight.
         mode: ``"element"`` or ``"channel"``.
@@ -48,72 +48,75 @@ class ADMM(OptimizerChoiceMethod):
         layers: ``"all"``, ``"conv"`` (paper-2 code) or ``"linear"``.
     """
 
-    name = "admm"
+    lr: float = 1e-3
+    optimizer: str = field(default="adam", metadata={"choices": ("sgd", "adam")})
+    sparsity: float = 0.9
+    layer_sparsity: dict[str, float] | None = None
+    mode: str = field(default="element", metadata={"choices": CARDINALITY_MODES})
+    channel_axis: str = field(default="input", metadata={"choices": tuple(GROUP_AXES)})
+    rho: float = 1e-2
+    rho_growth: float = 1.0
+    z_update_interval: int = 0
+    admm_epochs: int = 10
+    layers: str = field(default="all", metadata={"choices": LAYER_KINDS})
 
-    def __init__(
-        self,
-        *,
-        sparsity: float = 0.9,
-        layer_sparsity: dict[str, float] | None = None,
-        mode: str = "element",
-        channel_axis: str = "input",
-        rho: float = 1e-2,
-        rho_growth: float = 1.0,
-        z_update_interval: int = 0,
-        admm_epochs: int = 10,
-        layers: str = "all",
-        **options: Any,
-    ) -> None:
-        super().__init__(**options)
-        if mode not in CARDINALITY_MODES:
-            raise ValueError(f"unknown ADMM mode {mode!r}; allowed: {', '.join(CARDINALITY_MODES)}")
-        if z_update_interval < 0 or admm_epochs < 0:
-            raise ValueError(f"z_update_interval and admm_epochs must be >= 0, got {z_update_interval}, {admm_epochs}")
-        self.sparsity = check_ratio("sparsity", sparsity)
-        self.layer_sparsity = {k: check_ratio(f"layer_sparsity[{k!r}]", v) for k, v in (layer_sparsity or {}).items()}
-        self.mode = mode
-        self.axis = group_axis(channel_axis)
-        self.rho = rho
-        self.rho_growth = rho_growth
-        self.z_update_interval = z_update_interval
-        self.admm_epochs = admm_epochs
-        self.layers = check_layers(layers)
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.z_update_interval < 0 or self.admm_epochs < 0:
+            raise ValueError(f"z_update_interval and admm_epochs must be >= 0, got {self.z_update_interval}, {self.admm_epochs}")
+        check_ratio("sparsity", self.sparsity)
+        for fqn, ratio in (self.layer_sparsity or {}).items():
+            check_ratio(f"layer_sparsity[{fqn!r}]", ratio)
+
+
+class ADMM(TrainingMethod):
+    """ADMM cardinality-constrained training, then masked retraining."""
+
+    name = "admm"
+    Hyperparameters = ADMMHyperparameters
+
+    def __init__(self, hp: ADMMHyperparameters | None = None) -> None:
+        super().__init__(hp)
+        self.layers = ParamSelector(kinds=self.hp.layers)
+        self.axis = group_axis(self.hp.channel_axis)
+        self.layer_sparsity = dict(self.hp.layer_sparsity or {})
+        self.rho = self.hp.rho
         self.z: dict[str, torch.Tensor] = {}
         self.u: dict[str, torch.Tensor] = {}
         self.masks: dict[str, torch.Tensor] = {}
         self.step_count = 0
         self.retraining = False
 
-    def build_optimizer(self, model: nn.Module, *, total_steps: int) -> torch.optim.Optimizer:
+    def prepare(self, model: nn.Module, *, total_steps: int) -> None:
+        super().prepare(model, total_steps=total_steps)
         self._check_fqns(model)
-        return super().build_optimizer(model, total_steps=total_steps)
 
     def _check_fqns(self, model: nn.Module) -> None:
-        known = {fqn for fqn, _ in selected_weights(model, layers=self.layers)}
+        known = {fqn for fqn, _ in self.layers.weights(model)}
         unknown = sorted(set(self.layer_sparsity) - known)
         if unknown:
             raise ValueError(f"layer_sparsity names unknown weights {unknown}; allowed: {sorted(known)}")
 
     def _mask(self, fqn: str, tensor: torch.Tensor) -> torch.Tensor:
-        ratio = self.layer_sparsity.get(fqn, self.sparsity)
-        return cardinality_mask(tensor, sparsity_ratio=ratio, mode=self.mode, axis=self.axis)
+        ratio = self.layer_sparsity.get(fqn, self.hp.sparsity)
+        return cardinality_mask(tensor, sparsity_ratio=ratio, mode=self.hp.mode, axis=self.axis)
 
     @torch.no_grad()
     def _init_z_u(self, model: nn.Module) -> None:
         """``Z_0 = Pi(W_0)``, ``U_0 = 0``."""
-        for fqn, weight in selected_weights(model, layers=self.layers):
+        for fqn, weight in self.layers.weights(model):
             self.z[fqn] = weight * self._mask(fqn, weight).to(weight.dtype)
             self.u[fqn] = torch.zeros_like(weight)
 
     @torch.no_grad()
     def _update_z_u(self, model: nn.Module) -> None:
-        for fqn, weight in selected_weights(model, layers=self.layers):
+        for fqn, weight in self.layers.weights(model):
             u = self.u.setdefault(fqn, torch.zeros_like(weight))
             shifted = weight + u
             z = shifted * self._mask(fqn, shifted).to(weight.dtype)
             self.z[fqn] = z
             self.u[fqn] = u + weight - z
-        self.rho *= self.rho_growth
+        self.rho *= self.hp.rho_growth
 
     def penalty(self, model: nn.Module) -> torch.Tensor | float:
         if self.retraining:
@@ -121,14 +124,14 @@ class ADMM(OptimizerChoiceMethod):
         if not self.z:
             self._init_z_u(model)
         total = 0.0
-        for fqn, weight in selected_weights(model, layers=self.layers):
+        for fqn, weight in self.layers.weights(model):
             total = total + (weight - self.z[fqn] + self.u[fqn]).pow(2).sum()
         return 0.5 * self.rho * total
 
     @torch.no_grad()
     def before_step(self, model: nn.Module) -> None:
         if self.retraining:
-            for fqn, weight in selected_weights(model, layers=self.layers):
+            for fqn, weight in self.layers.weights(model):
                 if weight.grad is not None:
                     weight.grad.mul_(self.masks[fqn])
 
@@ -137,20 +140,20 @@ class ADMM(OptimizerChoiceMethod):
         self.step_count += 1
         if self.retraining:
             self._apply_masks(model)
-        elif self.z_update_interval and self.step_count % self.z_update_interval == 0:
+        elif self.hp.z_update_interval and self.step_count % self.hp.z_update_interval == 0:
             self._update_z_u(model)
 
     def _apply_masks(self, model: nn.Module) -> None:
-        for fqn, weight in selected_weights(model, layers=self.layers):
+        for fqn, weight in self.layers.weights(model):
             weight.mul_(self.masks[fqn])
 
     @torch.no_grad()
     def on_epoch_end(self, model: nn.Module, *, epoch: int) -> None:
         if self.retraining:
             return
-        if not self.z_update_interval:
+        if not self.hp.z_update_interval:
             self._update_z_u(model)
-        if epoch + 1 >= self.admm_epochs:
+        if epoch + 1 >= self.hp.admm_epochs:
             self._start_retraining(model)
 
     def _start_retraining(self, model: nn.Module) -> None:
@@ -159,7 +162,7 @@ class ADMM(OptimizerChoiceMethod):
         self.masks = {fqn: z.ne(0).to(z.dtype) for fqn, z in self.z.items()}
         self._apply_masks(model)
         self.retraining = True
-        reset_momentum(self.optimizer)
+        self.reset_momentum()
 
     @torch.no_grad()
     def finalize(self, model: nn.Module) -> None:

@@ -12,60 +12,42 @@ input-channel prox are applied in sequence (a splitting approximation of the joi
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
-from compress.optim.common import current_lr
-from compress.optim.method import METHODS, TrainingMethod
-from compress.regularizers.group_lasso import GroupLasso
+from compress.optim.method import LAYER_KINDS, Hyperparameters, TrainingMethod
+from compress.regularizers import GroupLasso
+from compress.selection import ParamSelector
 
 SSL_AXES = {"output": ("output",), "input": ("input",), "both": ("output", "input")}
 
 
-@METHODS.register("group-lasso")
-class SSLGroupLasso(TrainingMethod):
-    """Proximal group lasso on channels.
+@dataclass(frozen=True)
+class GroupLassoHyperparameters(Hyperparameters):
+    """Attributes: ``lam`` (group-lasso weight), ``axes`` (``"output"``, ``"input"`` or ``"both"``),
+    ``scale_by_size`` (weight each group by ``sqrt(|g|)``), ``layers``."""
 
-    Args:
-        lr: SGD learning rate.
-        momentum: SGD momentum.
-        weight_decay: L2 weight decay.
-        lam: group-lasso weight ``lambda``.
-        axes: ``"output"``, ``"input"`` or ``"both"``.
-        scale_by_size: weight each group by ``sqrt(|g|)``.
-        layers: ``"all"``, ``"conv"`` or ``"linear"``.
-    """
+    lam: float = 1e-4
+    axes: str = field(default="output", metadata={"choices": tuple(SSL_AXES)})
+    scale_by_size: bool = False
+    layers: str = field(default="all", metadata={"choices": LAYER_KINDS})
+
+
+class SSLGroupLasso(TrainingMethod):
+    """Proximal group lasso on channels."""
 
     name = "group-lasso"
+    Hyperparameters = GroupLassoHyperparameters
 
-    def __init__(
-        self,
-        *,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        lam: float = 1e-4,
-        axes: str = "output",
-        scale_by_size: bool = False,
-        layers: str = "all",
-    ) -> None:
-        super().__init__(lr=lr, momentum=momentum, weight_decay=weight_decay)
-        if axes not in SSL_AXES:
-            raise ValueError(f"unknown group-lasso axes {axes!r}; allowed: {', '.join(SSL_AXES)}")
+    def __init__(self, hp: GroupLassoHyperparameters | None = None) -> None:
+        super().__init__(hp)
+        layers = ParamSelector(kinds=self.hp.layers)
         self.regularizers = [
-            GroupLasso(strength=lam, layers=layers, axis=axis, scale_by_size=scale_by_size) for axis in SSL_AXES[axes]
+            GroupLasso(strength=self.hp.lam, layers=layers, axis=axis, scale_by_size=self.hp.scale_by_size)
+            for axis in SSL_AXES[self.hp.axes]
         ]
 
-    @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:
-        step = current_lr(self.optimizer, self.lr)
         for regularizer in self.regularizers:
-            regularizer.prox_(model, step=step)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        return None
+            regularizer.prox_(model, step=self.current_lr())

@@ -6,25 +6,32 @@ Update (prox-SGD on ``f(w) + lam*||w||_1``):  ``w <- S_{lr*lam}(w - lr*g)``, wit
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass, field
+
 from torch import nn
 
-from compress.optim.method import METHODS, TrainingMethod, sparsifiable_parameters
-from compress.prox.soft import soft_threshold
+from compress.optim.method import LAYER_KINDS, Hyperparameters, TrainingMethod
+from compress.regularizers import L1
+from compress.selection import ParamSelector
 
 
-@METHODS.register("l1-prox")
+@dataclass(frozen=True)
+class L1ProxHyperparameters(Hyperparameters):
+    """Attributes: ``lam`` (L1 weight lambda), ``layers`` (``"all"``, ``"conv"`` or ``"linear"``)."""
+
+    lam: float = 1e-4
+    layers: str = field(default="all", metadata={"choices": LAYER_KINDS})
+
+
 class L1Prox(TrainingMethod):
     """Proximal-L1 SGD: momentum SGD step, then ``w <- S_{lr*lam}(w)`` on conv / linear weights."""
 
     name = "l1-prox"
+    Hyperparameters = L1ProxHyperparameters
 
-    def __init__(self, *, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0, lam: float = 1e-4) -> None:
-        super().__init__(lr=lr, momentum=momentum, weight_decay=weight_decay)
-        self.lam = lam
+    def __init__(self, hp: L1ProxHyperparameters | None = None) -> None:
+        super().__init__(hp)
+        self.l1 = L1(strength=self.hp.lam, layers=ParamSelector(kinds=self.hp.layers))
 
-    @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:
-        lr = self.optimizer.param_groups[0]["lr"] if self.optimizer else self.lr
-        for _, weight in sparsifiable_parameters(model):
-            weight.copy_(soft_threshold(weight, lr * self.lam))
+        self.l1.prox_(model, step=self.current_lr())

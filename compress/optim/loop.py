@@ -1,4 +1,4 @@
-"""One training epoch and one evaluation pass, driving a ``TrainingMethod``."""
+"""Starting a ``TrainingMethod``, one training epoch and one evaluation pass."""
 
 from __future__ import annotations
 
@@ -10,6 +10,12 @@ from torch import nn
 from compress.optim.method import TrainingMethod
 
 BatchCallback = Callable[[int, float, float], None]
+
+
+def start_training(method: TrainingMethod, model: nn.Module, *, total_steps: int) -> torch.optim.Optimizer:
+    """The lifecycle's first verbs in their order: ``method.prepare`` (attach) then ``method.build_optimizer``."""
+    method.prepare(model, total_steps=total_steps)
+    return method.build_optimizer(model)
 
 
 def train_epoch(

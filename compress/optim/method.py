@@ -1,52 +1,124 @@
-"""The protocol every sparse-training method follows, and the method registry.
+"""``TrainingMethod``: the one base of every training method (sparse training and quantization), and
+``Hyperparameters``, the typed settings every method shares.
 
-A training loop (``compress.optim.loop.train_epoch``) drives a method through these verbs, per
-mini-batch::
+Lifecycle, the same for every method (the shape of ``torch.ao.pruning``'s prepare -> step -> squash)::
 
-    loss = criterion(model(x), y) + method.penalty(model)
-    loss.backward()
-    method.before_step(model)          # e.g. RVSM coupling step w <- w - lr*beta*(w - u)
-    optimizer.step()                   # the optimizer returned by method.build_optimizer
-    method.after_step(model)           # e.g. prox / threshold / auxiliary-variable update
+    method = SomeMethod(SomeMethod.Hyperparameters(lr=0.01, ...))   # frozen, checked dataclass
+    method.prepare(model, total_steps=T)       # attach parametrizations / per-fqn state, once
+    optimizer = method.build_optimizer(model)  # make_optimizer(method.param_groups(model), hp)
+    per mini-batch:
+        loss = criterion(model(x), y) + method.penalty(model)
+        loss.backward()
+        method.before_step(model)              # e.g. RVSM coupling w <- w - lr*beta*(w - u)
+        optimizer.step()
+        method.after_step(model)               # e.g. prox / threshold / auxiliary-variable update
+    per epoch: method.on_epoch_end(model, epoch=e)
+    method.finalize(model)                     # exact zeros / exact quantized values, detached
+    method.state_dict() / load_state_dict()    # resume mid-stage (after prepare and build_optimizer)
 
-and per epoch ``method.on_epoch_end(model, epoch=...)``. After training, ``method.finalize(model)``
-writes exact zeros into the weights (the deployable model), and ``state_dict`` /
-``load_state_dict`` let a killed run resume mid-stage.
+A method is one class with ``name``, a nested-by-reference ``Hyperparameters`` dataclass and the verbs
+it needs; ``docs/adding-a-method.md`` shows a whole one.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from compress.registry import Registry
+from compress.optim.optimizer import OPTIMIZERS, make_optimizer
+
+LAYER_KINDS = ("all", "conv", "linear")
 
 
-def sparsifiable_parameters(model: nn.Module, *, min_dim: int = 2) -> Iterator[tuple[str, nn.Parameter]]:
-    """Yield ``(fqn, weight)`` of conv / linear weights (tensors with ``dim >= min_dim``)."""
-    for fqn, param in model.named_parameters():
-        if param.requires_grad and param.dim() >= min_dim and fqn.endswith("weight"):
-            yield fqn, param
+def check_choices(hp: Any) -> None:
+    """Raise ``ValueError`` when a field declared with ``metadata["choices"]`` holds another value."""
+    for item in dataclasses.fields(hp):
+        allowed = item.metadata.get("choices")
+        if allowed is not None and getattr(hp, item.name) not in allowed:
+            raise ValueError(f"{item.name} {getattr(hp, item.name)!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
+
+
+def check_ratio(name: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """The optimizer settings of every method.
+
+    Attributes:
+        lr: learning rate (step size) of the method's update.
+        momentum: SGD momentum (Adam ignores it).
+        weight_decay: L2 weight decay of the optimizer.
+        optimizer: ``"sgd"`` or ``"adam"``.
+        nesterov: Nesterov momentum (SGD).
+    """
+
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    optimizer: str = field(default="sgd", metadata={"choices": OPTIMIZERS})
+    nesterov: bool = False
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
 
 class TrainingMethod:
-    """Base class: plain SGD with momentum, no penalty. Subclasses override the verbs they need."""
+    """Plain fine-tuning (no penalty, nothing to finalize); every method subclasses it.
 
-    name = "sgd"
+    Subclasses set ``name`` and ``Hyperparameters`` and override the verbs they need.
+    """
 
-    def __init__(self, *, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0) -> None:
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
+    name: ClassVar[str] = "sgd"
+    Hyperparameters: ClassVar[type] = Hyperparameters
+
+    def __init__(self, hp: Any = None) -> None:
+        self.hp = self.Hyperparameters() if hp is None else hp
+        if not isinstance(self.hp, self.Hyperparameters):
+            raise TypeError(f"{type(self).__name__} takes {self.Hyperparameters.__name__}, got {type(self.hp).__name__}")
         self.optimizer: torch.optim.Optimizer | None = None
+        self.total_steps = 1
 
-    def build_optimizer(self, model: nn.Module, *, total_steps: int) -> torch.optim.Optimizer:
-        self.optimizer = torch.optim.SGD(
-            model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
-        )
+    @classmethod
+    def create(cls, **values: Any) -> TrainingMethod:
+        """``cls(cls.Hyperparameters(**values))``: unknown names raise ``TypeError``, bad values ``ValueError``."""
+        return cls(cls.Hyperparameters(**values))
+
+    def prepare(self, model: nn.Module, *, total_steps: int) -> None:
+        """Attach to ``model`` before training (``total_steps``: optimizer steps the run will take)."""
+        self.total_steps = max(int(total_steps), 1)
+
+    def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
+        """What the optimizer updates (one group; TTQ adds its scales with their own step)."""
+        return [{"params": list(model.parameters())}]
+
+    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """The optimizer of ``hp`` over ``param_groups(model)``; kept for momentum resets and the lr."""
+        self.optimizer = make_optimizer(self.param_groups(model), self.hp)
         return self.optimizer
+
+    def current_lr(self) -> float:
+        """Learning rate of the first param group (a scheduler may change it), else ``hp.lr``."""
+        return float(self.optimizer.param_groups[0]["lr"]) if self.optimizer is not None else self.hp.lr
+
+    def reset_momentum(self) -> None:
+        """Forget the optimizer's per-parameter state (momentum buffers), as re-creating it would."""
+        if self.optimizer is not None:
+            self.optimizer.state.clear()
 
     def penalty(self, model: nn.Module) -> torch.Tensor | float:
         return 0.0
@@ -71,24 +143,11 @@ class TrainingMethod:
         return None
 
 
-METHODS: Registry[TrainingMethod] = Registry("training method")
+def clone_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached copies, so a saved state does not alias live training tensors."""
+    return {fqn: tensor.detach().clone() for fqn, tensor in tensors.items()}
 
 
-def create_method(name: str, **kwargs) -> TrainingMethod:
-    """Create a registered training method; ``kwargs`` are its hyperparameters."""
-    import compress.optim.catalog  # noqa: F401  (registers every method)
-
-    return METHODS.create(name, **kwargs)
-
-
-def list_methods() -> list[str]:
-    import compress.optim.catalog  # noqa: F401
-
-    return METHODS.names()
-
-
-def method_class(name: str) -> type[TrainingMethod]:
-    """The registered class of a method (its constructor's keyword-only arguments are its hyperparameters)."""
-    import compress.optim.catalog  # noqa: F401
-
-    return METHODS.get(name)
+def load_tensors(state: dict[str, Any], key: str) -> dict[str, torch.Tensor]:
+    """Copies of ``state[key]`` (an fqn -> tensor dict; missing key -> empty)."""
+    return clone_tensors(dict(state.get(key, {})))

@@ -7,69 +7,78 @@ input channels (``W[:, i, ...]``, the reference) or output channels. Per mini-ba
     loss = f(w) + lambda2 * sum_g sqrt(||w_g||^2 + 1e-8)       (group lasso through autograd, penalty())
     w <- w - lr * beta * (w - u)                               (coupling)
     w <- SGD-Nesterov-step(w, grad loss + wd w)
-    u <- group-hard-threshold(w, sqrt(2 lambda1 / beta))       (spec §1.6)
+    u <- group-hard-threshold(w, sqrt(2 lambda1 / beta))       (the group-L0 prox, spec §1.6)
 
 and at each epoch end ``w <- u`` (the reference swaps in the group-sparse copy) with a momentum reset.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from compress.hyperparameters import inherits_hyperparameters
-from compress.optim.method import METHODS
-from compress.optim.splitting import SplittingMethod
-from compress.prox.group import group_hard_threshold
-from compress.regularizers.group_lasso import smooth_group_norm_sum
-from compress.regularizers.selection import group_axis as axis_index
-from compress.regularizers.selection import selected_weights
+from compress.optim.method import TrainingMethod
+from compress.optim.splitting import SplittingHyperparameters, SplitVariable
+from compress.prox.group import GROUP_AXES
+from compress.regularizers import GroupL0, GroupLasso
+from compress.selection import ParamSelector
 
 
-@METHODS.register("rgsm")
-@inherits_hyperparameters
-class RGSM(SplittingMethod):
-    """Relaxed group-wise splitting (channel sparsity).
+@dataclass(frozen=True)
+class RGSMHyperparameters(SplittingHyperparameters):
+    """Attributes: ``lam1`` (group-L0 weight, reference 1e-2), ``lam2`` (group-lasso weight,
+    reference 1e-5), ``beta`` (reference 1), ``group_axis`` (``"input"``, the reference, or ``"output"``)."""
 
-    Args:
-        lr: SGD learning rate.
-        momentum: SGD momentum.
-        weight_decay: L2 weight decay.
-        lam1: group-L0 weight ``lambda1`` (reference default 1e-2).
-        lam2: group-lasso weight ``lambda2`` (reference default 1e-5).
-        beta: splitting parameter ``beta1`` (reference default 1).
-        group_axis: ``"input"`` (reference) or ``"output"`` channels.
-        nesterov: Nesterov momentum.
-        reset_momentum_each_epoch: forget momentum at each epoch end.
-        layers: ``"all"`` or ``"conv"`` (the reference uses conv weights only).
-    """
+    beta: float = 1.0
+    lam1: float = 1e-2
+    lam2: float = 1e-5
+    group_axis: str = field(default="input", metadata={"choices": tuple(GROUP_AXES)})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (self.lam1 >= 0 and self.lam2 >= 0):
+            raise ValueError(f"lam1 and lam2 must be >= 0, got {self.lam1}, {self.lam2}")
+
+
+class RGSM(TrainingMethod):
+    """Relaxed group-wise splitting (channel sparsity)."""
 
     name = "rgsm"
+    Hyperparameters = RGSMHyperparameters
 
-    def __init__(
-        self,
-        *,
-        lam1: float = 1e-2,
-        lam2: float = 1e-5,
-        beta: float = 1.0,
-        group_axis: str = "input",
-        **options: Any,
-    ) -> None:
-        super().__init__(beta=beta, **options)
-        if lam1 < 0 or lam2 < 0:
-            raise ValueError(f"lam1 and lam2 must be >= 0, got {lam1}, {lam2}")
-        self.lam1 = lam1
-        self.lam2 = lam2
-        self.axis = axis_index(group_axis)
+    def __init__(self, hp: RGSMHyperparameters | None = None) -> None:
+        super().__init__(hp)
+        layers = ParamSelector(kinds=self.hp.layers)
+        self.group_l0 = GroupL0(strength=self.hp.lam1, layers=layers, axis=self.hp.group_axis)
+        self.group_lasso = GroupLasso(strength=self.hp.lam2, layers=layers, axis=self.hp.group_axis)
+        self.split = SplitVariable(self.threshold, layers)
 
     def threshold(self, weight: torch.Tensor) -> torch.Tensor:
-        return group_hard_threshold(weight, math.sqrt(2.0 * self.lam1 / self.beta), axis=self.axis)
+        """``u = prox_{(lambda1 / beta) group-L0}(w)``."""
+        return self.group_l0.prox(weight, self.hp.lam1 / self.hp.beta)
 
     def penalty(self, model: nn.Module) -> torch.Tensor | float:
-        total = 0.0
-        for _, weight in selected_weights(model, layers=self.layers):
-            total = total + smooth_group_norm_sum(weight, axis=self.axis)
-        return self.lam2 * total
+        return self.group_lasso.penalty(model)
+
+    def before_step(self, model: nn.Module) -> None:
+        self.split.couple_(model, step=self.current_lr() * self.hp.beta)
+
+    def after_step(self, model: nn.Module) -> None:
+        self.split.refresh(model)
+
+    def on_epoch_end(self, model: nn.Module, *, epoch: int) -> None:
+        self.split.overwrite_(model)
+        if self.hp.reset_momentum_each_epoch:
+            self.reset_momentum()
+
+    def finalize(self, model: nn.Module) -> None:
+        self.split.overwrite_(model)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.split.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.split.load_state_dict(state)

@@ -13,62 +13,68 @@ re-creates its optimizer every epoch). ``finalize`` does the same overwrite, so 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
-from compress.hyperparameters import inherits_hyperparameters
-from compress.optim.method import METHODS
-from compress.optim.splitting import SplittingMethod
-from compress.prox.hard import prox_l0
-from compress.prox.soft import soft_threshold
-from compress.prox.tl1 import prox_tl1
+from compress.optim.method import TrainingMethod
+from compress.optim.splitting import SplittingHyperparameters, SplitVariable
+from compress.regularizers import elementwise_penalty
+from compress.selection import ParamSelector
 
 RVSM_PENALTIES = ("l0", "l1", "tl1")
 
 
-@METHODS.register("rvsm")
-@inherits_hyperparameters
-class RVSM(SplittingMethod):
-    """Relaxed variable splitting (unstructured).
+@dataclass(frozen=True)
+class RVSMHyperparameters(SplittingHyperparameters):
+    """Attributes: ``lam`` (penalty weight lambda, reference 1e-6), ``penalty`` (``"l0"``, the
+    reference, ``"tl1"`` or ``"l1"``), ``a`` (TL1 shape); the rest as in ``SplittingHyperparameters``."""
 
-    Args:
-        lr: SGD learning rate.
-        momentum: SGD momentum.
-        weight_decay: L2 weight decay (5e-4 in the reference).
-        lam: penalty weight ``lambda`` (reference default 1e-6).
-        beta: splitting parameter (reference default 1e-2).
-        penalty: ``"l0"`` (hard threshold, the reference), ``"tl1"`` or ``"l1"``.
-        tl1_a: TL1 shape parameter ``a``.
-        nesterov: Nesterov momentum.
-        reset_momentum_each_epoch: forget momentum at each epoch end (as the reference).
-        layers: ``"all"`` (conv + linear) or ``"conv"`` (the reference splits conv weights only).
-    """
+    lam: float = 1e-6
+    penalty: str = field(default="l0", metadata={"choices": RVSM_PENALTIES})
+    a: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.lam >= 0:
+            raise ValueError(f"lam must be >= 0, got {self.lam}")
+
+
+class RVSM(TrainingMethod):
+    """Relaxed variable splitting (unstructured)."""
 
     name = "rvsm"
+    Hyperparameters = RVSMHyperparameters
 
-    def __init__(
-        self,
-        *,
-        lam: float = 1e-6,
-        beta: float = 1e-2,
-        penalty: str = "l0",
-        tl1_a: float = 1.0,
-        **options: Any,
-    ) -> None:
-        super().__init__(beta=beta, **options)
-        if penalty not in RVSM_PENALTIES:
-            raise ValueError(f"unknown RVSM penalty {penalty!r}; allowed: {', '.join(RVSM_PENALTIES)}")
-        if lam < 0:
-            raise ValueError(f"lam must be >= 0, got {lam}")
-        self.lam = lam
-        self.penalty_name = penalty
-        self.tl1_a = tl1_a
+    def __init__(self, hp: RVSMHyperparameters | None = None) -> None:
+        super().__init__(hp)
+        layers = ParamSelector(kinds=self.hp.layers)
+        self.regularizer = elementwise_penalty(self.hp.penalty, strength=self.hp.lam, a=self.hp.a, layers=layers)
+        self.split = SplitVariable(self.threshold, layers)
 
     def threshold(self, weight: torch.Tensor) -> torch.Tensor:
-        mu = self.lam / self.beta
-        if self.penalty_name == "l0":
-            return prox_l0(weight, mu)
-        if self.penalty_name == "tl1":
-            return prox_tl1(weight, mu, a=self.tl1_a)
-        return soft_threshold(weight, mu)
+        """``u = prox_{(lambda / beta) P}(w)``."""
+        return self.regularizer.prox(weight, self.hp.lam / self.hp.beta)
+
+    def before_step(self, model: nn.Module) -> None:
+        self.split.couple_(model, step=self.current_lr() * self.hp.beta)
+
+    def after_step(self, model: nn.Module) -> None:
+        self.split.refresh(model)
+
+    def on_epoch_end(self, model: nn.Module, *, epoch: int) -> None:
+        """Overwrite ``w`` with its sparse surrogate (the reference code's end-of-epoch behaviour)."""
+        self.split.overwrite_(model)
+        if self.hp.reset_momentum_each_epoch:
+            self.reset_momentum()
+
+    def finalize(self, model: nn.Module) -> None:
+        self.split.overwrite_(model)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.split.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.split.load_state_dict(state)

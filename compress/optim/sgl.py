@@ -13,34 +13,29 @@ Per mini-batch: a gradient step on the loss above (U fixed; group lasso through 
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from compress.hyperparameters import inherits_hyperparameters
-from compress.optim.common import clone_tensors, load_tensors
-from compress.optim.method import METHODS
-from compress.optim.optimizer_choice import OptimizerChoiceMethod
-from compress.prox.group import group_size
-from compress.regularizers.elementwise import check_penalty, penalty_prox
-from compress.regularizers.group_lasso import smooth_group_norm_sum
+from compress.optim.method import (
+    LAYER_KINDS,
+    Hyperparameters,
+    TrainingMethod,
+    clone_tensors,
+    load_tensors,
+)
+from compress.prox.group import GROUP_AXES
+from compress.regularizers import ELEMENTWISE, GroupLasso, elementwise_penalty
 from compress.regularizers.schedules import StepGrowth
-from compress.regularizers.selection import check_layers, selected_weights
-from compress.regularizers.selection import group_axis as axis_index
+from compress.selection import ParamSelector
 
 
-@METHODS.register("sgl")
-@inherits_hyperparameters
-class SparseGroupLasso(OptimizerChoiceMethod):
-    """Nonconvex sparse group lasso (paper 3).
-
-    Args:
-        lr: learning rate (Adam 1e-3 on MNIST in the reference).
-        momentum: SGD momentum (ignored by Adam).
-        weight_decay: optimizer weight decay.
-        optimizer: ``"adam"`` or ``"sgd"``.
+@dataclass(frozen=True)
+class SGLHyperparameters(Hyperparameters):
+    """Attributes:
+        lr, optimizer: Adam at 1e-3 on MNIST in the reference (or ``optimizer="sgd"``).
         penalty: ``"l1"``, ``"l0"``, ``"tl1"``, ``"l1-l2"`` or ``"scad"``.
         lam: ``lambda`` (0.1 in the reference, for every layer).
         beta: initial ``beta`` (2.5 on MNIST).
@@ -53,36 +48,38 @@ class SparseGroupLasso(OptimizerChoiceMethod):
         layers: ``"all"``, ``"conv"`` or ``"linear"``.
     """
 
-    name = "sgl"
+    lr: float = 1e-3
+    optimizer: str = field(default="adam", metadata={"choices": ("sgd", "adam")})
+    penalty: str = field(default="tl1", metadata={"choices": ELEMENTWISE})
+    lam: float = 0.1
+    beta: float = 2.5
+    beta_growth: float = 1.25
+    beta_every: int = 40
+    num_train: int = 60000
+    a: float = 1.0
+    alpha: float = 1.0
+    group_axis: str = field(default="output", metadata={"choices": tuple(GROUP_AXES)})
+    layers: str = field(default="all", metadata={"choices": LAYER_KINDS})
 
-    def __init__(
-        self,
-        *,
-        penalty: str = "tl1",
-        lam: float = 0.1,
-        beta: float = 2.5,
-        beta_growth: float = 1.25,
-        beta_every: int = 40,
-        num_train: int = 60000,
-        a: float = 1.0,
-        alpha: float = 1.0,
-        group_axis: str = "output",
-        layers: str = "all",
-        **options: Any,
-    ) -> None:
-        super().__init__(**options)
-        if penalty == "scad" and a <= 2:
-            raise ValueError(f"SCAD needs a > 2 (e.g. 3.7), got a={a}")
-        if lam < 0 or beta <= 0 or num_train < 1:
-            raise ValueError(f"need lam >= 0, beta > 0, num_train >= 1; got {lam}, {beta}, {num_train}")
-        self.penalty_name = check_penalty(penalty)
-        self.lam = lam
-        self.beta_schedule = StepGrowth(initial=beta, factor=beta_growth, every=beta_every)
-        self.num_train = num_train
-        self.a = a
-        self.alpha = alpha
-        self.axis = axis_index(group_axis)
-        self.layers = check_layers(layers)
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (self.lam >= 0 and self.beta > 0 and self.num_train >= 1):
+            raise ValueError(f"need lam >= 0, beta > 0, num_train >= 1; got {self.lam}, {self.beta}, {self.num_train}")
+
+
+class SparseGroupLasso(TrainingMethod):
+    """Nonconvex sparse group lasso (paper 3)."""
+
+    name = "sgl"
+    Hyperparameters = SGLHyperparameters
+
+    def __init__(self, hp: SGLHyperparameters | None = None) -> None:
+        super().__init__(hp)
+        hp = self.hp
+        self.layers = ParamSelector(kinds=hp.layers)
+        self.sparse = elementwise_penalty(hp.penalty, strength=hp.lam, a=hp.a, alpha=hp.alpha, layers=self.layers)
+        self.group_lasso = GroupLasso(strength=hp.lam, layers=self.layers, axis=hp.group_axis, scale_by_size=True)
+        self.beta_schedule = StepGrowth(initial=hp.beta, factor=hp.beta_growth, every=hp.beta_every)
         self.u: dict[str, torch.Tensor] = {}
         self.epoch = 0
 
@@ -90,23 +87,17 @@ class SparseGroupLasso(OptimizerChoiceMethod):
     def beta(self) -> float:
         return self.beta_schedule(self.epoch)
 
-    def _prox(self, weight: torch.Tensor) -> torch.Tensor:
-        return penalty_prox(weight, self.lam / self.beta, penalty=self.penalty_name, a=self.a, alpha=self.alpha)
-
     @torch.no_grad()
     def _refresh_u(self, model: nn.Module) -> None:
-        for fqn, weight in selected_weights(model, layers=self.layers):
-            self.u[fqn] = self._prox(weight)
+        """``U = prox_{(lambda / beta) phi}(W)``."""
+        for fqn, weight in self.layers.weights(model):
+            self.u[fqn] = self.sparse.prox(weight, self.hp.lam / self.beta)
 
     def penalty(self, model: nn.Module) -> torch.Tensor | float:
         if not self.u:
             self._refresh_u(model)
-        total = 0.0
-        for fqn, weight in selected_weights(model, layers=self.layers):
-            coupling = 0.5 * self.beta * (weight - self.u[fqn]).pow(2).sum()
-            size = math.sqrt(group_size(weight, axis=self.axis))
-            total = total + coupling + self.lam * size * smooth_group_norm_sum(weight, axis=self.axis)
-        return total / self.num_train
+        coupling = sum(0.5 * self.beta * (weight - self.u[fqn]).pow(2).sum() for fqn, weight in self.layers.weights(model))
+        return (coupling + self.group_lasso.penalty(model)) / self.hp.num_train
 
     def after_step(self, model: nn.Module) -> None:
         self._refresh_u(model)
@@ -117,7 +108,7 @@ class SparseGroupLasso(OptimizerChoiceMethod):
     @torch.no_grad()
     def finalize(self, model: nn.Module) -> None:
         self._refresh_u(model)
-        for fqn, weight in selected_weights(model, layers=self.layers):
+        for fqn, weight in self.layers.weights(model):
             weight.mul_(self.u[fqn].ne(0).to(weight.dtype))
 
     def state_dict(self) -> dict[str, Any]:

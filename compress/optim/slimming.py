@@ -12,13 +12,12 @@ whose output width equals the norm's ``num_features`` (true for conv-bn-relu sta
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from compress.optim.common import check_ratio
-from compress.optim.method import METHODS, TrainingMethod
+from compress.optim.method import Hyperparameters, TrainingMethod, check_ratio
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _PRODUCERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -40,34 +39,35 @@ def norm_layers_with_producers(model: nn.Module) -> list[tuple[str, nn.Module, n
     return out
 
 
-@METHODS.register("slimming")
-class NetworkSlimming(TrainingMethod):
-    """Sparsity on BN scales, then global-threshold channel pruning.
+@dataclass(frozen=True)
+class SlimmingHyperparameters(Hyperparameters):
+    """Attributes: ``lr`` (0.1 in the reference), ``weight_decay`` (1e-4 in the reference), ``s`` (L1
+    weight on BN scales: 1e-4 VGG, 1e-5 ResNet in the reference), ``prune_ratio`` (fraction of all BN
+    channels to prune in ``finalize``, a global quantile of ``|gamma|``)."""
 
-    Args:
-        lr: SGD learning rate.
-        momentum: SGD momentum.
-        weight_decay: L2 weight decay (1e-4 in the reference).
-        s: L1 weight on BN scales (1e-4 VGG, 1e-5 ResNet in the reference).
-        prune_ratio: fraction of all BN channels to prune in ``finalize`` (global quantile of ``|gamma|``).
-    """
+    lr: float = 0.1
+    weight_decay: float = 1e-4
+    s: float = 1e-4
+    prune_ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.s >= 0:
+            raise ValueError(f"s must be >= 0, got {self.s}")
+        check_ratio("prune_ratio", self.prune_ratio)
+
+
+class NetworkSlimming(TrainingMethod):
+    """Sparsity on BN scales, then global-threshold channel pruning."""
 
     name = "slimming"
-
-    def __init__(
-        self, *, lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 1e-4, s: float = 1e-4, prune_ratio: float = 0.5
-    ) -> None:
-        super().__init__(lr=lr, momentum=momentum, weight_decay=weight_decay)
-        if s < 0:
-            raise ValueError(f"s must be >= 0, got {s}")
-        self.s = s
-        self.prune_ratio = check_ratio("prune_ratio", prune_ratio)
+    Hyperparameters = SlimmingHyperparameters
 
     @torch.no_grad()
     def before_step(self, model: nn.Module) -> None:
         for _, norm, _ in norm_layers_with_producers(model):
             if norm.weight.grad is not None:
-                norm.weight.grad.add_(self.s * torch.sign(norm.weight))
+                norm.weight.grad.add_(self.hp.s * torch.sign(norm.weight))
 
     def threshold(self, model: nn.Module) -> float:
         """Global ``prune_ratio`` quantile of all ``|gamma|``."""
@@ -75,7 +75,7 @@ class NetworkSlimming(TrainingMethod):
         if not layers:
             raise ValueError("network slimming needs batch-norm layers with affine scales; the model has none")
         gammas = torch.cat([norm.weight.detach().abs().reshape(-1) for _, norm, _ in layers])
-        return float(torch.quantile(gammas, self.prune_ratio)) if self.prune_ratio > 0 else -1.0
+        return float(torch.quantile(gammas, self.hp.prune_ratio)) if self.hp.prune_ratio > 0 else -1.0
 
     @torch.no_grad()
     def finalize(self, model: nn.Module) -> None:
@@ -92,9 +92,3 @@ class NetworkSlimming(TrainingMethod):
                 producer.weight[dead] = 0.0
                 if producer.bias is not None:
                     producer.bias[dead] = 0.0
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        return None

@@ -1,95 +1,84 @@
-"""Shared machinery of the relaxed variable-splitting methods (RVSM, RGSM): the coupling step.
+"""The auxiliary variable of relaxed variable splitting, shared by RVSM and RGSM (by composition).
 
 Relaxed splitting (Dinh & Xin, arXiv 1812.05719) minimises ``f(w) + lambda P(u) + beta/2 ||w - u||^2``
 alternately: before each optimizer step ``w <- w - lr * beta * (w - u)``, after it ``u <- prox(w)``.
+
+The defaults are the reference code's (SGD-Nesterov, weight decay 5e-4, momentum reset at each epoch
+end) except the learning rate: the reference trains CIFAR nets from scratch at lr 0.1, which wrecks a
+pretrained model in one epoch (LeNet-5 / MNIST: 99.11% -> 9.6%); the stage fine-tunes trained models,
+so the default is 0.01 (99.0% after one epoch).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from compress.optim.common import clone_tensors, current_lr, load_tensors, make_optimizer, reset_momentum
-from compress.optim.method import TrainingMethod
-from compress.regularizers.selection import check_layers, selected_weights
+from compress.optim.method import (
+    LAYER_KINDS,
+    Hyperparameters,
+    clone_tensors,
+    load_tensors,
+)
+from compress.selection import ParamSelector
 
 
-class SplittingMethod(TrainingMethod):
-    """Base of RVSM / RGSM: keeps ``u`` per fqn; subclasses define ``threshold(fqn, w)``.
+@dataclass(frozen=True)
+class SplittingHyperparameters(Hyperparameters):
+    """Relaxed splitting: the optimizer of the reference plus ``beta`` and the momentum reset.
 
-    The defaults are the reference code's (SGD-Nesterov, weight decay 5e-4, momentum reset at each
-    epoch end) except the learning rate: the reference trains CIFAR nets from scratch at lr 0.1, which
-    wrecks a pretrained model in one epoch (LeNet-5 / MNIST: 99.11% -> 9.6%); the stage fine-tunes
-    trained models, so the default is 0.01 (99.0% after one epoch). ``beta`` has none, every subclass
-    sets its own.
+    Attributes:
+        beta: splitting parameter (> 0).
+        reset_momentum_each_epoch: forget momentum at each epoch end (as the reference).
+        layers: ``"all"`` (conv + linear), ``"conv"`` (the reference splits conv weights only) or ``"linear"``.
     """
 
-    def __init__(
-        self,
-        *,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        beta: float,
-        nesterov: bool = True,
-        reset_momentum_each_epoch: bool = True,
-        layers: str = "all",
-    ) -> None:
-        super().__init__(lr=lr, momentum=momentum, weight_decay=weight_decay)
-        if beta <= 0:
-            raise ValueError(f"beta must be > 0, got {beta}")
-        self.beta = beta
-        self.nesterov = nesterov
-        self.reset_momentum_each_epoch = reset_momentum_each_epoch
-        self.layers = check_layers(layers)
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    beta: float = 1e-2
+    reset_momentum_each_epoch: bool = True
+    layers: str = field(default="all", metadata={"choices": LAYER_KINDS})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.beta > 0:
+            raise ValueError(f"beta must be > 0, got {self.beta}")
+
+
+class SplitVariable:
+    """``u = threshold(w)`` per selected weight (by fqn), the coupling step and the overwrite ``w <- u``."""
+
+    def __init__(self, threshold: Callable[[torch.Tensor], torch.Tensor], layers: ParamSelector) -> None:
+        self.threshold = threshold
+        self.layers = layers
         self.u: dict[str, torch.Tensor] = {}
 
-    def threshold(self, weight: torch.Tensor) -> torch.Tensor:
-        """The sparse surrogate ``u = prox(w)``."""
-        raise NotImplementedError
-
-    def build_optimizer(self, model: nn.Module, *, total_steps: int) -> torch.optim.Optimizer:
-        self.optimizer = make_optimizer(
-            model.parameters(), kind="sgd", lr=self.lr, momentum=self.momentum,
-            weight_decay=self.weight_decay, nesterov=self.nesterov,
-        )
-        return self.optimizer
-
     @torch.no_grad()
-    def _refresh_u(self, model: nn.Module) -> None:
-        for fqn, weight in selected_weights(model, layers=self.layers):
+    def refresh(self, model: nn.Module) -> None:
+        """``u <- prox(w)``."""
+        for fqn, weight in self.layers.weights(model):
             self.u[fqn] = self.threshold(weight)
 
     @torch.no_grad()
-    def before_step(self, model: nn.Module) -> None:
+    def couple_(self, model: nn.Module, *, step: float) -> None:
+        """``w <- w - step * (w - u)`` with ``step = lr * beta``."""
         if not self.u:
-            self._refresh_u(model)
-        step = current_lr(self.optimizer, self.lr) * self.beta
-        for fqn, weight in selected_weights(model, layers=self.layers):
+            self.refresh(model)
+        for fqn, weight in self.layers.weights(model):
             weight.sub_(step * (weight - self.u[fqn]))
 
     @torch.no_grad()
-    def after_step(self, model: nn.Module) -> None:
-        self._refresh_u(model)
-
-    @torch.no_grad()
-    def on_epoch_end(self, model: nn.Module, *, epoch: int) -> None:
-        """Overwrite ``w`` with its sparse surrogate (the reference code's end-of-epoch behaviour)."""
-        self.finalize(model)
-        if self.reset_momentum_each_epoch:
-            reset_momentum(self.optimizer)
-
-    @torch.no_grad()
-    def finalize(self, model: nn.Module) -> None:
-        for fqn, weight in selected_weights(model, layers=self.layers):
+    def overwrite_(self, model: nn.Module) -> None:
+        """``w <- prox(w)`` in place (exact zeros), then ``u`` refreshed."""
+        for _, weight in self.layers.weights(model):
             weight.copy_(self.threshold(weight))
-        self._refresh_u(model)
+        self.refresh(model)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"u": clone_tensors(self.u), "beta": self.beta}
+        return {"u": clone_tensors(self.u)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.u = load_tensors(state, "u")
-        self.beta = float(state["beta"])

@@ -34,14 +34,20 @@ every epoch is affine-scaled and ``finalize`` prunes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from compress.optim.common import clone_tensors, load_tensors, reset_momentum
-from compress.optim.method import METHODS, TrainingMethod
-from compress.regularizers.selection import check_layers, selected_weights
+from compress.optim.method import (
+    LAYER_KINDS,
+    Hyperparameters,
+    TrainingMethod,
+    clone_tensors,
+    load_tensors,
+)
+from compress.selection import ParamSelector
 
 
 def energy_mask(weight: torch.Tensor, *, keep_energy: float) -> torch.Tensor:
@@ -63,14 +69,10 @@ def energy_mask(weight: torch.Tensor, *, keep_energy: float) -> torch.Tensor:
     return flat.reshape(weight.shape)
 
 
-@METHODS.register("ssgd")
-class SSGD(TrainingMethod):
-    """Affine-scaling (reweighted) SGD, energy-based pruning of the vanishing weights, optional masked fine-tune.
-
-    Args:
+@dataclass(frozen=True)
+class SSGDHyperparameters(Hyperparameters):
+    """Attributes:
         lr: learning rate (use the dense-training lr; the per-layer normalisation keeps it comparable).
-        momentum: momentum applied to the scaled gradient.
-        weight_decay: L2 weight decay (0: the method is meant to be unbiased).
         p: exponent; ``s = |w|^(2-p)`` (0 scales by ``w^2``).
         keep_energy: pruning keeps, per layer, the largest weights carrying this fraction of
             ``||w||_2^2`` (default 0.99: the pruned weights hold at most 1% of the layer's energy, a
@@ -83,43 +85,42 @@ class SSGD(TrainingMethod):
         layers: ``"all"``, ``"conv"`` or ``"linear"``.
     """
 
-    name = "ssgd"
+    p: float = 0.0
+    keep_energy: float = 0.99
+    ssgd_epochs: int | None = None
+    eps: float = 1e-12
+    layers: str = field(default="all", metadata={"choices": LAYER_KINDS})
 
-    def __init__(
-        self,
-        *,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        p: float = 0.0,
-        keep_energy: float = 0.99,
-        ssgd_epochs: int | None = None,
-        eps: float = 1e-12,
-        layers: str = "all",
-    ) -> None:
-        super().__init__(lr=lr, momentum=momentum, weight_decay=weight_decay)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be in [0, 1], got {p}")
-        if not 0.0 < keep_energy <= 1.0:
-            raise ValueError(f"keep_energy must be in (0, 1], got {keep_energy}")
-        if ssgd_epochs is not None and ssgd_epochs < 1:
-            raise ValueError(f"ssgd_epochs must be >= 1 or None, got {ssgd_epochs}")
-        self.p = p
-        self.keep_energy = keep_energy
-        self.ssgd_epochs = ssgd_epochs
-        self.eps = eps
-        self.layers = check_layers(layers)
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {self.p}")
+        if not 0.0 < self.keep_energy <= 1.0:
+            raise ValueError(f"keep_energy must be in (0, 1], got {self.keep_energy}")
+        if self.ssgd_epochs is not None and self.ssgd_epochs < 1:
+            raise ValueError(f"ssgd_epochs must be >= 1 or None, got {self.ssgd_epochs}")
+
+
+class SSGD(TrainingMethod):
+    """Affine-scaling (reweighted) SGD, energy-based pruning of the vanishing weights, optional masked fine-tune."""
+
+    name = "ssgd"
+    Hyperparameters = SSGDHyperparameters
+
+    def __init__(self, hp: SSGDHyperparameters | None = None) -> None:
+        super().__init__(hp)
+        self.layers = ParamSelector(kinds=self.hp.layers)
         self.masks: dict[str, torch.Tensor] = {}
         self.fine_tuning = False
 
     def scaling(self, weight: torch.Tensor) -> torch.Tensor:
         """``s = |w|^(2-p) / mean(|w|^(2-p))``."""
-        s = weight.detach().abs().pow(2.0 - self.p)
-        return s / (s.mean() + self.eps)
+        s = weight.detach().abs().pow(2.0 - self.hp.p)
+        return s / (s.mean() + self.hp.eps)
 
     @torch.no_grad()
     def before_step(self, model: nn.Module) -> None:
-        for fqn, weight in selected_weights(model, layers=self.layers):
+        for fqn, weight in self.layers.weights(model):
             if weight.grad is None:
                 continue
             weight.grad.mul_(self.masks[fqn] if self.fine_tuning else self.scaling(weight))
@@ -131,20 +132,20 @@ class SSGD(TrainingMethod):
 
     @torch.no_grad()
     def on_epoch_end(self, model: nn.Module, *, epoch: int) -> None:
-        if not self.fine_tuning and self.ssgd_epochs is not None and epoch + 1 >= self.ssgd_epochs:
+        if not self.fine_tuning and self.hp.ssgd_epochs is not None and epoch + 1 >= self.hp.ssgd_epochs:
             self._prune(model)
             self.fine_tuning = True
-            reset_momentum(self.optimizer)
+            self.reset_momentum()
 
     def _prune(self, model: nn.Module) -> None:
         self.masks = {
-            fqn: energy_mask(weight, keep_energy=self.keep_energy).to(weight.dtype)
-            for fqn, weight in selected_weights(model, layers=self.layers)
+            fqn: energy_mask(weight, keep_energy=self.hp.keep_energy).to(weight.dtype)
+            for fqn, weight in self.layers.weights(model)
         }
         self._apply_masks(model)
 
     def _apply_masks(self, model: nn.Module) -> None:
-        for fqn, weight in selected_weights(model, layers=self.layers):
+        for fqn, weight in self.layers.weights(model):
             weight.mul_(self.masks[fqn])
 
     @torch.no_grad()

@@ -19,16 +19,22 @@ L1. Per iteration t, with step ``s_t`` (cosine decay s0 -> 0), averaging ``a_t``
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from compress.optim.common import clone_tensors, load_tensors
-from compress.optim.method import METHODS, TrainingMethod
-from compress.prox.soft import soft_threshold
+from compress.optim.method import (
+    LAYER_KINDS,
+    Hyperparameters,
+    TrainingMethod,
+    clone_tensors,
+    load_tensors,
+)
+from compress.regularizers import L1
 from compress.regularizers.schedules import Constant, CosineDecay, CosineRamp
-from compress.regularizers.selection import check_layers, selected_weights
+from compress.selection import ParamSelector
 
 XRDA_MODES = ("normal", "kernel", "channel")
 XRDA_SCHEDULES = ("cosine", "constant")
@@ -58,13 +64,10 @@ def group_average(weight: torch.Tensor, *, mode: str) -> tuple[torch.Tensor, flo
     return magnitude.mean(dim=dims, keepdim=True).expand_as(weight), math.sqrt(size)
 
 
-@METHODS.register("xrda")
-class XRDA(TrainingMethod):
-    """Generalized RDA with adaptive log-weighted L1 (paper 4).
-
-    Args:
-        lr: unused by the update (``s0`` is the step); kept for the common protocol.
-        momentum: unused (``tau`` sets the momentum); kept for the common protocol.
+@dataclass(frozen=True)
+class XRDAHyperparameters(Hyperparameters):
+    """Attributes:
+        lr, momentum: not used by the update (``s0`` is the step, ``tau`` sets the momentum).
         weight_decay: ``wd`` added to every gradient (5e-4 in the reference).
         lam: ``lambda`` (1e-6 in the reference unstructured CIFAR runs).
         s0: initial step ``s`` (1.0; equals SGD lr 0.1 with momentum 0.9 at tau = 9.5).
@@ -72,54 +75,57 @@ class XRDA(TrainingMethod):
         tau_b: time-scale of the running average ``r`` of ``A(w)``.
         max_factor: ``M``, the largest adaptive weight (500).
         mode: ``"normal"``, ``"kernel"`` or ``"channel"``.
-        schedule: ``"cosine"`` (``s`` decays, ``a`` ramps over ``total_steps``) or ``"constant"`` (``a = 0``).
+        schedule: ``"cosine"`` (``s`` decays, ``a`` ramps over the run's steps) or ``"constant"`` (``a = 0``).
         layers: penalised weights: ``"all"``, ``"conv"`` or ``"linear"``.
     """
 
-    name = "xrda"
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    lam: float = 1e-6
+    s0: float = 1.0
+    tau: float = 9.5
+    tau_b: float = 9.5
+    max_factor: float = 500.0
+    mode: str = field(default="normal", metadata={"choices": XRDA_MODES})
+    schedule: str = field(default="cosine", metadata={"choices": XRDA_SCHEDULES})
+    layers: str = field(default="all", metadata={"choices": LAYER_KINDS})
 
-    def __init__(
-        self,
-        *,
-        lr: float = 0.1,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        lam: float = 1e-6,
-        s0: float = 1.0,
-        tau: float = 9.5,
-        tau_b: float = 9.5,
-        max_factor: float = 500.0,
-        mode: str = "normal",
-        schedule: str = "cosine",
-        layers: str = "all",
-    ) -> None:
-        super().__init__(lr=lr, momentum=momentum, weight_decay=weight_decay)
-        if mode not in XRDA_MODES:
-            raise ValueError(f"unknown xRDA mode {mode!r}; allowed: {', '.join(XRDA_MODES)}")
-        if schedule not in XRDA_SCHEDULES:
-            raise ValueError(f"unknown xRDA schedule {schedule!r}; allowed: {', '.join(XRDA_SCHEDULES)}")
-        if lam < 0 or s0 <= 0 or tau <= 0 or tau_b <= 0 or max_factor < 1:
-            raise ValueError(f"need lam >= 0, s0, tau, tau_b > 0, max_factor >= 1; got {lam}, {s0}, {tau}, {tau_b}, {max_factor}")
-        self.lam, self.s0, self.tau, self.tau_b, self.max_factor = lam, s0, tau, tau_b, max_factor
-        self.mode = mode
-        self.schedule = schedule
-        self.layers = check_layers(layers)
-        self.total_steps = 1
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (self.lam >= 0 and self.s0 > 0 and self.tau > 0 and self.tau_b > 0 and self.max_factor >= 1):
+            raise ValueError(
+                f"need lam >= 0, s0, tau, tau_b > 0, max_factor >= 1; got {self.lam}, {self.s0}, {self.tau}, {self.tau_b}, {self.max_factor}"
+            )
+
+
+class XRDA(TrainingMethod):
+    """Generalized RDA with adaptive log-weighted L1 (paper 4); xRDA is its own optimizer."""
+
+    name = "xrda"
+    Hyperparameters = XRDAHyperparameters
+
+    def __init__(self, hp: XRDAHyperparameters | None = None) -> None:
+        super().__init__(hp)
+        self.layers = ParamSelector(kinds=self.hp.layers)
+        self.l1 = L1(strength=self.hp.lam, layers=self.layers)
         self.iteration = 0
         self.state: dict[str, dict[str, torch.Tensor]] = {"p": {}, "v": {}, "r": {}, "b": {}}
         self._params: list[tuple[str, nn.Parameter, bool]] = []
 
-    def build_optimizer(self, model: nn.Module, *, total_steps: int) -> torch.optim.Optimizer:
-        self.total_steps = max(int(total_steps), 1)
-        penalised = {fqn for fqn, _ in selected_weights(model, layers=self.layers)}
+    def prepare(self, model: nn.Module, *, total_steps: int) -> None:
+        super().prepare(model, total_steps=total_steps)
+        penalised = {fqn for fqn, _ in self.layers.weights(model)}
         self._params = [(fqn, p, fqn in penalised) for fqn, p in model.named_parameters() if p.requires_grad]
+
+    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """Not ``make_optimizer``: the xRDA update below is the optimizer (its state lives here)."""
         self.optimizer = _DelegatingOptimizer([p for _, p, _ in self._params], self._step)
         return self.optimizer
 
     def _schedules(self) -> tuple[float, float]:
-        if self.schedule == "constant":
-            return Constant(self.s0)(self.iteration), 0.0
-        return CosineDecay(self.s0, self.total_steps)(self.iteration), CosineRamp(self.total_steps)(self.iteration)
+        if self.hp.schedule == "constant":
+            return Constant(self.hp.s0)(self.iteration), 0.0
+        return CosineDecay(self.hp.s0, self.total_steps)(self.iteration), CosineRamp(self.total_steps)(self.iteration)
 
     @torch.no_grad()
     def _step(self) -> None:
@@ -135,24 +141,24 @@ class XRDA(TrainingMethod):
             st["p"][fqn], st["v"][fqn] = param.detach().clone(), torch.zeros_like(param)
             if penalised:
                 st["r"][fqn], st["b"][fqn] = torch.zeros_like(param), torch.zeros_like(param)
-        grad = param.grad + self.weight_decay * param
+        grad = param.grad + self.hp.weight_decay * param
         if penalised:
-            average, scale = group_average(param, mode=self.mode)
-            decay_b = math.exp(-s / self.tau_b)
+            average, scale = group_average(param, mode=self.hp.mode)
+            decay_b = math.exp(-s / self.hp.tau_b)
             st["r"][fqn] = decay_b * st["r"][fqn] + (1.0 - decay_b) * average
             st["b"][fqn] = a * st["b"][fqn] + s * self._weights(st["r"][fqn]) * scale
-        decay = math.exp(-s / self.tau)
+        decay = math.exp(-s / self.hp.tau)
         st["p"][fqn] = a * st["p"][fqn] + (1.0 - a) * param
         st["v"][fqn] = decay * st["v"][fqn] + (1.0 - decay) * grad
         st["p"][fqn] = st["p"][fqn] - s * st["v"][fqn]
-        param.copy_(soft_threshold(st["p"][fqn], self.lam * st["b"][fqn]) if penalised else st["p"][fqn])
+        param.copy_(self.l1.prox(st["p"][fqn], self.hp.lam * st["b"][fqn]) if penalised else st["p"][fqn])
 
     def _weights(self, running: torch.Tensor) -> torch.Tensor:
         """``c = M / (1 + (M - 1) r / max(r))`` in ``[1, M]`` (``M`` everywhere while ``r`` is all zero)."""
         top = running.max()
         if top <= 0:
-            return torch.full_like(running, self.max_factor)
-        return self.max_factor / (1.0 + (self.max_factor - 1.0) * running / top)
+            return torch.full_like(running, self.hp.max_factor)
+        return self.hp.max_factor / (1.0 + (self.hp.max_factor - 1.0) * running / top)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -40,3 +40,13 @@ def group_soft_threshold(y: torch.Tensor, tau: float | torch.Tensor, *, axis: in
 def group_hard_threshold(y: torch.Tensor, gamma: float | torch.Tensor, *, axis: int = 0) -> torch.Tensor:
     """``x_g = y_g * 1{||y_g||_2 > gamma}`` (prox of ``mu * #{g: x_g != 0}`` with ``gamma = sqrt(2 mu)``)."""
     return y * (group_norms(y, axis=axis) > gamma).to(y.dtype)
+
+
+GROUP_AXES = {"output": 0, "input": 1}
+
+
+def group_axis(name: str) -> int:
+    """Tensor axis of a group-axis name: ``"output"`` -> 0 (filters / rows), ``"input"`` -> 1."""
+    if name not in GROUP_AXES:
+        raise ValueError(f"unknown group axis {name!r}; allowed: {', '.join(GROUP_AXES)}")
+    return GROUP_AXES[name]

@@ -20,7 +20,11 @@ from compress.prune.channel_prune import (
     max_output_difference,
     prune_channels,
 )
-from compress.prune.channel_surgery import apply_channel_plan, mask_channels_, plan_masks
+from compress.prune.channel_surgery import (
+    apply_channel_plan,
+    mask_channels_,
+    plan_masks,
+)
 from compress.prune.compute import ComputeCount, count_compute
 from compress.prune.magnitude import SCOPES, magnitude_masks, threshold_masks
 from compress.prune.masks import (
@@ -37,8 +41,12 @@ from compress.prune.masks import (
 )
 from compress.prune.nm import nm_mask
 from compress.prune.schedule import agp_sparsity
-from compress.prune.selection import prunable_weights
-from compress.prune.semi_structured import PATTERNS, WeightPruneResult, layer_sparsity, prune_weights
+from compress.prune.semi_structured import (
+    PATTERNS,
+    WeightPruneResult,
+    layer_sparsity,
+    prune_weights,
+)
 
 __all__ = [
     "IMPORTANCES", "PATTERNS", "PLAN_FORMAT", "SCOPES",
@@ -47,5 +55,5 @@ __all__ = [
     "bcr_keep_counts", "bcr_mask", "block_mask", "check_channel_equivalence", "count_compute",
     "layer_sparsity", "magnitude_masks", "mask_channels_", "mask_gradients_", "mask_layouts", "mask_sparsity",
     "masks_from_weights", "max_output_difference", "nm_mask", "plan_channel_pruning", "plan_masks",
-    "prunable_weights", "prune_channels", "prune_weights", "threshold_masks", "trace_channels",
+    "prune_channels", "prune_weights", "threshold_masks", "trace_channels",
 ]  # fmt: skip

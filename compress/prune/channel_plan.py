@@ -29,7 +29,7 @@ from torch.nn.utils import parametrize
 from compress.prune import channel_ops as ops
 from compress.prune.channel_graph import ChannelGraph, trace_channels
 from compress.prune.channel_importance import class_scores, dead_classes
-from compress.stats import prunable_layers
+from compress.selection import ALL_LAYERS
 
 PLAN_FORMAT = "compress-channel-plan/1"
 
@@ -89,7 +89,7 @@ def _fallback_masks(
         return {}
     pinned_io = {graph.find(a) for a in graph.pinned_io}
     if not graph.traced:
-        layers = [(name, m) for name, m in prunable_layers(model) if isinstance(m, ops.CONVS)]
+        layers = [(name, m) for name, m in ALL_LAYERS.modules(model) if isinstance(m, ops.CONVS)]
         return {
             f"{name}.weight": {"shape": list(m.weight.shape), "channels": _weakest_rows(m, ratio)} for name, m in layers
         }

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from compress.prune.masks import Masks
-from compress.prune.selection import prunable_weights
+from compress.selection import ALL_LAYERS, ParamSelector
 
 SCOPES = ("layer", "global")
 
@@ -28,7 +28,7 @@ def smallest_mask(scores: torch.Tensor, *, prune_count: int) -> torch.Tensor:
 
 @torch.no_grad()
 def magnitude_masks(
-    model: nn.Module, *, sparsity_ratio: float, scope: str = "layer", exclude: tuple[str, ...] = ()
+    model: nn.Module, *, sparsity_ratio: float, scope: str = "layer", layers: ParamSelector = ALL_LAYERS
 ) -> Masks:
     """Keep the largest ``|w|``: ``m = 1[|w| > kth smallest |w|]`` with ``k = round(s * #w)``.
 
@@ -37,12 +37,12 @@ def magnitude_masks(
         sparsity_ratio: fraction of weights to drop, per layer (``scope="layer"``) or over all
             selected weights together (``scope="global"``).
         scope: ``"layer"`` or ``"global"``.
-        exclude: fnmatch patterns of layers to leave dense (see ``prunable_weights``).
+        layers: the weights to prune (the rest stays dense).
     """
     _check_ratio(sparsity_ratio)
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; allowed: {', '.join(SCOPES)}")
-    weights = prunable_weights(model, exclude=exclude)
+    weights = dict(layers.weights(model))
     if scope == "layer":
         return {
             fqn: smallest_mask(w.abs(), prune_count=round(sparsity_ratio * w.numel())) for fqn, w in weights.items()
@@ -57,8 +57,8 @@ def magnitude_masks(
 
 
 @torch.no_grad()
-def threshold_masks(model: nn.Module, *, threshold: float, exclude: tuple[str, ...] = ()) -> Masks:
+def threshold_masks(model: nn.Module, *, threshold: float, layers: ParamSelector = ALL_LAYERS) -> Masks:
     """Hard threshold (the l0 prox): ``m = 1[|w| > threshold]`` for every selected weight."""
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
-    return {fqn: w.abs() > threshold for fqn, w in prunable_weights(model, exclude=exclude).items()}
+    return {fqn: w.abs() > threshold for fqn, w in layers.weights(model)}

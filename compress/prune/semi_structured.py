@@ -11,7 +11,7 @@ from compress.prune.block import block_mask
 from compress.prune.magnitude import magnitude_masks
 from compress.prune.masks import Masks, mask_layouts
 from compress.prune.nm import nm_mask
-from compress.prune.selection import prunable_weights
+from compress.selection import ALL_LAYERS, ParamSelector
 from compress.types import BlockShape, SparsityLayout
 
 PATTERNS = ("unstructured", "block", "n:m", "bcr")
@@ -34,7 +34,7 @@ def prune_weights(
     n: int = 2,
     m: int = 4,
     scope: str = "layer",
-    exclude: tuple[str, ...] = (),
+    layers: ParamSelector = ALL_LAYERS,
 ) -> WeightPruneResult:
     """Masks of one sparsity pattern over the conv / linear weights of ``model`` (weights untouched).
 
@@ -49,16 +49,16 @@ def prune_weights(
         n: kept entries per group for ``"n:m"``.
         m: group size for ``"n:m"``.
         scope: ``"layer"`` or ``"global"`` (unstructured only).
-        exclude: fnmatch patterns of layers to leave dense.
+        layers: the weights to prune (the rest stays dense).
     """
     if pattern not in PATTERNS:
         raise ValueError(f"unknown sparsity pattern {pattern!r}; allowed: {', '.join(PATTERNS)}")
     if pattern == "unstructured":
-        masks = magnitude_masks(model, sparsity_ratio=sparsity_ratio, scope=scope, exclude=exclude)
+        masks = magnitude_masks(model, sparsity_ratio=sparsity_ratio, scope=scope, layers=layers)
         return WeightPruneResult(masks, mask_layouts(model, masks, pattern=pattern, block=BlockShape(1, 1)))
     if scope != "layer":
         raise ValueError(f"pattern {pattern!r} supports scope 'layer' only, got {scope!r}")
-    weights = prunable_weights(model, exclude=exclude)
+    weights = dict(layers.weights(model))
     if pattern == "n:m":
         masks = {fqn: nm_mask(w, n=n, m=m) for fqn, w in weights.items()}
         return WeightPruneResult(masks, mask_layouts(model, masks, pattern=pattern, block=BlockShape(1, m)))

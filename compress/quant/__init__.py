@@ -1,26 +1,52 @@
 """Weight quantization: binary / ternary / TTQ / int8 projections, BinaryRelax and straight-through training.
 
 Pure functions (``project_*``) return a ``QuantizedTensor`` (codes + scales, exact ``dequantize``);
-training methods live in the ``QUANT_METHODS`` registry (``create_quant_method("ternary")``) and follow
-``compress.optim.method.TrainingMethod``; ``finalize`` writes the projected weights and ``records()``
-returns the ``QuantRecord`` list the export stage encodes.
+training methods (one base, ``QuantMethod``; one file per method) are listed in ``QUANT_METHODS``
+(``create_quant_method("ternary", mode="exact")``); ``finalize`` writes the projected weights and
+``records()`` returns the ``QuantRecord`` list the export stage encodes.
 """
 
+from typing import Any
+
 from compress.quant.binary import project_binary
+from compress.quant.binary_relax import BinaryRelax
 from compress.quant.int8 import project_int8
-from compress.quant.method import QUANT_METHODS, QuantMethod, create_quant_method, list_quant_methods
+from compress.quant.method import QuantHyperparameters, QuantMethod
 from compress.quant.projections import PROJECTIONS, get_projection, project
-from compress.quant.quantized import QuantizedTensor, codes_from_weight, dequantize, record_scales
-from compress.quant.report import LayerQuantReport, mean_bits_per_weight, quant_report, zero_ratio
-from compress.quant.selection import select_quant_layers
+from compress.quant.quantized import (
+    QuantizedTensor,
+    codes_from_weight,
+    dequantize,
+    record_scales,
+)
+from compress.quant.report import (
+    LayerQuantReport,
+    mean_bits_per_weight,
+    quant_report,
+    zero_ratio,
+)
+from compress.quant.ste import BinaryMethod, Int8Method, TernaryMethod
 from compress.quant.ternary import project_ternary_exact, project_twn
-from compress.quant.ttq import project_ttq, ttq_initial_scales, ttq_ternarize
-from compress.quant import catalog as _catalog  # noqa: F401  (registers the methods)
+from compress.quant.ttq import TTQMethod, project_ttq, ttq_initial_scales, ttq_ternarize
+from compress.registry import Registry
+
+QUANT_METHODS: Registry[QuantMethod] = Registry("quantization method", [TernaryMethod, BinaryMethod, Int8Method, TTQMethod, BinaryRelax])
+
+
+def create_quant_method(name: str, **hyperparameters: Any) -> QuantMethod:
+    """A registered quantization method with ``Hyperparameters(**hyperparameters)``."""
+    return QUANT_METHODS.get(name).create(**hyperparameters)
+
+
+def list_quant_methods() -> list[str]:
+    return QUANT_METHODS.names()
+
 
 __all__ = [
     "PROJECTIONS",
     "QUANT_METHODS",
     "LayerQuantReport",
+    "QuantHyperparameters",
     "QuantMethod",
     "QuantizedTensor",
     "codes_from_weight",
@@ -37,7 +63,6 @@ __all__ = [
     "project_twn",
     "quant_report",
     "record_scales",
-    "select_quant_layers",
     "ttq_initial_scales",
     "ttq_ternarize",
     "zero_ratio",

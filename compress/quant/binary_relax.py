@@ -14,14 +14,14 @@ Phase II: ``u = Pi_Q(w)`` exactly (same update of ``w``). Deploy: ``Pi_Q(w)``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from compress.hyperparameters import inherits_hyperparameters
-from compress.quant.method import QUANT_METHODS, QuantMethod
-from compress.quant.straight_through import ProjectedWeight
+from compress.quant.method import QuantHyperparameters, QuantMethod
+from compress.quant.ste import ProjectedWeight
 
 RELAX_TARGETS = ("binary", "ternary", "twn")
 
@@ -31,57 +31,52 @@ def relax_eta(epoch: int, *, eta0: float, rho: float) -> float:
     return eta0 * rho**epoch
 
 
-@QUANT_METHODS.register("binary-relax")
-@inherits_hyperparameters
-class BinaryRelax(QuantMethod):
-    """BinaryRelax training.
-
-    Args:
+@dataclass(frozen=True)
+class BinaryRelaxHyperparameters(QuantHyperparameters):
+    """Attributes:
         target: the quantized set ``Q``: ``"binary"``, ``"ternary"`` (exact) or ``"twn"``.
         eta0: initial relaxation weight (paper code: 1).
-        rho: per-epoch growth of ``eta`` (paper code: 1.04), ``> 1``.
-        exact_after_ratio: fraction of ``total_steps`` after which phase II starts (paper code:
+        rho: per-epoch growth of ``eta`` (paper code: 1.04), ``>= 1``.
+        exact_after_ratio: fraction of the run's steps after which phase II starts (paper code:
             150 of 200 epochs = 0.75), checked at epoch ends.
-        Other arguments as in ``QuantMethod``.
     """
 
-    name = "binary-relax"
+    target: str = field(default="binary", metadata={"choices": RELAX_TARGETS})
+    eta0: float = 1.0
+    rho: float = 1.04
+    exact_after_ratio: float = 0.75
 
-    def __init__(
-        self,
-        *,
-        target: str = "binary",
-        eta0: float = 1.0,
-        rho: float = 1.04,
-        exact_after_ratio: float = 0.75,
-        **options: Any,
-    ) -> None:
-        super().__init__(**options)
-        if target not in RELAX_TARGETS:
-            raise ValueError(f"unknown BinaryRelax target {target!r}; allowed: {', '.join(RELAX_TARGETS)}")
-        if eta0 <= 0 or rho < 1:
-            raise ValueError(f"BinaryRelax needs eta0 > 0 and rho >= 1, got eta0={eta0}, rho={rho}")
-        if not 0 <= exact_after_ratio <= 1:
-            raise ValueError(f"exact_after_ratio must be in [0, 1], got {exact_after_ratio}")
-        self.target, self.eta0, self.rho, self.exact_after_ratio = target, eta0, rho, exact_after_ratio
-        self.total_steps = 0
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (self.eta0 > 0 and self.rho >= 1):
+            raise ValueError(f"BinaryRelax needs eta0 > 0 and rho >= 1, got eta0={self.eta0}, rho={self.rho}")
+        if not 0 <= self.exact_after_ratio <= 1:
+            raise ValueError(f"exact_after_ratio must be in [0, 1], got {self.exact_after_ratio}")
+
+
+class BinaryRelax(QuantMethod):
+    """BinaryRelax training."""
+
+    name = "binary-relax"
+    Hyperparameters = BinaryRelaxHyperparameters
+
+    def __init__(self, hp: BinaryRelaxHyperparameters | None = None) -> None:
+        super().__init__(hp)
         self.steps = 0
         self.epochs = 0
         self.exact = False
 
     def make_parametrization(self, weight: torch.Tensor, mask: torch.Tensor) -> nn.Module:
-        return ProjectedWeight(projection=self.target, mask=mask, per_channel=self.per_channel)
+        return ProjectedWeight(projection=self.hp.target, mask=mask, per_channel=self.hp.per_channel)
 
     def current_eta(self) -> float | None:
         """``eta`` of the running epoch, or ``None`` in phase II (exact projection)."""
-        return None if self.exact else relax_eta(self.epochs, eta0=self.eta0, rho=self.rho)
+        return None if self.exact else relax_eta(self.epochs, eta0=self.hp.eta0, rho=self.hp.rho)
 
-    def build_optimizer(self, model: nn.Module, *, total_steps: int) -> torch.optim.Optimizer:
-        self.total_steps = total_steps
-        self.exact = self.exact or self.exact_after_ratio == 0
-        optimizer = super().build_optimizer(model, total_steps=total_steps)
+    def prepare(self, model: nn.Module, *, total_steps: int) -> None:
+        super().prepare(model, total_steps=total_steps)
+        self.exact = self.exact or self.hp.exact_after_ratio == 0
         self._apply_eta(model)
-        return optimizer
 
     def after_step(self, model: nn.Module) -> None:
         super().after_step(model)
@@ -89,7 +84,7 @@ class BinaryRelax(QuantMethod):
 
     def on_epoch_end(self, model: nn.Module, *, epoch: int) -> None:
         self.epochs = epoch + 1
-        if self.steps >= math.ceil(self.exact_after_ratio * self.total_steps):
+        if self.steps >= math.ceil(self.hp.exact_after_ratio * self.total_steps):
             self.exact = True
         self._apply_eta(model)
 

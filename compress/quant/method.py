@@ -1,13 +1,13 @@
-"""The quantization-method registry ``QUANT_METHODS`` and the shared base ``QuantMethod``.
+"""``QuantMethod``: the one base of the quantization methods.
 
 A quantization method is a ``compress.optim.method.TrainingMethod``, so the pipeline's loop
 (``compress.optim.loop.train_epoch``) drives it unchanged. Lifecycle:
 
-* ``build_optimizer(model, total_steps=)`` *attaches*: each selected conv / linear weight gets a
-  ``torch.nn.utils.parametrize`` parametrization (latent float weight -> quantized surrogate) and the
-  optimizer is built over ``model.parameters()`` (latent weights, plus TTQ scales).
+* ``prepare(model, total_steps=)`` *attaches*: each selected conv / linear weight gets a
+  ``torch.nn.utils.parametrize`` parametrization (latent float weight -> quantized surrogate);
+  ``build_optimizer(model)`` then covers the latent weights (plus TTQ scales, in their own group).
   While attached, the model's ``state_dict`` holds ``<layer>.parametrizations.weight.original`` and
-  the support ``mask`` buffers; to resume, attach first (``build_optimizer``), then load it.
+  the support ``mask`` buffers; to resume, prepare first, then load it.
 * ``finalize(model)`` writes the exact projection into each weight, removes the parametrizations
   (the model is a plain module again) and keeps one ``QuantRecord`` per quantized weight, returned by
   ``records()``. ``finalize`` also works on a model that was never attached (post-training
@@ -20,33 +20,24 @@ the conv / linear layers left in float are re-imposed after every optimizer step
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from compress.optim.method import TrainingMethod
+from compress.optim.method import Hyperparameters, TrainingMethod
 from compress.quant.quantized import QuantizedTensor
-from compress.quant.selection import select_quant_layers
 from compress.quant.support import nonzero_mask
-from compress.registry import Registry
-from compress.stats import prunable_layers
+from compress.selection import ALL_LAYERS, ParamSelector
 from compress.types import QuantRecord
 
-QUANT_METHODS: Registry[TrainingMethod] = Registry("quantization method")
 
-
-class QuantMethod(TrainingMethod):
-    """Base of the quantization methods: layer selection, attach, finalize and records.
-
-    Subclasses implement ``make_parametrization(weight, mask)``, returning an ``nn.Module`` with
-    ``forward(latent) -> surrogate`` and ``quantize(latent) -> QuantizedTensor``.
-
-    Args:
-        lr: SGD learning rate for the fine-tuning.
-        momentum: SGD momentum.
-        weight_decay: SGD weight decay.
+@dataclass(frozen=True)
+class QuantHyperparameters(Hyperparameters):
+    """Attributes:
+        lr, momentum, weight_decay: SGD for the fine-tuning.
         per_channel: one scale per output channel instead of one per tensor.
         include: ``fnmatch`` patterns of module names to quantize (replaces the default rule).
         exclude: patterns of module names to leave in float.
@@ -54,26 +45,31 @@ class QuantMethod(TrainingMethod):
         preserve_sparsity: keep existing zeros at zero and out of the scale statistics.
     """
 
-    name = "quant"
+    per_channel: bool = False
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    skip_first_last: bool = True
+    preserve_sparsity: bool = True
 
-    def __init__(
-        self,
-        *,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        per_channel: bool = False,
-        include: Sequence[str] | None = None,
-        exclude: Sequence[str] | None = None,
-        skip_first_last: bool = True,
-        preserve_sparsity: bool = True,
-    ) -> None:
-        super().__init__(lr=lr, momentum=momentum, weight_decay=weight_decay)
-        self.per_channel = per_channel
-        self.include = None if include is None else tuple(include)
-        self.exclude = None if exclude is None else tuple(exclude)
-        self.skip_first_last = skip_first_last
-        self.preserve_sparsity = preserve_sparsity
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "include", tuple(self.include))
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+
+
+class QuantMethod(TrainingMethod):
+    """Base of the quantization methods: layer selection, attach, finalize and records.
+
+    Subclasses implement ``make_parametrization(weight, mask)``, returning an ``nn.Module`` with
+    ``forward(latent) -> surrogate`` and ``quantize(latent) -> QuantizedTensor``.
+    """
+
+    name = "quant"
+    Hyperparameters = QuantHyperparameters
+
+    def __init__(self, hp: QuantHyperparameters | None = None) -> None:
+        super().__init__(hp)
+        self.layers = ParamSelector(include=self.hp.include, exclude=self.hp.exclude, skip_first_last=self.hp.skip_first_last)
         self._layers: list[str] = []
         self._float_masks: dict[str, torch.Tensor] = {}
         self._records: list[QuantRecord] = []
@@ -83,16 +79,26 @@ class QuantMethod(TrainingMethod):
         raise NotImplementedError(f"{type(self).__name__} must implement make_parametrization")
 
     def select_layers(self, model: nn.Module) -> list[str]:
-        """Names of the modules this method quantizes (see ``select_quant_layers``)."""
-        return select_quant_layers(
-            model, include=self.include, exclude=self.exclude, skip_first_last=self.skip_first_last
-        )
+        """Names of the modules this method quantizes (default: all but the first and last layer).
+
+        Raises:
+            ValueError: when a pattern matches no layer or nothing is left to quantize.
+        """
+        names = self.layers.names(model)
+        if not names:
+            raise ValueError(f"layer selection is empty (include={list(self.hp.include)}, exclude={list(self.hp.exclude)})")
+        return names
 
     def support_mask(self, weight: torch.Tensor) -> torch.Tensor:
         """``w != 0`` with ``preserve_sparsity``, else all true."""
-        if self.preserve_sparsity:
+        if self.hp.preserve_sparsity:
             return nonzero_mask(weight)
         return torch.ones_like(weight, dtype=torch.bool)
+
+    def prepare(self, model: nn.Module, *, total_steps: int) -> None:
+        """Attach the parametrizations (see ``attach``)."""
+        super().prepare(model, total_steps=total_steps)
+        self.attach(model)
 
     def attach(self, model: nn.Module) -> list[str]:
         """Parametrize the selected weights; returns the module names.
@@ -114,10 +120,10 @@ class QuantMethod(TrainingMethod):
         return list(self._layers)
 
     def _float_layer_masks(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        if not self.preserve_sparsity:
+        if not self.hp.preserve_sparsity:
             return {}
         masks = {}
-        for name, module in prunable_layers(model):
+        for name, module in ALL_LAYERS.modules(model):
             if name not in self._layers and bool((module.weight == 0).any()):
                 masks[name] = nonzero_mask(module.weight)
         return masks
@@ -127,10 +133,6 @@ class QuantMethod(TrainingMethod):
         """Keep the pruned zeros of the float (unquantized) layers at zero."""
         for name, mask in self._float_masks.items():
             model.get_submodule(name).weight.mul_(mask)
-
-    def build_optimizer(self, model: nn.Module, *, total_steps: int) -> torch.optim.Optimizer:
-        self.attach(model)
-        return super().build_optimizer(model, total_steps=total_steps)
 
     def parametrizations(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
         """``(module name, parametrization)`` of the attached layers."""
@@ -174,16 +176,3 @@ class QuantMethod(TrainingMethod):
         self._layers = list(state.get("layers", []))
         self._records = [QuantRecord.from_dict(data) for data in state.get("records", [])]
 
-
-def create_quant_method(name: str, **kwargs: Any) -> TrainingMethod:
-    """Create a registered quantization method; ``kwargs`` are its hyperparameters."""
-    import compress.quant.catalog  # noqa: F401  (registers every method)
-
-    return QUANT_METHODS.create(name, **kwargs)
-
-
-def list_quant_methods() -> list[str]:
-    """Names of the registered quantization methods."""
-    import compress.quant.catalog  # noqa: F401
-
-    return QUANT_METHODS.names()

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from torch import nn
 
-from compress.stats import prunable_layers
+from compress.selection import ALL_LAYERS
 from compress.types import QuantRecord
 
 
@@ -53,7 +53,7 @@ def quant_report(model: nn.Module, records: Sequence[QuantRecord]) -> list[Layer
     """
     by_fqn = {record.fqn: record for record in records}
     rows = []
-    for name, module in prunable_layers(model):
+    for name, module in ALL_LAYERS.modules(model):
         fqn = f"{name}.weight"
         weight = module.weight.detach()
         zero_ratio = float((weight == 0).sum()) / max(weight.numel(), 1)

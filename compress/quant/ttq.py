@@ -11,14 +11,26 @@ Backward (the paper's straight-through rule, ``czhu95/ternarynet::tw_ternarize``
     dL/dw_i = W_p g_i (w_i > Delta),  g_i (|w_i| <= Delta),  W_n g_i (w_i < -Delta)
 
 with ``g = dL/dw_t``. The codes are ``sign(w) * 1{|w| > Delta}``; the record stores
-``scales = W_p`` and the signed negative level ``neg_scales = -W_n``.
+``scales = W_p`` and the signed negative level ``neg_scales = -W_n``. The training method keeps
+latent weights plus trainable per-layer (or per-channel) ``W_p``, ``W_n``.
 """
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
+from typing import Any
 
-from compress.quant.quantized import CODE_DTYPE, QuantizedTensor, broadcast_scales, dequantize, group_rows
+import torch
+from torch import nn
+
+from compress.quant.method import QuantHyperparameters, QuantMethod
+from compress.quant.quantized import (
+    CODE_DTYPE,
+    QuantizedTensor,
+    broadcast_scales,
+    dequantize,
+    group_rows,
+)
 from compress.quant.support import check_mask
 
 TTQ_THRESHOLD_RATIO = 0.05
@@ -144,3 +156,62 @@ def _check_scales(weight: torch.Tensor, pos_scale: torch.Tensor, neg_scale: torc
             f"TTQ scales must both be 1-d of length 1 or {weight.shape[0]}, got "
             f"{tuple(pos_scale.shape)} and {tuple(neg_scale.shape)}"
         )
+
+
+class TTQWeight(nn.Module):
+    """Parametrization ``w -> TTQ(w; W_p, W_n)`` holding ``W_p``, ``W_n`` as ``nn.Parameter``."""
+
+    def __init__(self, *, weight: torch.Tensor, mask: torch.Tensor, per_channel: bool, threshold_ratio: float) -> None:
+        super().__init__()
+        self.threshold_ratio = threshold_ratio
+        self.register_buffer("mask", mask.detach().clone().bool())
+        pos, neg = ttq_initial_scales(weight, per_channel=per_channel, threshold_ratio=threshold_ratio, mask=self.mask)
+        self.pos_scale = nn.Parameter(pos.to(weight.dtype))
+        self.neg_scale = nn.Parameter(neg.to(weight.dtype))
+
+    def quantize(self, latent: torch.Tensor) -> QuantizedTensor:
+        return project_ttq(
+            latent.detach(), self.pos_scale, self.neg_scale, threshold_ratio=self.threshold_ratio, mask=self.mask
+        )
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return ttq_ternarize(
+            latent, self.pos_scale, self.neg_scale, threshold_ratio=self.threshold_ratio, mask=self.mask
+        )
+
+
+@dataclass(frozen=True)
+class TTQHyperparameters(QuantHyperparameters):
+    """Attributes:
+        threshold_ratio: ``t`` in ``Delta = t * max|w|`` (paper: 0.05).
+        scale_lr: SGD learning rate of ``W_p``, ``W_n``. Their gradient is a *sum* over the support
+            (thousands of entries), so it needs a far smaller step than the latent weights;
+            implementation choice, the paper's code trains weights normalised to [-1, 1] instead.
+    """
+
+    threshold_ratio: float = TTQ_THRESHOLD_RATIO
+    scale_lr: float = 1e-6
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.threshold_ratio < 1:
+            raise ValueError(f"threshold_ratio must be in [0, 1), got {self.threshold_ratio}")
+        if not self.scale_lr >= 0:
+            raise ValueError(f"scale_lr must be >= 0, got {self.scale_lr}")
+
+
+class TTQMethod(QuantMethod):
+    """Trained Ternary Quantization."""
+
+    name = "ttq"
+    Hyperparameters = TTQHyperparameters
+
+    def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
+        """Two groups: the network (``lr``) and the TTQ scales (``scale_lr``, no weight decay)."""
+        scales = [param for _, p in self.parametrizations(model) for param in (p.pos_scale, p.neg_scale)]
+        scale_ids = {id(param) for param in scales}
+        others = [param for param in model.parameters() if id(param) not in scale_ids]
+        return [{"params": others}, {"params": scales, "lr": self.hp.scale_lr, "weight_decay": 0.0}]
+
+    def make_parametrization(self, weight: torch.Tensor, mask: torch.Tensor) -> nn.Module:
+        return TTQWeight(weight=weight, mask=mask, per_channel=self.hp.per_channel, threshold_ratio=self.hp.threshold_ratio)

@@ -1,4 +1,8 @@
-"""Sparsity penalties on individual weights: L1, L0, transformed L1, L1-L2 (per tensor) and SCAD."""
+"""Sparsity penalties on individual weights with their closed-form prox (spec §1.1-§1.4, §1.7).
+
+L1 (soft threshold), L0 (hard threshold at ``sqrt(2 mu)``), transformed L1
+``|x| (a + 1) / (a + |x|)`` (Zhang & Xin), L1 - alpha L2 on the whole tensor (Lou & Yan), SCAD (Fan & Li).
+"""
 
 from __future__ import annotations
 
@@ -9,73 +13,82 @@ from compress.prox.l1_l2 import l1_minus_l2_penalty, prox_l1_minus_l2
 from compress.prox.scad import prox_scad, scad_penalty
 from compress.prox.soft import soft_threshold
 from compress.prox.tl1 import prox_tl1, tl1_penalty
-from compress.regularizers.base import REGULARIZERS, Regularizer
-
-PENALTIES = ("l1", "l0", "tl1", "l1-l2", "scad")
-
-
-def check_penalty(penalty: str) -> str:
-    if penalty not in PENALTIES:
-        raise ValueError(f"unknown penalty {penalty!r}; allowed: {', '.join(PENALTIES)}")
-    return penalty
+from compress.regularizers.base import Regularizer
+from compress.selection import ALL_LAYERS, ParamSelector
 
 
-def penalty_prox(y: torch.Tensor, mu: float, *, penalty: str, a: float = 1.0, alpha: float = 1.0) -> torch.Tensor:
-    """``prox_{mu P}(y)`` for ``P`` named by ``penalty`` (``a``: TL1 / SCAD shape, ``alpha``: L1-L2 weight).
+class L1(Regularizer):
+    """``R(w) = ||w||_1``; prox = soft threshold."""
 
-    ``l1-l2`` is applied to the whole tensor (it is not separable); the others element-wise.
-    """
-    check_penalty(penalty)
-    if penalty == "l1":
-        return soft_threshold(y, mu)
-    if penalty == "l0":
-        return prox_l0(y, mu)
-    if penalty == "tl1":
-        return prox_tl1(y, mu, a=a)
-    if penalty == "l1-l2":
-        return prox_l1_minus_l2(y, mu, alpha=alpha)
-    return prox_scad(y, mu, a=a)
+    name = "l1"
+
+    def value(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight.abs().sum()
+
+    def prox(self, weight: torch.Tensor, mu: float) -> torch.Tensor:
+        return soft_threshold(weight, mu)
 
 
-def penalty_value(x: torch.Tensor, *, penalty: str, a: float = 1.0, alpha: float = 1.0, mu: float = 1.0) -> torch.Tensor:
-    """``P(x)`` summed over the tensor (SCAD uses its own parameter ``mu``; L0 is a constant count)."""
-    check_penalty(penalty)
-    if penalty == "l1":
-        return x.abs().sum()
-    if penalty == "l0":
-        return x.ne(0).sum().to(x.dtype)
-    if penalty == "tl1":
-        return tl1_penalty(x, a=a).sum()
-    if penalty == "l1-l2":
-        return l1_minus_l2_penalty(x, alpha=alpha)
-    return scad_penalty(x, mu, a=a).sum() / max(mu, torch.finfo(x.dtype).tiny)
+class L0(Regularizer):
+    """``R(w) = #{w != 0}`` (a count: no gradient); prox = hard threshold at ``sqrt(2 mu)``."""
+
+    name = "l0"
+
+    def value(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight.ne(0).sum().to(weight.dtype)
+
+    def prox(self, weight: torch.Tensor, mu: float) -> torch.Tensor:
+        return prox_l0(weight, mu)
 
 
-class ElementwiseRegularizer(Regularizer):
-    """``strength * P(w)`` with the closed-form prox of spec §1.1-§1.4, §1.7."""
+class TL1(Regularizer):
+    """Transformed L1 ``sum_i (a + 1) |w_i| / (a + |w_i|)`` with shape ``a > 0``."""
 
-    penalty_name = "l1"
+    name = "tl1"
 
-    def __init__(self, *, strength: float, layers: str = "all", a: float = 1.0, alpha: float = 1.0) -> None:
+    def __init__(self, *, strength: float, layers: ParamSelector = ALL_LAYERS, a: float = 1.0) -> None:
         super().__init__(strength=strength, layers=layers)
+        if not a > 0:
+            raise ValueError(f"TL1 needs a > 0, got a={a}")
         self.a = a
+
+    def value(self, weight: torch.Tensor) -> torch.Tensor:
+        return tl1_penalty(weight, a=self.a).sum()
+
+    def prox(self, weight: torch.Tensor, mu: float) -> torch.Tensor:
+        return prox_tl1(weight, mu, a=self.a)
+
+
+class L1MinusL2(Regularizer):
+    """``||w||_1 - alpha ||w||_2`` over the whole tensor (not separable), ``0 < alpha <= 1``."""
+
+    name = "l1-l2"
+
+    def __init__(self, *, strength: float, layers: ParamSelector = ALL_LAYERS, alpha: float = 1.0) -> None:
+        super().__init__(strength=strength, layers=layers)
         self.alpha = alpha
 
     def value(self, weight: torch.Tensor) -> torch.Tensor:
-        return penalty_value(weight, penalty=self.penalty_name, a=self.a, alpha=self.alpha, mu=self.strength)
+        return l1_minus_l2_penalty(weight, alpha=self.alpha)
 
     def prox(self, weight: torch.Tensor, mu: float) -> torch.Tensor:
-        return penalty_prox(weight, mu, penalty=self.penalty_name, a=self.a, alpha=self.alpha)
+        return prox_l1_minus_l2(weight, mu, alpha=self.alpha)
 
 
-def _register(name: str) -> type[ElementwiseRegularizer]:
-    cls = type(f"{name.replace('-', '_').upper()}Regularizer", (ElementwiseRegularizer,), {"penalty_name": name, "name": name})
-    REGULARIZERS.register(name)(cls)
-    return cls
+class SCAD(Regularizer):
+    """SCAD with shape ``a > 2`` (3.7 in Fan & Li); its value is scaled by ``1 / strength`` so that
+    ``strength * R`` is the SCAD penalty of parameter ``strength``."""
 
+    name = "scad"
 
-L1Regularizer = _register("l1")
-L0Regularizer = _register("l0")
-TL1Regularizer = _register("tl1")
-L1L2Regularizer = _register("l1-l2")
-SCADRegularizer = _register("scad")
+    def __init__(self, *, strength: float, layers: ParamSelector = ALL_LAYERS, a: float = 3.7) -> None:
+        super().__init__(strength=strength, layers=layers)
+        if not a > 2:
+            raise ValueError(f"SCAD needs a > 2 (e.g. 3.7), got a={a}")
+        self.a = a
+
+    def value(self, weight: torch.Tensor) -> torch.Tensor:
+        return scad_penalty(weight, self.strength, a=self.a).sum() / max(self.strength, torch.finfo(weight.dtype).tiny)
+
+    def prox(self, weight: torch.Tensor, mu: float) -> torch.Tensor:
+        return prox_scad(weight, mu, a=self.a)

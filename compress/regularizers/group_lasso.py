@@ -11,9 +11,15 @@ import math
 
 import torch
 
-from compress.prox.group import group_hard_threshold, group_norms, group_size, group_soft_threshold
-from compress.regularizers.base import REGULARIZERS, Regularizer
-from compress.regularizers.selection import group_axis
+from compress.prox.group import (
+    group_axis,
+    group_hard_threshold,
+    group_norms,
+    group_size,
+    group_soft_threshold,
+)
+from compress.regularizers.base import Regularizer
+from compress.selection import ALL_LAYERS, ParamSelector
 
 
 def smooth_group_norm_sum(weight: torch.Tensor, *, axis: int, eps: float = 1e-8) -> torch.Tensor:
@@ -22,11 +28,14 @@ def smooth_group_norm_sum(weight: torch.Tensor, *, axis: int, eps: float = 1e-8)
     return (weight.pow(2).sum(dim=dims) + eps).sqrt().sum()
 
 
-@REGULARIZERS.register("group-lasso")
 class GroupLasso(Regularizer):
+    """``sum_g c_g ||W_g||_2`` over the groups along ``axis`` (``"output"`` or ``"input"`` channels)."""
+
     name = "group-lasso"
 
-    def __init__(self, *, strength: float, layers: str = "all", axis: str = "output", scale_by_size: bool = False) -> None:
+    def __init__(
+        self, *, strength: float, layers: ParamSelector = ALL_LAYERS, axis: str = "output", scale_by_size: bool = False
+    ) -> None:
         super().__init__(strength=strength, layers=layers)
         self.axis = group_axis(axis)
         self.scale_by_size = scale_by_size
@@ -35,17 +44,19 @@ class GroupLasso(Regularizer):
         return math.sqrt(group_size(weight, axis=self.axis)) if self.scale_by_size else 1.0
 
     def value(self, weight: torch.Tensor) -> torch.Tensor:
-        return self._scale(weight) * group_norms(weight, axis=self.axis).sum()
+        """The smooth ``sum_g c_g sqrt(||W_g||^2 + 1e-8)``: differentiable at a zero group."""
+        return self._scale(weight) * smooth_group_norm_sum(weight, axis=self.axis)
 
     def prox(self, weight: torch.Tensor, mu: float) -> torch.Tensor:
         return group_soft_threshold(weight, mu * self._scale(weight), axis=self.axis)
 
 
-@REGULARIZERS.register("group-l0")
 class GroupL0(Regularizer):
+    """``#{g : W_g != 0}``; prox = group hard threshold at ``sqrt(2 mu)``."""
+
     name = "group-l0"
 
-    def __init__(self, *, strength: float, layers: str = "all", axis: str = "output") -> None:
+    def __init__(self, *, strength: float, layers: ParamSelector = ALL_LAYERS, axis: str = "output") -> None:
         super().__init__(strength=strength, layers=layers)
         self.axis = group_axis(axis)
 

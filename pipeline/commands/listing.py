@@ -34,7 +34,7 @@ def _methods_command() -> click.Command:
     @click.option("--verbose", "-v", is_flag=True, help="show each method's hyperparameters and defaults")
     def command(verbose: bool) -> None:
         """List training, pruning and quantization methods."""
-        from compress.optim.method import METHODS, list_methods
+        from compress.optim import METHODS, list_methods
         from compress.prune import PATTERNS
         from compress.quant import QUANT_METHODS, list_quant_methods
 
@@ -46,12 +46,14 @@ def _methods_command() -> click.Command:
 
 
 def _section(title: str, names: list[str], registry, verbose: bool) -> None:
+    import dataclasses
+
     click.echo(title)
     for name in names:
-        factory = registry.get(name)
-        summary = (inspect.getdoc(factory) or "").splitlines()[0] if inspect.getdoc(factory) else ""
-        click.echo(f"  {name:<14} {summary}")
+        method = registry.get(name)
+        doc = inspect.getdoc(method)
+        click.echo(f"  {name:<14} {doc.splitlines()[0] if doc else ''}")
         if verbose:
-            for param in inspect.signature(factory.__init__).parameters.values():
-                if param.kind == inspect.Parameter.KEYWORD_ONLY:
-                    click.echo(f"      {param.name} = {param.default!r}")
+            for item in dataclasses.fields(method.Hyperparameters):
+                default = item.default if item.default is not dataclasses.MISSING else item.default_factory()
+                click.echo(f"      {item.name.replace('_', '-')} = {default!r}")

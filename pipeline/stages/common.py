@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from compress.optim.loop import evaluate
-from compress.stats import count_nonzero_weights, layer_stats, parameter_count, weight_sparsity
+from compress.stats import (
+    count_nonzero_weights,
+    layer_stats,
+    parameter_count,
+    weight_sparsity,
+)
+from pipeline.config import config_from_dict
 from pipeline.errors import UserError
 from pipeline.model_io import ModelBundle, build_model, load_bundle, save_bundle
 from pipeline.stage import StageContext
@@ -25,7 +30,6 @@ def load_model(ctx: StageContext, path: Path) -> tuple[ModelBundle, nn.Module]:
 def save_model(ctx: StageContext, bundle: ModelBundle, model: nn.Module, **changes: Any) -> Path:
     """Save the stage's model; weights that training drove to NaN / Inf are refused, never saved."""
     from compress.stats import has_non_finite
-
     from pipeline.errors import StageError
 
     bad = has_non_finite(model)
@@ -45,12 +49,11 @@ def model_metrics(model: nn.Module, data: Any) -> dict[str, Any]:
     }
 
 
-def hyperparameters(cls: type, values: dict[str, Any], *, what: str) -> dict[str, Any]:
-    """Keep the entries of ``values`` that ``cls.__init__`` accepts; unknown names are an error."""
-    accepted = {
-        name for name, p in inspect.signature(cls.__init__).parameters.items() if p.kind == inspect.Parameter.KEYWORD_ONLY
-    }
-    unknown = sorted(set(values) - accepted)
-    if unknown:
-        raise UserError(f"{what} has no hyperparameter {unknown[0]!r}; allowed: {', '.join(sorted(accepted))}")
-    return dict(values)
+def make_method(cls: type, values: dict[str, Any], *, what: str) -> Any:
+    """``cls`` (a training or quantization method) with its typed ``Hyperparameters`` built from
+    ``values`` by the code that checks stage configs; a bad name or value is one ``UserError`` line."""
+    hp = config_from_dict(cls.Hyperparameters, values, where=what)
+    try:  # a check that needs two settings at once (SCAD's shape) is made by the method itself
+        return cls(hp)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{what}: {error}") from None

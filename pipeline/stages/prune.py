@@ -21,13 +21,13 @@ from compress.prune import (
     prune_weights,
 )
 from compress.prune.channel_importance import IMPORTANCES
-from compress.prune.selection import prunable_weights
+from compress.selection import ParamSelector
 from compress.stats import channel_sparsity
 from compress.types import BlockShape
+from pipeline.atomic import write_json
 from pipeline.errors import StageError, UserError
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
-from pipeline.stages.common import load_model, model_metrics, save_model
-from pipeline.atomic import write_json
+from pipeline.stages.common import load_model, make_method, model_metrics, save_model
 from pipeline.training import run_training
 
 SCHEDULES = ("one-shot", "agp")
@@ -104,7 +104,7 @@ def _prune_and_fine_tune(ctx: StageContext, config: PruneConfig, model, data) ->
         epochs = 1 if config.schedule == "agp" else config.epochs
         if epochs > 0:
             label = f"prune-round{index + 1}" if rounds > 1 else "prune"
-            run_training(ctx, model, TrainingMethod(lr=config.lr), data, epochs=epochs, batch_size=config.batch_size, label=label)
+            run_training(ctx, model, make_method(TrainingMethod, {"lr": config.lr}, what="prune"), data, epochs=epochs, batch_size=config.batch_size, label=label)
         bake_masks(model)
 
 
@@ -118,7 +118,7 @@ def _masks(model, config: PruneConfig, ratio: float):
     try:
         result = prune_weights(
             model, pattern=config.pattern, sparsity_ratio=ratio, block=BlockShape(*config.block),
-            n=config.n, m=config.m, scope=config.scope, exclude=config.exclude,
+            n=config.n, m=config.m, scope=config.scope, layers=ParamSelector(exclude=config.exclude),
         )
     except ValueError as error:
         raise UserError(f"prune: {error}") from None
@@ -142,7 +142,7 @@ def _remove_channels(model, example, *, ratio, config: PruneConfig, exact: bool)
 
 
 def _layouts(model, config: PruneConfig):
-    fqns = list(prunable_weights(model, exclude=config.exclude))
+    fqns = [fqn for fqn, _ in ParamSelector(exclude=config.exclude).weights(model)]
     pattern = config.pattern if config.sparsity_ratio > 0 else "unstructured"
     block = BlockShape(*config.block) if pattern in ("block", "bcr") else BlockShape(1, 1)
     return mask_layouts(model, masks_from_weights(model, fqns=fqns), pattern=pattern, block=block)

@@ -5,10 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from compress.quant import QUANT_METHODS, create_quant_method, list_quant_methods, mean_bits_per_weight, quant_report
+from compress.quant import (
+    QUANT_METHODS,
+    list_quant_methods,
+    mean_bits_per_weight,
+    quant_report,
+)
 from pipeline.errors import UserError
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
-from pipeline.stages.common import hyperparameters, load_model, model_metrics, save_model
+from pipeline.stages.common import load_model, make_method, model_metrics, save_model
 from pipeline.training import run_training
 
 
@@ -68,11 +73,7 @@ def _make_method(config: QuantizeConfig):
         values["include"] = config.include
     if config.exclude:
         values["exclude"] = config.exclude
-    cls = QUANT_METHODS.get(config.method)
-    try:
-        return create_quant_method(config.method, **hyperparameters(cls, values, what=f"method {config.method}"))
-    except (TypeError, ValueError) as error:
-        raise UserError(f"quantize: {error}") from None
+    return make_method(QUANT_METHODS.get(config.method), values, what=f"quantize: method {config.method}")
 
 
 def _row(row) -> dict[str, Any]:

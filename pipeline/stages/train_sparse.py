@@ -7,11 +7,11 @@ from typing import Any
 
 import torch
 
-from compress.optim import create_method, list_methods
+from compress.optim import METHODS, list_methods
 from compress.stats import channel_sparsity
 from pipeline.errors import UserError
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
-from pipeline.stages.common import hyperparameters, load_model, model_metrics, save_model
+from pipeline.stages.common import load_model, make_method, model_metrics, save_model
 from pipeline.training import run_training
 
 ADVERSARIAL = ("none", "fgsm", "ifgsm", "pgd")
@@ -64,17 +64,15 @@ class TrainSparseStage(Stage):
 
 
 def _make_method(config: TrainSparseConfig):
-    from compress.optim.method import method_class
-
     values = dict(config.params)
     if config.lr is not None:
         values["lr"] = config.lr
-    return create_method(config.method, **hyperparameters(method_class(config.method), values, what=f"method {config.method}"))
+    return make_method(METHODS.get(config.method), values, what=f"method {config.method}")
 
 
 def _schedule_warnings(ctx: StageContext, config: TrainSparseConfig, method) -> list[str]:
     """Say so when the epochs end before a two-phase method (ADMM) reaches its masked retraining."""
-    phase_epochs = getattr(method, "admm_epochs", None)
+    phase_epochs = getattr(method.hp, "admm_epochs", None)
     if phase_epochs is None or config.epochs > phase_epochs:
         return []
     warning = (

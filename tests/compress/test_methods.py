@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from compress.optim import create_method, list_methods
-from compress.optim.loop import train_epoch
+from compress.optim.loop import start_training, train_epoch
 from compress.stats import weight_sparsity
 
 STRONG = {
@@ -60,7 +60,7 @@ def test_registry_lists_every_method_of_the_issue():
 def test_method_trains_and_finalize_gives_exact_zeros(name):
     model = tiny_model()
     method = create_method(name, **STRONG[name])
-    optimizer = method.build_optimizer(model, total_steps=12)
+    optimizer = start_training(method, model, total_steps=12)
     run_epochs(model, method, optimizer, epochs=3)
     method.finalize(model)
     assert all(torch.isfinite(p).all() for p in model.parameters())
@@ -71,7 +71,7 @@ def test_method_trains_and_finalize_gives_exact_zeros(name):
 def test_method_state_dict_resumes_bit_for_bit(name):
     model = tiny_model()
     method = create_method(name, **STRONG[name])
-    optimizer = method.build_optimizer(model, total_steps=16)
+    optimizer = start_training(method, model, total_steps=16)
     run_epochs(model, method, optimizer, epochs=2)
     buffer = io.BytesIO()
     torch.save({"model": model.state_dict(), "opt": optimizer.state_dict(), "method": method.state_dict()}, buffer)
@@ -82,7 +82,7 @@ def test_method_state_dict_resumes_bit_for_bit(name):
     resumed = tiny_model(seed=123)
     resumed.load_state_dict(saved["model"])
     resumed_method = create_method(name, **STRONG[name])
-    resumed_optimizer = resumed_method.build_optimizer(resumed, total_steps=16)
+    resumed_optimizer = start_training(resumed_method, resumed, total_steps=16)
     resumed_optimizer.load_state_dict(saved["opt"])
     resumed_method.load_state_dict(saved["method"])
     run_epochs(resumed, resumed_method, resumed_optimizer, epochs=2, start_epoch=2)
@@ -95,7 +95,7 @@ def test_method_state_dict_resumes_bit_for_bit(name):
 def test_admm_finalize_meets_per_layer_sparsity_when_layer_sparsity_given():
     model = tiny_model()
     method = create_method("admm", sparsity=0.5, layer_sparsity={"4.weight": 0.9}, admm_epochs=1)
-    optimizer = method.build_optimizer(model, total_steps=8)
+    optimizer = start_training(method, model, total_steps=8)
     run_epochs(model, method, optimizer, epochs=2)
     method.finalize(model)
     fc = model[4].weight
@@ -106,7 +106,7 @@ def test_admm_finalize_meets_per_layer_sparsity_when_layer_sparsity_given():
 def test_admm_masked_retraining_keeps_pruned_weights_at_zero():
     model = tiny_model()
     method = create_method("admm", sparsity=0.7, admm_epochs=1, optimizer="sgd", lr=0.05)
-    optimizer = method.build_optimizer(model, total_steps=8)
+    optimizer = start_training(method, model, total_steps=8)
     run_epochs(model, method, optimizer, epochs=1)
     zeros = {fqn: w.eq(0).clone() for fqn, w in model.named_parameters() if w.dim() >= 2}
     run_epochs(model, method, optimizer, epochs=1, start_epoch=1)
@@ -118,13 +118,13 @@ def test_admm_masked_retraining_keeps_pruned_weights_at_zero():
 def test_admm_raises_when_layer_sparsity_names_unknown_weight():
     method = create_method("admm", layer_sparsity={"nope.weight": 0.5})
     with pytest.raises(ValueError, match="nope.weight"):
-        method.build_optimizer(tiny_model(), total_steps=1)
+        start_training(method, tiny_model(), total_steps=1)
 
 
 def test_rvsm_weights_equal_hard_threshold_after_epoch_end():
     model = tiny_model()
     method = create_method("rvsm", lam=1e-2, beta=1.0, lr=0.05)
-    optimizer = method.build_optimizer(model, total_steps=4)
+    optimizer = start_training(method, model, total_steps=4)
     run_epochs(model, method, optimizer, epochs=1)
     gamma = (2 * 1e-2 / 1.0) ** 0.5
     for _, weight in model.named_parameters():
@@ -135,7 +135,7 @@ def test_rvsm_weights_equal_hard_threshold_after_epoch_end():
 def test_rgsm_produces_zero_input_channels():
     model = tiny_model()
     method = create_method("rgsm", lam1=0.3, beta=1.0, lr=0.05)
-    optimizer = method.build_optimizer(model, total_steps=8)
+    optimizer = start_training(method, model, total_steps=8)
     run_epochs(model, method, optimizer, epochs=2)
     method.finalize(model)
     column_norms = model[4].weight.norm(dim=0)
@@ -145,7 +145,7 @@ def test_rgsm_produces_zero_input_channels():
 def test_slimming_finalize_makes_pruned_channels_output_exactly_zero():
     model = tiny_model()
     method = create_method("slimming", s=1e-2, prune_ratio=0.5, lr=0.05)
-    optimizer = method.build_optimizer(model, total_steps=4)
+    optimizer = start_training(method, model, total_steps=4)
     run_epochs(model, method, optimizer, epochs=1)
     method.finalize(model)
     model.eval()
@@ -165,7 +165,7 @@ def test_slimming_raises_when_model_has_no_batch_norm():
 def test_xrda_sparsifies_from_random_init_in_channel_mode():
     model = tiny_model()
     method = create_method("xrda", lam=1e-2, s0=0.5, mode="channel")
-    optimizer = method.build_optimizer(model, total_steps=8)
+    optimizer = start_training(method, model, total_steps=8)
     run_epochs(model, method, optimizer, epochs=2)
     assert weight_sparsity(model) > 0.0
 
@@ -173,7 +173,7 @@ def test_xrda_sparsifies_from_random_init_in_channel_mode():
 def test_xrda_with_zero_lambda_matches_ema_momentum_sgd_when_constant_schedule():
     model, reference = tiny_model(), tiny_model()
     method = create_method("xrda", lam=0.0, s0=0.5, tau=9.5, weight_decay=0.0, schedule="constant")
-    optimizer = method.build_optimizer(model, total_steps=4)
+    optimizer = start_training(method, model, total_steps=4)
     x, y = synthetic_batches(1)[0]
     decay = torch.exp(torch.tensor(-0.5 / 9.5)).item()
     velocity = [torch.zeros_like(p) for p in reference.parameters()]
@@ -211,7 +211,7 @@ def test_method_raises_on_invalid_hyperparameter(name, kwargs, match):
 def test_method_state_dict_is_a_copy_not_an_alias():
     model = tiny_model()
     method = create_method("rvsm", lam=1e-2, beta=1.0)
-    optimizer = method.build_optimizer(model, total_steps=4)
+    optimizer = start_training(method, model, total_steps=4)
     run_epochs(model, method, optimizer, epochs=1)
     state = method.state_dict()
     snapshot = copy.deepcopy(state)

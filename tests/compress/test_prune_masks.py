@@ -16,6 +16,7 @@ from compress.prune import (
     mask_sparsity,
     threshold_masks,
 )
+from compress.selection import ParamSelector
 
 torch.set_num_threads(1)
 
@@ -100,7 +101,7 @@ def _weights(model):
 
 
 def test_prune_magnitude_skips_layers_when_excluded_by_pattern():
-    masks = magnitude_masks(_lenet(), sparsity_ratio=0.5, exclude=("9", "0.*"))
+    masks = magnitude_masks(_lenet(), sparsity_ratio=0.5, layers=ParamSelector(exclude=("9", "0.*")))
     assert sorted(masks) == ["3.weight", "7.weight"]
 
 

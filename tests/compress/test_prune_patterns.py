@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from compress.models import create_model
 from compress.prune import bcr_keep_counts, bcr_mask, block_mask, nm_mask, prune_weights
 from compress.prune.gemm import to_blocks
+from compress.selection import ParamSelector
 from compress.types import BlockShape, SparsityLayout
 
 torch.set_num_threads(1)
@@ -94,7 +95,7 @@ def test_prune_bcr_prunes_weakest_row_first():
 
 def test_prune_weights_returns_layout_per_weight_with_pattern_and_block():
     model = create_model("lenet5")
-    result = prune_weights(model, pattern="bcr", block=BlockShape(4, 4), sparsity_ratio=0.5, exclude=("9",))
+    result = prune_weights(model, pattern="bcr", block=BlockShape(4, 4), sparsity_ratio=0.5, layers=ParamSelector(exclude=("9",)))
     assert [layout.fqn for layout in result.layouts] == ["0.weight", "3.weight", "7.weight"]
     layout = result.layouts[2]
     assert (layout.pattern, layout.block) == ("bcr", BlockShape(4, 4))

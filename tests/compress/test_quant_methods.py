@@ -5,17 +5,16 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from compress.optim.loop import train_epoch
+from compress.optim.loop import start_training, train_epoch
 from compress.quant import (
     QUANT_METHODS,
     codes_from_weight,
     create_quant_method,
     get_projection,
     list_quant_methods,
-    select_quant_layers,
 )
 from compress.quant.binary_relax import relax_eta
-from compress.quant.straight_through import ProjectedWeight
+from compress.quant.ste import ProjectedWeight
 
 torch.set_num_threads(1)
 ALL_METHODS = ["binary", "binary-relax", "int8", "ternary", "ttq"]
@@ -35,7 +34,7 @@ def _batches(count: int = 4, seed: int = 0):
 
 def _train(model: nn.Module, method, *, epochs: int = 2) -> None:
     batches = _batches()
-    optimizer = method.build_optimizer(model, total_steps=epochs * len(batches))
+    optimizer = start_training(method, model, total_steps=epochs * len(batches))
     for epoch in range(epochs):
         train_epoch(model, batches, method, optimizer)
         method.on_epoch_end(model, epoch=epoch)
@@ -60,22 +59,9 @@ def test_ternary_method_raises_on_unknown_mode():
         create_quant_method("ternary", mode="approx")
 
 
-def test_select_quant_layers_skips_first_and_last_by_default():
-    assert select_quant_layers(_model()) == ["2", "5"]
-
-
-def test_select_quant_layers_uses_include_and_exclude_patterns():
-    assert select_quant_layers(_model(), include=["*"], exclude=["7"]) == ["0", "2", "5"]
-
-
-def test_select_quant_layers_raises_when_pattern_matches_nothing():
-    with pytest.raises(ValueError, match="'features.*' matches no conv / linear layer; layers: 0, 2, 5, 7"):
-        select_quant_layers(_model(), include=["features.*"])
-
-
-def test_select_quant_layers_raises_when_selection_is_empty():
+def test_quant_method_raises_when_its_selection_is_empty():
     with pytest.raises(ValueError, match="selection is empty"):
-        select_quant_layers(_model(), exclude=["2", "5"])
+        start_training(create_quant_method("binary", exclude=["2", "5"]), _model(), total_steps=1)
 
 
 @pytest.mark.parametrize("name", ALL_METHODS)
@@ -124,15 +110,15 @@ def test_quant_method_finalize_without_training_equals_projection():
 def test_quant_method_attach_raises_when_attached_twice():
     model = _model()
     method = create_quant_method("binary")
-    method.build_optimizer(model, total_steps=1)
+    start_training(method, model, total_steps=1)
     with pytest.raises(ValueError, match="already parametrized"):
-        create_quant_method("binary").build_optimizer(model, total_steps=1)
+        start_training(create_quant_method("binary"), model, total_steps=1)
 
 
 def test_quant_method_trains_latent_weights_through_loop():
     model = _model()
     method = create_quant_method("ternary", lr=0.1)
-    optimizer = method.build_optimizer(model, total_steps=4)
+    optimizer = start_training(method, model, total_steps=4)
     before = model[5].parametrizations.weight.original.detach().clone()
     train_epoch(model, _batches(), method, optimizer)
     assert not torch.equal(model[5].parametrizations.weight.original.detach(), before)
@@ -156,7 +142,7 @@ def test_binary_relax_forward_is_relaxed_then_exact_after_ratio():
     model = _model()
     method = create_quant_method("binary-relax", eta0=1.0, rho=2.0, exact_after_ratio=0.5)
     batches = _batches()
-    optimizer = method.build_optimizer(model, total_steps=2 * len(batches))
+    optimizer = start_training(method, model, total_steps=2 * len(batches))
     layer = model[5]
     latent = layer.parametrizations.weight.original.detach()
     projected = get_projection("binary")(latent, per_channel=False).dequantize()
@@ -171,7 +157,7 @@ def test_binary_relax_forward_is_relaxed_then_exact_after_ratio():
 def test_binary_relax_eta_follows_schedule_before_phase_two():
     model = _model()
     method = create_quant_method("binary-relax", eta0=1.0, rho=1.5, exact_after_ratio=1.0)
-    optimizer = method.build_optimizer(model, total_steps=3 * 4)
+    optimizer = start_training(method, model, total_steps=3 * 4)
     train_epoch(model, _batches(), method, optimizer)
     method.on_epoch_end(model, epoch=0)
     assert method.current_eta() == 1.5
@@ -189,7 +175,7 @@ def test_binary_relax_state_dict_round_trips():
 def test_ttq_method_trains_scales_with_their_own_learning_rate():
     model = _model()
     method = create_quant_method("ttq", lr=0.01, scale_lr=1e-3)
-    optimizer = method.build_optimizer(model, total_steps=4)
+    optimizer = start_training(method, model, total_steps=4)
     assert sorted(group["lr"] for group in optimizer.param_groups) == [1e-3, 0.01]
     before = model[5].parametrizations.weight[0].pos_scale.detach().clone()
     train_epoch(model, _batches(), method, optimizer)
@@ -206,7 +192,7 @@ def test_quant_method_resumes_when_attached_before_loading_state(name):
     _train(model, method, epochs=1)
     resumed_model = _model(seed=1)
     resumed = create_quant_method(name, lr=0.01)
-    resumed.build_optimizer(resumed_model, total_steps=8)
+    start_training(resumed, resumed_model, total_steps=8)
     resumed_model.load_state_dict(model.state_dict())
     resumed.load_state_dict(method.state_dict())
     inputs = _batches(count=1)[0][0]

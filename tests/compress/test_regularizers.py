@@ -19,10 +19,9 @@ from compress.regularizers import (
     CosineRamp,
     StepGrowth,
     create_regularizer,
-    list_regularizers,
-    penalty_prox,
-    selected_weights,
+    elementwise_penalty,
 )
+from compress.selection import ParamSelector
 
 
 def small_model() -> nn.Module:
@@ -30,8 +29,8 @@ def small_model() -> nn.Module:
     return nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 2 * 2, 5))
 
 
-def test_list_regularizers_names_every_penalty():
-    assert list_regularizers() == ["group-l0", "group-lasso", "l0", "l1", "l1-l2", "scad", "tl1"]
+def test_regularizers_registry_names_every_penalty():
+    assert REGULARIZERS.names() == ["group-l0", "group-lasso", "l0", "l1", "l1-l2", "scad", "tl1"]
 
 
 def test_create_regularizer_raises_on_unknown_name_listing_allowed():
@@ -46,18 +45,6 @@ def test_registry_raises_on_duplicate_name():
         registry.register("a")(int)
 
 
-def test_selected_weights_picks_conv_and_linear_weights_only():
-    model = small_model()
-    assert [fqn for fqn, _ in selected_weights(model)] == ["0.weight", "3.weight"]
-    assert [fqn for fqn, _ in selected_weights(model, layers="conv")] == ["0.weight"]
-    assert [fqn for fqn, _ in selected_weights(model, layers="linear")] == ["3.weight"]
-
-
-def test_selected_weights_raises_on_unknown_layer_kind():
-    with pytest.raises(ValueError, match="allowed: all, conv, linear"):
-        list(selected_weights(small_model(), layers="bn"))
-
-
 def test_l1_regularizer_penalty_is_strength_times_l1_norm():
     model = small_model()
     reg = create_regularizer("l1", strength=0.5)
@@ -68,14 +55,14 @@ def test_l1_regularizer_penalty_is_strength_times_l1_norm():
 def test_l1_regularizer_prox_is_soft_threshold_with_step_times_strength():
     model = small_model()
     before = model[3].weight.detach().clone()
-    create_regularizer("l1", strength=2.0, layers="linear").prox_(model, step=0.05)
+    create_regularizer("l1", strength=2.0, layers=ParamSelector(kinds="linear")).prox_(model, step=0.05)
     assert torch.equal(model[3].weight.detach(), soft_threshold(before, 0.1))
 
 
 def test_tl1_regularizer_prox_matches_prox_function():
     model = small_model()
     before = model[0].weight.detach().clone()
-    create_regularizer("tl1", strength=1.0, a=0.5, layers="conv").prox_(model, step=0.05)
+    create_regularizer("tl1", strength=1.0, a=0.5, layers=ParamSelector(kinds="conv")).prox_(model, step=0.05)
     assert torch.equal(model[0].weight.detach(), prox_tl1(before, 0.05, a=0.5))
 
 
@@ -83,7 +70,7 @@ def test_group_lasso_prox_zeroes_output_channels_with_small_norm():
     model = small_model()
     before = model[0].weight.detach().clone()
     tau = float(before.reshape(4, -1).norm(dim=1).median())
-    create_regularizer("group-lasso", strength=tau, layers="conv", axis="output").prox_(model, step=1.0)
+    create_regularizer("group-lasso", strength=tau, layers=ParamSelector(kinds="conv"), axis="output").prox_(model, step=1.0)
     assert torch.equal(model[0].weight.detach(), group_soft_threshold(before, tau, axis=0))
     assert int((model[0].weight.reshape(4, -1).norm(dim=1) == 0).sum()) >= 2
 
@@ -91,8 +78,8 @@ def test_group_lasso_prox_zeroes_output_channels_with_small_norm():
 def test_group_lasso_penalty_scales_by_sqrt_group_size_when_asked():
     model = small_model()
     weight = model[3].weight
-    reg = create_regularizer("group-lasso", strength=1.0, layers="linear", axis="input", scale_by_size=True)
-    expected = math.sqrt(weight.shape[0]) * weight.norm(dim=0).sum()
+    reg = create_regularizer("group-lasso", strength=1.0, layers=ParamSelector(kinds="linear"), axis="input", scale_by_size=True)
+    expected = math.sqrt(weight.shape[0]) * (weight.pow(2).sum(dim=0) + 1e-8).sqrt().sum()
     assert reg.penalty(model).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
@@ -101,7 +88,7 @@ def test_group_l0_prox_keeps_groups_above_sqrt_two_mu():
     before = model[3].weight.detach().clone()
     norms = before.norm(dim=1)
     mu = float(norms.median()) ** 2 / 2
-    create_regularizer("group-l0", strength=mu, layers="linear").prox_(model, step=1.0)
+    create_regularizer("group-l0", strength=mu, layers=ParamSelector(kinds="linear")).prox_(model, step=1.0)
     kept = model[3].weight.detach().norm(dim=1) > 0
     assert torch.equal(kept, norms > math.sqrt(2 * mu))
 
@@ -111,16 +98,23 @@ def test_regularizer_raises_on_negative_strength():
         create_regularizer("l1", strength=-1.0)
 
 
-def test_penalty_prox_raises_on_unknown_penalty():
+def test_elementwise_penalty_raises_on_unknown_penalty():
     with pytest.raises(ValueError, match="allowed: l1, l0, tl1, l1-l2, scad"):
-        penalty_prox(torch.ones(2), 0.1, penalty="lp")
+        elementwise_penalty("lp", strength=0.1)
+
+
+@pytest.mark.parametrize("name", ["l1", "l0", "tl1", "l1-l2", "scad"])
+def test_elementwise_penalty_prox_is_its_regularizer_prox(name):
+    weight = torch.randn(4, 6, generator=torch.Generator().manual_seed(1))
+    shape = {"tl1": {"a": 0.5}, "scad": {"a": 3.7}, "l1-l2": {"alpha": 0.5}}.get(name, {})
+    direct = create_regularizer(name, strength=0.2, **shape).prox(weight, 0.1)
+    assert torch.equal(elementwise_penalty(name, strength=0.2, **shape).prox(weight, 0.1), direct)
 
 
 @pytest.mark.parametrize("name", sorted(set(REGULARIZERS.names()) - {"l0", "group-l0"}))
 def test_regularizer_penalty_is_differentiable(name):
     model = small_model()
-    kwargs = {"a": 3.7} if name == "scad" else {}
-    create_regularizer(name, strength=0.1, **kwargs).penalty(model).backward()
+    create_regularizer(name, strength=0.1).penalty(model).backward()
     assert model[0].weight.grad is not None and torch.isfinite(model[0].weight.grad).all()
 
 

@@ -7,9 +7,8 @@ import torch
 from torch import nn
 
 from compress.optim import create_method
-from compress.optim.loop import train_epoch
+from compress.optim.loop import start_training, train_epoch
 from compress.robust import adversarial_loss, create_attack, robust_accuracy
-
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -62,7 +61,7 @@ def test_adversarial_loss_backpropagates_into_parameters(setup):
 def test_adversarial_loss_trains_with_a_sparse_method_through_train_epoch(setup):
     model, x, y = setup
     method = create_method("l1-prox", lr=0.1, lam=1e-3)
-    optimizer = method.build_optimizer(model, total_steps=40)
+    optimizer = start_training(method, model, total_steps=40)
     attack = create_attack("pgd", eps=0.05, step_size=0.02, steps=3, seed=0)
     before = robust_accuracy(model, [(x, y)], attack)
     losses = [

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from compress.optim import create_method
+from compress.optim.loop import start_training
 from compress.optim.ssgd import energy_mask
-
 from tests.compress.test_methods import run_epochs, tiny_model
 
 
@@ -42,7 +42,7 @@ def test_energy_mask_of_zero_tensor_keeps_nothing():
 def test_ssgd_finalize_without_fine_tune_applies_the_energy_rule_per_layer():
     model = tiny_model()
     method = create_method("ssgd", lr=0.05, keep_energy=0.95)
-    optimizer = method.build_optimizer(model, total_steps=8)
+    optimizer = start_training(method, model, total_steps=8)
     run_epochs(model, method, optimizer, epochs=2)
     expected = {fqn: w * energy_mask(w, keep_energy=0.95) for fqn, w in model.named_parameters() if w.dim() >= 2}
     method.finalize(model)
@@ -55,7 +55,7 @@ def test_ssgd_finalize_without_fine_tune_applies_the_energy_rule_per_layer():
 def test_ssgd_fine_tune_keeps_the_mask_and_trains_the_survivors_with_the_plain_gradient():
     model = tiny_model()
     method = create_method("ssgd", lr=0.05, keep_energy=0.9, ssgd_epochs=1)
-    optimizer = method.build_optimizer(model, total_steps=12)
+    optimizer = start_training(method, model, total_steps=12)
     run_epochs(model, method, optimizer, epochs=1)
     assert method.fine_tuning
     pruned = {fqn: w.eq(0).clone() for fqn, w in model.named_parameters() if w.dim() >= 2}

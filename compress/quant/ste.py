@@ -1,18 +1,22 @@
-"""Straight-through and BinaryRelax weight parametrizations (for ``torch.nn.utils.parametrize``).
+"""Straight-through quantized fine-tuning: the weight parametrization and the ``"binary"``,
+``"ternary"`` (TWN or exact) and ``"int8"`` methods.
 
-The latent float weight ``w`` stays the trainable parameter (``module.parametrizations.weight.original``);
-the module computes with a quantized surrogate and the gradient taken at the surrogate is applied to
+Per mini-batch the layer computes with ``Pi_Q(w)`` and the gradient at ``Pi_Q(w)`` updates the latent
 ``w`` unchanged (straight-through estimator; Bengio, Leonard, Courville 2013; Courbariaux et al.,
-BinaryConnect, NeurIPS 2015). Entries outside the support mask are 0 and receive no gradient.
+BinaryConnect, NeurIPS 2015; TWN, Li et al. 2016, spec §6.5): ``w <- w - lr * dL/du |_{u = Pi_Q(w)}``.
+The latent float weight stays the trainable parameter (``module.parametrizations.weight.original``);
+entries outside the support mask are 0 and receive no gradient. ``finalize`` writes ``Pi_Q(w)``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from compress.quant.method import QuantHyperparameters, QuantMethod
 from compress.quant.projections import get_projection
 from compress.quant.quantized import QuantizedTensor
 
@@ -70,3 +74,49 @@ class ProjectedWeight(nn.Module):
         if math.isfinite(eta):
             projected = (eta * projected + latent.detach() * self.mask) / (1.0 + eta)
         return straight_through(latent, projected) * self.mask
+
+
+class BinaryMethod(QuantMethod):
+    """Binary weights ``alpha * sign(w)``, ``alpha = mean|w|`` (see ``compress.quant.binary``)."""
+
+    name = "binary"
+
+    def make_parametrization(self, weight: torch.Tensor, mask: torch.Tensor) -> nn.Module:
+        return ProjectedWeight(projection="binary", mask=mask, per_channel=self.hp.per_channel)
+
+
+TERNARY_MODES = {"twn": "twn", "exact": "ternary"}
+
+
+@dataclass(frozen=True)
+class TernaryHyperparameters(QuantHyperparameters):
+    """Attributes: ``mode``: ``"twn"`` (``Delta = 0.7 mean|w|``) or ``"exact"`` (sorting projection)."""
+
+    mode: str = field(default="twn", metadata={"choices": tuple(TERNARY_MODES)})
+
+
+class TernaryMethod(QuantMethod):
+    """Ternary weights by TWN's threshold rule (``mode="twn"``, default) or the exact projection."""
+
+    name = "ternary"
+    Hyperparameters = TernaryHyperparameters
+
+    def make_parametrization(self, weight: torch.Tensor, mask: torch.Tensor) -> nn.Module:
+        return ProjectedWeight(projection=TERNARY_MODES[self.hp.mode], mask=mask, per_channel=self.hp.per_channel)
+
+
+@dataclass(frozen=True)
+class Int8Hyperparameters(QuantHyperparameters):
+    """Per output channel by default."""
+
+    per_channel: bool = True
+
+
+class Int8Method(QuantMethod):
+    """Symmetric int8 weights, per output channel by default (see ``compress.quant.int8``)."""
+
+    name = "int8"
+    Hyperparameters = Int8Hyperparameters
+
+    def make_parametrization(self, weight: torch.Tensor, mask: torch.Tensor) -> nn.Module:
+        return ProjectedWeight(projection="int8", mask=mask, per_channel=self.hp.per_channel)

@@ -51,10 +51,17 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="compress")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bars or stage logs")
+@click.option("--plugin", "plugins", multiple=True, metavar="FILE.py|MODULE",
+              help="import your own code first, e.g. a training method (docs/adding-a-method.md); repeatable")
 @click.pass_context
-def cli(ctx: click.Context, quiet: bool) -> None:
+def cli(ctx: click.Context, quiet: bool, plugins: tuple[str, ...]) -> None:
     """compress: turn a trained PyTorch model into a small, fast artifact for arm64 CPUs and mobile GPUs."""
     ctx.obj = {"quiet": quiet}
+    if plugins:
+        from pipeline.plugins import load_plugin
+
+        for plugin in plugins:
+            load_plugin(plugin)
 
 
 def main(argv: list[str] | None = None) -> None:

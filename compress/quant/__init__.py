@@ -42,6 +42,13 @@ def list_quant_methods() -> list[str]:
     return QUANT_METHODS.names()
 
 
+def register_quant_method(cls: type[QuantMethod]) -> type[QuantMethod]:
+    """Add a ``QuantMethod`` subclass under its ``name`` (a plug-in; usable as a class decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, QuantMethod)):
+        raise TypeError(f"{cls!r} is not a QuantMethod subclass")
+    return QUANT_METHODS.add(cls)
+
+
 __all__ = [
     "PROJECTIONS",
     "QUANT_METHODS",
@@ -63,6 +70,7 @@ __all__ = [
     "project_twn",
     "quant_report",
     "record_scales",
+    "register_quant_method",
     "ttq_initial_scales",
     "ttq_ternarize",
     "zero_ratio",

@@ -143,13 +143,13 @@ def build_model(bundle: ModelBundle, *, trust_pickle: bool = False, trusted_arch
     """Rebuild the module of a bundle and load its weights (strict key and shape match)."""
     model = build_architecture(bundle.arch, bundle.arch_kwargs, trust_pickle=trust_pickle, trusted_archs=trusted_archs)
     if bundle.channel_plans:
-        from compress.prune import apply_channel_plan
+        from compress.prune import ChannelPlan, ChannelPlanError, apply_channel_plan
 
         for plan in bundle.channel_plans:
             try:
-                model = apply_channel_plan(model, plan)
-            except (KeyError, TypeError, ValueError, IndexError) as error:
-                raise UserError(f"malformed channel plan in the model bundle: {error.args[0] if error.args else error}") from None
+                model = apply_channel_plan(model, ChannelPlan.from_dict(plan))
+            except ChannelPlanError as error:
+                raise UserError(f"malformed channel plan in the model bundle: {error}") from None
     load_state_strict(model, bundle.state_dict, arch=bundle.arch)
     model.eval()
     return model

@@ -1,16 +1,4 @@
-"""Channel pruning plans: which channels of which module are kept (a JSON-able dict).
-
-Plan format ``compress-channel-plan/1``::
-
-    {"format": "compress-channel-plan/1", "importance": str, "channel_ratio": float | None,
-     "channel_multiple": int,
-     "modules": {fqn: {"kind": "conv"|"depthwise"|"linear"|"batchnorm",
-                       "in_size": int, "out_size": int, "in_keep": [int], "out_keep": [int]}},
-     "masked": {weight fqn: {"shape": [int], "channels": [int]}},   # fallback: zeroed, not removed
-     "removed_classes": int, "prunable_classes": int, "exact": bool, "notes": [str]}
-
-Only modules whose channel count changes are listed. ``exact`` is true when every removed class
-was dead (exactly zero), so removal does not change the model's outputs.
+"""Channel pruning plans: which channels of which module are kept (a ``ChannelPlan``).
 
 Exactness with batch norm: a zero filter followed by BN outputs the constant
 ``beta - gamma * mean / sqrt(var + eps)``, not zero. A class counts as dead only if every BN (and
@@ -29,9 +17,8 @@ from torch.nn.utils import parametrize
 from compress.prune import channel_ops as ops
 from compress.prune.channel_graph import ChannelGraph, trace_channels
 from compress.prune.channel_importance import class_scores, dead_classes
+from compress.prune.plan_record import ChannelPlan, MaskedChannels, ModuleChannels
 from compress.selection import ALL_LAYERS
-
-PLAN_FORMAT = "compress-channel-plan/1"
 
 
 def _buckets(graph: ChannelGraph, classes: dict[int, list[int]]) -> dict[tuple[str, ...], list[int]]:
@@ -64,26 +51,20 @@ def _select(
     return removable[: min(len(roots) - kept, len(removable))]
 
 
-def _module_entries(model: nn.Module, graph: ChannelGraph, removed: set[int]) -> dict[str, dict]:
+def _module_entries(model: nn.Module, graph: ChannelGraph, removed: set[int]) -> dict[str, ModuleChannels]:
     entries = {}
     for fqn, kind in graph.kinds.items():
         inputs, outputs = graph.inputs[fqn], graph.outputs[fqn]
         in_keep = [i for i, atom in enumerate(inputs) if atom not in removed]
         out_keep = [i for i, atom in enumerate(outputs) if atom not in removed]
         if len(in_keep) < len(inputs) or len(out_keep) < len(outputs):
-            entries[fqn] = {
-                "kind": kind,
-                "in_size": len(inputs),
-                "out_size": len(outputs),
-                "in_keep": in_keep,
-                "out_keep": out_keep,
-            }
+            entries[fqn] = ModuleChannels(kind, len(inputs), len(outputs), in_keep, out_keep)
     return entries
 
 
 def _fallback_masks(
     model: nn.Module, graph: ChannelGraph, classes: dict[int, list[int]], ratio: float | None
-) -> dict[str, dict]:
+) -> dict[str, MaskedChannels]:
     """Channels to zero (not remove) in conv layers whose output cannot be rewritten."""
     if ratio is None:
         return {}
@@ -91,9 +72,9 @@ def _fallback_masks(
     if not graph.traced:
         layers = [(name, m) for name, m in ALL_LAYERS.modules(model) if isinstance(m, ops.CONVS)]
         return {
-            f"{name}.weight": {"shape": list(m.weight.shape), "channels": _weakest_rows(m, ratio)} for name, m in layers
+            f"{name}.weight": MaskedChannels(list(m.weight.shape), _weakest_rows(m, ratio)) for name, m in layers
         }
-    masked: dict[str, dict] = {}
+    masked: dict[str, MaskedChannels] = {}
     for fqn in graph.kinds:
         if graph.kinds[fqn] not in ("conv", "linear"):
             continue
@@ -101,8 +82,8 @@ def _fallback_masks(
         if any(r in pinned_io for r in roots) or not any(a in graph.pinned_opaque for r in roots for a in classes[r]):
             continue
         module = model.get_submodule(fqn)
-        masked[f"{fqn}.weight"] = {"shape": list(module.weight.shape), "channels": _weakest_rows(module, ratio)}
-        graph.note(f"{fqn}: output channels could not be removed; {len(masked[f'{fqn}.weight']['channels'])} masked instead")
+        masked[f"{fqn}.weight"] = MaskedChannels(list(module.weight.shape), _weakest_rows(module, ratio))
+        graph.note(f"{fqn}: output channels could not be removed; {len(masked[f'{fqn}.weight'].channels)} masked instead")
     return masked
 
 
@@ -119,7 +100,7 @@ def plan_channel_pruning(
     channel_ratio: float | None = None,
     importance: str = "l1",
     channel_multiple: int = 1,
-) -> dict:
+) -> ChannelPlan:
     """Plan structured channel removal for ``model`` (the model itself is not modified).
 
     Coupled channel classes are found with ``trace_channels``. In every bucket of classes (the
@@ -154,15 +135,14 @@ def plan_channel_pruning(
         )
     removed = {atom for root in chosen for atom in classes[root]}
     masked = _fallback_masks(model, graph, classes, channel_ratio)
-    return {
-        "format": PLAN_FORMAT,
-        "importance": importance,
-        "channel_ratio": channel_ratio,
-        "channel_multiple": channel_multiple,
-        "modules": _module_entries(model, graph, removed),
-        "masked": masked,
-        "removed_classes": len(chosen),
-        "prunable_classes": len(candidates),
-        "exact": all(root in dead for root in chosen),
-        "notes": list(graph.notes),
-    }
+    return ChannelPlan(
+        importance=importance,
+        channel_ratio=channel_ratio,
+        channel_multiple=channel_multiple,
+        modules=_module_entries(model, graph, removed),
+        masked=masked,
+        removed_classes=len(chosen),
+        prunable_classes=len(candidates),
+        exact=all(root in dead for root in chosen),
+        notes=list(graph.notes),
+    )

@@ -10,6 +10,11 @@ from torch import nn
 
 from compress.prune.channel_plan import plan_channel_pruning
 from compress.prune.channel_surgery import apply_channel_plan, mask_channels_
+from compress.prune.plan_record import ChannelPlan
+
+
+class ChannelRemovalMismatch(RuntimeError):
+    """Physically removing channels changed the model's outputs beyond the tolerance."""
 
 
 @dataclass(frozen=True)
@@ -18,7 +23,7 @@ class ChannelPruneResult:
 
     model: nn.Module
     masked_model: nn.Module
-    plan: dict
+    plan: ChannelPlan
 
 
 @torch.no_grad()
@@ -37,10 +42,14 @@ def max_output_difference(reference: nn.Module, candidate: nn.Module, *, inputs:
 def check_channel_equivalence(
     masked: nn.Module, pruned: nn.Module, *, inputs: tuple[torch.Tensor, ...], atol: float = 1e-5
 ) -> float:
-    """Raise ``AssertionError`` unless ``pruned`` reproduces ``masked`` within ``atol``; return the difference."""
+    """``max |masked(x) - pruned(x)|``.
+
+    Raises:
+        ChannelRemovalMismatch: when the difference exceeds ``atol`` (or is NaN).
+    """
     difference = max_output_difference(masked, pruned, inputs=inputs)
     if not difference <= atol:
-        raise AssertionError(f"pruned model differs from the masked model by {difference:.3g} > atol {atol:.3g}")
+        raise ChannelRemovalMismatch(f"pruned model differs from the masked model by {difference:.3g} > atol {atol:.3g}")
     return difference
 
 
@@ -55,7 +64,7 @@ def prune_channels(
     """Plan channel removal, zero the planned channels on a copy, then physically remove them.
 
     The masked copy and the pruned model compute the same function (up to float rounding); the
-    change against ``model`` itself is zero only when ``plan["exact"]`` (all removed channels dead).
+    change against ``model`` itself is zero only when ``plan.exact`` (all removed channels dead).
     Arguments are those of ``plan_channel_pruning``.
     """
     plan = plan_channel_pruning(

@@ -14,15 +14,10 @@ import torch
 from torch import nn
 
 from compress.prune import channel_ops as ops
-from compress.prune.channel_plan import PLAN_FORMAT
 from compress.prune.masks import Masks
+from compress.prune.plan_record import ChannelPlan, ChannelPlanError, ModuleChannels
 
 _KIND_TYPES = {"conv": ops.CONVS, "depthwise": ops.CONVS, "linear": (nn.Linear,), "batchnorm": ops.BATCHNORMS}
-
-
-def _check_plan(plan: dict) -> None:
-    if plan.get("format") != PLAN_FORMAT:
-        raise ValueError(f"unknown channel plan format {plan.get('format')!r}; allowed: {PLAN_FORMAT!r}")
 
 
 def _sizes(module: nn.Module, kind: str) -> tuple[int, int]:
@@ -33,18 +28,17 @@ def _sizes(module: nn.Module, kind: str) -> tuple[int, int]:
     return module.in_channels, module.out_channels
 
 
-def _module_for(model: nn.Module, fqn: str, entry: dict) -> nn.Module:
+def _module_for(model: nn.Module, fqn: str, entry: ModuleChannels) -> nn.Module:
     try:
         module = model.get_submodule(fqn)
     except AttributeError:
-        raise KeyError(f"channel plan names module {fqn!r}, which the model does not have") from None
-    kind = entry["kind"]
-    if kind not in _KIND_TYPES or not isinstance(module, _KIND_TYPES[kind]):
-        raise TypeError(f"channel plan expects {fqn!r} to be a {kind}, the model has {type(module).__name__}")
-    if _sizes(module, kind) != (entry["in_size"], entry["out_size"]):
-        raise ValueError(
-            f"channel plan expects {fqn!r} with (in, out) = ({entry['in_size']}, {entry['out_size']}), "
-            f"the model has {_sizes(module, kind)}; replay the plan on the original architecture"
+        raise ChannelPlanError(f"channel plan names module {fqn!r}, which the model does not have") from None
+    if not isinstance(module, _KIND_TYPES[entry.kind]):
+        raise ChannelPlanError(f"channel plan expects {fqn!r} to be a {entry.kind}, the model has {type(module).__name__}")
+    if _sizes(module, entry.kind) != (entry.in_size, entry.out_size):
+        raise ChannelPlanError(
+            f"channel plan expects {fqn!r} with (in, out) = ({entry.in_size}, {entry.out_size}), "
+            f"the model has {_sizes(module, entry.kind)}; replay the plan on the original architecture"
         )
     return module
 
@@ -60,10 +54,10 @@ def _slice_(module: nn.Module, name: str, index: torch.Tensor, dim: int) -> None
         setattr(module, name, sliced)
 
 
-def _shrink(module: nn.Module, entry: dict) -> None:
-    kind = entry["kind"]
-    in_keep = torch.tensor(entry["in_keep"], dtype=torch.long)
-    out_keep = torch.tensor(entry["out_keep"], dtype=torch.long)
+def _shrink(module: nn.Module, entry: ModuleChannels) -> None:
+    kind = entry.kind
+    in_keep = torch.tensor(entry.in_keep, dtype=torch.long)
+    out_keep = torch.tensor(entry.out_keep, dtype=torch.long)
     if kind == "batchnorm":
         for name in ("weight", "bias", "running_mean", "running_var"):
             _slice_(module, name, out_keep, 0)
@@ -81,34 +75,34 @@ def _shrink(module: nn.Module, entry: dict) -> None:
         module.in_channels = module.out_channels = module.groups = len(out_keep)
 
 
-def apply_channel_plan(model: nn.Module, plan: dict) -> nn.Module:
-    """A pruned deep copy of ``model``: every module in ``plan["modules"]`` keeps only its listed channels.
+def apply_channel_plan(model: nn.Module, plan: ChannelPlan) -> nn.Module:
+    """A pruned deep copy of ``model``: every module in ``plan.modules`` keeps only its listed channels.
 
-    Fallback ``plan["masked"]`` channels are not touched here (see ``mask_channels_``).
+    Fallback ``plan.masked`` channels are not touched here (see ``mask_channels_``).
 
     Raises:
-        ValueError / TypeError / KeyError: the plan does not fit the model's architecture.
+        ChannelPlanError: the plan does not fit the model's architecture (or a channel index is out of range).
     """
-    _check_plan(plan)
     pruned = copy.deepcopy(model)
-    modules = {fqn: _module_for(pruned, fqn, entry) for fqn, entry in plan["modules"].items()}
-    for fqn, entry in plan["modules"].items():
+    modules = {fqn: _module_for(pruned, fqn, entry) for fqn, entry in plan.modules.items()}
+    for fqn, entry in plan.modules.items():
+        if any(not 0 <= i < entry.in_size for i in entry.in_keep) or any(not 0 <= i < entry.out_size for i in entry.out_keep):
+            raise ChannelPlanError(f"channel plan keeps channels of {fqn!r} outside its sizes ({entry.in_size}, {entry.out_size})")
         _shrink(modules[fqn], entry)
     return pruned
 
 
 @torch.no_grad()
-def mask_channels_(model: nn.Module, plan: dict) -> nn.Module:
+def mask_channels_(model: nn.Module, plan: ChannelPlan) -> nn.Module:
     """Zero, in place, every channel the plan removes or masks: the "masked model".
 
     Removed channels: producer weight rows and biases, and batch-norm / depthwise ``gamma``,
     ``beta``, bias of those channels (so BN maps them to exactly 0). Fallback-masked channels:
     weight rows only. Removing the zeroed channels afterwards leaves the outputs unchanged.
     """
-    _check_plan(plan)
-    for fqn, entry in plan["modules"].items():
+    for fqn, entry in plan.modules.items():
         module = _module_for(model, fqn, entry)
-        dropped = sorted(set(range(entry["out_size"])) - set(entry["out_keep"]))
+        dropped = sorted(set(range(entry.out_size)) - set(entry.out_keep))
         if not dropped:
             continue
         index = torch.tensor(dropped, dtype=torch.long)
@@ -122,11 +116,11 @@ def mask_channels_(model: nn.Module, plan: dict) -> nn.Module:
     return model
 
 
-def plan_masks(plan: dict) -> Masks:
+def plan_masks(plan: ChannelPlan) -> Masks:
     """The fallback masks of a plan as boolean weight masks (``False`` = masked output channel)."""
     masks: Masks = {}
-    for fqn, entry in plan.get("masked", {}).items():
-        mask = torch.ones(entry["shape"], dtype=torch.bool)
-        mask[entry["channels"]] = False
+    for fqn, entry in plan.masked.items():
+        mask = torch.ones(entry.shape, dtype=torch.bool)
+        mask[entry.channels] = False
         masks[fqn] = mask
     return masks

@@ -65,10 +65,19 @@ def attached_masks(model: nn.Module) -> Masks:
 
 
 def bake_masks(model: nn.Module) -> nn.Module:
-    """Write ``w * m`` into every masked parameter and remove the parametrizations (in place)."""
+    """Write ``w * m`` into every masked parameter and remove its ``WeightMask`` (in place); other
+    parametrizations (a quantizer's, a user's) stay attached.
+
+    Raises:
+        ValueError: when a tensor stacks a ``WeightMask`` with another parametrization.
+    """
     for module in list(model.modules()):
-        for name in list(getattr(module, "parametrizations", {}).keys()):
-            parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+        for name, stack in list(getattr(module, "parametrizations", {}).items()):
+            kinds = [isinstance(p, WeightMask) for p in stack]
+            if any(kinds) and not all(kinds):
+                raise ValueError(f"{name} of {type(module).__name__} stacks a mask with another parametrization; cannot bake it alone")
+            if all(kinds):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
     return model
 
 

@@ -10,6 +10,7 @@ from compress.optim.method import TrainingMethod
 from compress.prune import (
     PATTERNS,
     SCOPES,
+    ChannelRemovalMismatch,
     agp_sparsity,
     attach_masks,
     bake_masks,
@@ -65,24 +66,27 @@ class PruneStage(Stage):
         data = ctx.load_data(bundle.input_shape)
         example = (data.test_x[:16],)
         before = {**model_metrics(model, data), **_compute(model, example)}
-        plans, notes = list(bundle.channel_plans), []
+        plans, notes, differences = list(bundle.channel_plans), [], []
         if config.channel_ratio > 0:
-            model, plan = _remove_channels(model, example, ratio=config.channel_ratio, config=config, exact=False)
-            plans.append(plan)
-            notes += plan["notes"]
+            model, plan, difference = _remove_channels(model, example, ratio=config.channel_ratio, config=config, exact=False)
+            plans.append(plan.to_dict())
+            notes += plan.notes
+            differences.append(difference)
         if config.sparsity_ratio > 0 or config.epochs > 0:
             _prune_and_fine_tune(ctx, config, model, data)
         if config.remove_channels:
-            model, plan = _remove_channels(model, example, ratio=None, config=config, exact=True)
-            if plan["modules"]:
-                plans.append(plan)
-            notes += plan["notes"]
+            model, plan, difference = _remove_channels(model, example, ratio=None, config=config, exact=True)
+            if plan.modules:
+                plans.append(plan.to_dict())
+                differences.append(difference)
+            notes += plan.notes
         layouts = _layouts(model, config)
         notes += _empty_layer_warnings(ctx, layouts)
         after = {**model_metrics(model, data), **_compute(model, example), "channel_sparsity": channel_sparsity(model)}
         plan_path = write_json(ctx.stage_dir / "channel-plans.json", plans)
         path = save_model(ctx, bundle, model, channel_plans=plans, layouts=[layout.to_dict() for layout in layouts])
-        metrics = {**after, "before": before, "notes": notes, "pattern": config.pattern, "block": list(config.block)}
+        metrics = {**after, "before": before, "notes": notes, "pattern": config.pattern, "block": list(config.block),
+                   "channel_removal_max_abs_difference": max(differences, default=0.0)}
         return StageResult(outputs={"model": path, "channel-plan": plan_path}, metrics=metrics)
 
 
@@ -135,10 +139,9 @@ def _remove_channels(model, example, *, ratio, config: PruneConfig, exact: bool)
     reference = model if exact else result.masked_model
     try:
         difference = check_channel_equivalence(reference, result.model, inputs=example, atol=1e-5)
-    except AssertionError as error:
+    except ChannelRemovalMismatch as error:
         raise StageError(f"prune: channel removal changed the outputs: {error}") from None
-    result.plan["max_abs_difference"] = difference
-    return result.model, result.plan
+    return result.model, result.plan, difference
 
 
 def _layouts(model, config: PruneConfig):

@@ -142,7 +142,7 @@ def method_config(method: str, arch: str, *, epochs: int, steps_per_epoch: int, 
             z_update_interval=max(steps_per_epoch // 3, 1), admm_epochs=admm_epochs,
         )
     if method == "xrda":
-        return dict(lam=1e-6, s0=1.0, tau=9.5, tau_b=9.5, mode="normal")
+        return dict(lam=1e-6, lr=1.0, tau=9.5, tau_b=9.5, mode="normal")
     if method == "rvsm":
         return dict(lr=0.01, lam=1e-5, beta=5e-2, penalty="l0")
     if method == "rgsm":

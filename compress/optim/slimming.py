@@ -41,19 +41,22 @@ def norm_layers_with_producers(model: nn.Module) -> list[tuple[str, nn.Module, n
 
 @dataclass(frozen=True)
 class SlimmingHyperparameters(Hyperparameters):
-    """Attributes: ``lr`` (0.1 in the reference), ``weight_decay`` (1e-4 in the reference), ``s`` (L1
-    weight on BN scales: 1e-4 VGG, 1e-5 ResNet in the reference), ``prune_ratio`` (fraction of all BN
-    channels to prune in ``finalize``, a global quantile of ``|gamma|``)."""
+    """Attributes: ``lr`` (0.1 in the reference, for training from scratch; 0.01 fine-tunes a trained
+    model), ``weight_decay`` (1e-4 in the reference), ``s`` (L1 weight on BN scales: 1e-4 VGG, 1e-5
+    ResNet in the reference's 160-epoch runs; ``None``: ``s_steps / (lr * T)``, ours: a BN scale is
+    pulled toward 0 by up to ``s * lr * T`` in total, 0.4 by default), ``prune_ratio`` (fraction of all
+    BN channels to prune in ``finalize``, a global quantile of ``|gamma|``)."""
 
-    lr: float = 0.1
+    lr: float = 0.01
     weight_decay: float = 1e-4
-    s: float = 1e-4
+    s: float | None = None
+    s_steps: float = 0.4
     prune_ratio: float = 0.5
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.s >= 0:
-            raise ValueError(f"s must be >= 0, got {self.s}")
+        if not ((self.s is None or self.s >= 0) and self.s_steps >= 0):
+            raise ValueError(f"s and s_steps must be >= 0, got {self.s}, {self.s_steps}")
         check_ratio("prune_ratio", self.prune_ratio)
 
 
@@ -63,11 +66,15 @@ class NetworkSlimming(TrainingMethod):
     name = "slimming"
     Hyperparameters = SlimmingHyperparameters
 
+    def prepare(self, model: nn.Module, *, total_steps: int) -> None:
+        super().prepare(model, total_steps=total_steps)
+        self.s = self.hp.s_steps / (self.hp.lr * self.total_steps) if self.hp.s is None else self.hp.s
+
     @torch.no_grad()
     def before_step(self, model: nn.Module) -> None:
         for _, norm, _ in norm_layers_with_producers(model):
             if norm.weight.grad is not None:
-                norm.weight.grad.add_(self.hp.s * torch.sign(norm.weight))
+                norm.weight.grad.add_(self.s * torch.sign(norm.weight))
 
     def threshold(self, model: nn.Module) -> float:
         """Global ``prune_ratio`` quantile of all ``|gamma|``."""

@@ -28,7 +28,12 @@ def smallest_mask(scores: torch.Tensor, *, prune_count: int) -> torch.Tensor:
 
 @torch.no_grad()
 def magnitude_masks(
-    model: nn.Module, *, sparsity_ratio: float, scope: str = "layer", layers: ParamSelector = ALL_LAYERS
+    model: nn.Module,
+    *,
+    sparsity_ratio: float,
+    scope: str = "layer",
+    layers: ParamSelector = ALL_LAYERS,
+    layer_ratios: dict[str, float] | None = None,
 ) -> Masks:
     """Keep the largest ``|w|``: ``m = 1[|w| > kth smallest |w|]`` with ``k = round(s * #w)``.
 
@@ -38,14 +43,19 @@ def magnitude_masks(
             selected weights together (``scope="global"``).
         scope: ``"layer"`` or ``"global"``.
         layers: the weights to prune (the rest stays dense).
+        layer_ratios: ``{fqn: ratio}`` replacing ``sparsity_ratio`` for those weights (layer scope).
     """
     _check_ratio(sparsity_ratio)
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; allowed: {', '.join(SCOPES)}")
     weights = dict(layers.weights(model))
     if scope == "layer":
+        ratios = layer_ratios or {}
+        for ratio in ratios.values():
+            _check_ratio(ratio)
         return {
-            fqn: smallest_mask(w.abs(), prune_count=round(sparsity_ratio * w.numel())) for fqn, w in weights.items()
+            fqn: smallest_mask(w.abs(), prune_count=round(ratios.get(fqn, sparsity_ratio) * w.numel()))
+            for fqn, w in weights.items()
         }
     flat = torch.cat([w.abs().reshape(-1) for w in weights.values()]) if weights else torch.zeros(0)
     keep = smallest_mask(flat, prune_count=round(sparsity_ratio * flat.numel()))

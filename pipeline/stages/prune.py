@@ -32,12 +32,14 @@ from pipeline.stages.common import load_model, make_method, model_metrics, save_
 from pipeline.training import run_training
 
 SCHEDULES = ("one-shot", "agp")
+LAYER_RATIOS = ("uniform", "from-model")
 
 
 @dataclass(frozen=True)
 class PruneConfig:
     pattern: str = field(default="unstructured", metadata={"choices": PATTERNS, "help": "weight sparsity pattern"})
     sparsity_ratio: float = field(default=0.9, metadata={"help": "target fraction of zero weights (0: no weight pruning)"})
+    layer_ratios: str = field(default="uniform", metadata={"choices": LAYER_RATIOS, "help": "uniform: every layer to sparsity-ratio; from-model: each layer to the zeros it already has (left by train-sparse), at least sparsity-ratio"})
     block: tuple[int, ...] = field(default=(1, 1), metadata={"help": "block rows,cols for block / bcr (e.g. 16,1)"})
     n: int = field(default=2, metadata={"help": "kept weights per group for n:m"})
     m: int = field(default=4, metadata={"help": "group size for n:m"})
@@ -72,7 +74,7 @@ class PruneStage(Stage):
             plans.append(plan.to_dict())
             notes += plan.notes
             differences.append(difference)
-        if config.sparsity_ratio > 0 or config.epochs > 0:
+        if config.sparsity_ratio > 0 or config.epochs > 0 or config.layer_ratios == "from-model":
             _prune_and_fine_tune(ctx, config, model, data)
         if config.remove_channels:
             model, plan, difference = _remove_channels(model, example, ratio=None, config=config, exact=True)
@@ -97,6 +99,8 @@ def _validate(config: PruneConfig) -> None:
         raise UserError(f"channel-ratio must be in [0, 1), got {config.channel_ratio}")
     if len(config.block) != 2 or min(config.block) < 1:
         raise UserError(f"block must be two positive integers rows,cols, got {list(config.block)}")
+    if config.layer_ratios == "from-model" and config.schedule != "one-shot":
+        raise UserError("layer-ratios from-model prunes in one shot; use schedule one-shot")
 
 
 def _prune_and_fine_tune(ctx: StageContext, config: PruneConfig, model, data) -> None:
@@ -119,14 +123,22 @@ def _round_ratio(config: PruneConfig, index: int, rounds: int) -> float:
 
 
 def _masks(model, config: PruneConfig, ratio: float):
+    layers = ParamSelector(exclude=config.exclude)
     try:
+        ratios = _layer_ratios(model, layers, floor=ratio) if config.layer_ratios == "from-model" else None
         result = prune_weights(
             model, pattern=config.pattern, sparsity_ratio=ratio, block=BlockShape(*config.block),
-            n=config.n, m=config.m, scope=config.scope, layers=ParamSelector(exclude=config.exclude),
+            n=config.n, m=config.m, scope=config.scope, layers=layers, layer_ratios=ratios,
         )
     except ValueError as error:
         raise UserError(f"prune: {error}") from None
     return result.masks
+
+
+def _layer_ratios(model, layers: ParamSelector, *, floor: float) -> dict[str, float]:
+    """Each layer's fraction of exact zeros (at least ``floor``): the pattern then finishes, layer by
+    layer, the sparsity a training method started instead of imposing one ratio on every layer."""
+    return {fqn: max(floor, float((weight == 0).float().mean())) for fqn, weight in layers.weights(model)}
 
 
 def _remove_channels(model, example, *, ratio, config: PruneConfig, exact: bool):
@@ -146,7 +158,7 @@ def _remove_channels(model, example, *, ratio, config: PruneConfig, exact: bool)
 
 def _layouts(model, config: PruneConfig):
     fqns = [fqn for fqn, _ in ParamSelector(exclude=config.exclude).weights(model)]
-    pattern = config.pattern if config.sparsity_ratio > 0 else "unstructured"
+    pattern = config.pattern if config.sparsity_ratio > 0 or config.layer_ratios == "from-model" else "unstructured"
     block = BlockShape(*config.block) if pattern in ("block", "bcr") else BlockShape(1, 1)
     return mask_layouts(model, masks_from_weights(model, fqns=fqns), pattern=pattern, block=block)
 

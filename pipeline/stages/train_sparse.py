@@ -22,7 +22,7 @@ class TrainSparseConfig:
     method: str = field(default="l1-prox", metadata={"choices": list_methods, "help": "sparse training method"})
     epochs: int = field(default=1, metadata={"help": "training epochs"})
     batch_size: int = field(default=64, metadata={"help": "mini-batch size"})
-    lr: float | None = field(default=None, metadata={"help": "learning rate (step size s0 for xrda; default: the method's own)"})
+    lr: float | None = field(default=None, metadata={"help": "step size of the method's update (xrda: its initial step s; default: the method's own, see compress methods -v)"})
     params: dict[str, Any] = field(default_factory=dict, metadata={"help": "method hyperparameters, KEY=VALUE"})
     from_scratch: bool = field(default=False, metadata={"help": "re-initialise the weights before training"})
     adversarial: str = field(default="none", metadata={"choices": ADVERSARIAL, "help": "adversarial training attack"})

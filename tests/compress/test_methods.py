@@ -22,7 +22,7 @@ STRONG = {
     "sgl": dict(lam=0.1, beta=2.5, num_train=64),
     "slimming": dict(lr=0.05, s=1e-2, prune_ratio=0.5),
     "ssgd": dict(lr=0.05, keep_energy=0.9, ssgd_epochs=2),
-    "xrda": dict(lam=1e-3, s0=0.5),
+    "xrda": dict(lam=1e-3, lr=0.5),
 }
 
 
@@ -164,7 +164,7 @@ def test_slimming_raises_when_model_has_no_batch_norm():
 
 def test_xrda_sparsifies_from_random_init_in_channel_mode():
     model = tiny_model()
-    method = create_method("xrda", lam=1e-2, s0=0.5, mode="channel")
+    method = create_method("xrda", lam=1e-2, lr=0.5, mode="channel")
     optimizer = start_training(method, model, total_steps=8)
     run_epochs(model, method, optimizer, epochs=2)
     assert weight_sparsity(model) > 0.0
@@ -172,7 +172,7 @@ def test_xrda_sparsifies_from_random_init_in_channel_mode():
 
 def test_xrda_with_zero_lambda_matches_ema_momentum_sgd_when_constant_schedule():
     model, reference = tiny_model(), tiny_model()
-    method = create_method("xrda", lam=0.0, s0=0.5, tau=9.5, weight_decay=0.0, schedule="constant")
+    method = create_method("xrda", lam=0.0, lr=0.5, tau=9.5, weight_decay=0.0, schedule="constant")
     optimizer = start_training(method, model, total_steps=4)
     x, y = synthetic_batches(1)[0]
     decay = torch.exp(torch.tensor(-0.5 / 9.5)).item()
@@ -196,7 +196,7 @@ def test_xrda_with_zero_lambda_matches_ema_momentum_sgd_when_constant_schedule()
     [
         ("rvsm", {"penalty": "l2"}, "allowed: l0, l1, tl1"),
         ("sgl", {"penalty": "lp"}, "allowed: l1, l0, tl1, l1-l2, scad"),
-        ("xrda", {"mode": "block"}, "allowed: normal, kernel, channel"),
+        ("xrda", {"mode": "rows"}, "allowed: normal, kernel, channel, block"),
         ("admm", {"mode": "block"}, "allowed: element, channel"),
         ("group-lasso", {"axes": "depth"}, "allowed: output, input, both"),
         ("rgsm", {"group_axis": "depth"}, "allowed: output, input"),
@@ -217,3 +217,39 @@ def test_method_state_dict_is_a_copy_not_an_alias():
     snapshot = copy.deepcopy(state)
     run_epochs(model, method, optimizer, epochs=1, start_epoch=1)
     assert all(torch.equal(state["u"][k], snapshot["u"][k]) for k in state["u"])
+
+
+def test_xrda_block_mode_averages_over_blocks_of_output_rows():
+    from compress.optim.xrda import group_average
+
+    weight = torch.arange(1.0, 1.0 + 5 * 3).reshape(5, 3)  # rows 0-3 form one block of 4, row 4 a block of 1
+    average, scale = group_average(weight, mode="block", block_rows=4)
+    assert scale == 2.0
+    assert torch.equal(average[:4], weight[:4].mean(dim=0, keepdim=True).expand(4, 3))
+    assert torch.equal(average[4], weight[4])
+    conv = torch.randn(32, 2, 3, 3, generator=torch.Generator().manual_seed(0))
+    conv_average, _ = group_average(conv, mode="block", block_rows=16)
+    expected = conv.abs().reshape(2, 16, 2, 3, 3).mean(dim=1, keepdim=True).expand(2, 16, 2, 3, 3).reshape(32, 2, 3, 3)
+    assert torch.allclose(conv_average, expected)
+
+
+@pytest.mark.parametrize(
+    "name,attribute,rule",
+    [
+        ("xrda", "lam", lambda hp, steps: hp.lam_steps / steps),
+        ("l1-prox", None, lambda hp, steps: hp.lam_steps / (hp.lr * steps)),
+        ("slimming", "s", lambda hp, steps: hp.s_steps / (hp.lr * steps)),
+    ],
+)
+def test_default_strength_scales_with_the_step_budget(name, attribute, rule):
+    for steps in (400, 40_000):
+        method = create_method(name)
+        method.prepare(tiny_model(), total_steps=steps)
+        value = method.l1.strength if attribute is None else getattr(method, attribute)
+        assert value == pytest.approx(rule(method.hp, steps))
+
+
+def test_xrda_lr_is_its_step_size():
+    method = create_method("xrda", lr=0.25)
+    optimizer = start_training(method, tiny_model(), total_steps=10)
+    assert method._schedules()[0] == pytest.approx(0.25) and optimizer is method.optimizer

@@ -46,6 +46,11 @@ def channel_sparsity(model: nn.Module) -> float:
     return sum(s.zero_channels for s in stats) / max(sum(s.channels for s in stats), 1)
 
 
+def output_channels(model: nn.Module) -> int:
+    """Output channels of all conv / linear layers (the denominator of channel sparsity)."""
+    return sum(s.channels for s in layer_stats(model))
+
+
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

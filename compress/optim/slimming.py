@@ -18,25 +18,7 @@ import torch
 from torch import nn
 
 from compress.optim.method import Hyperparameters, TrainingMethod, check_ratio
-
-_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-_PRODUCERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-
-
-def _width(module: nn.Module) -> int:
-    return module.out_features if isinstance(module, nn.Linear) else module.out_channels
-
-
-def norm_layers_with_producers(model: nn.Module) -> list[tuple[str, nn.Module, nn.Module | None]]:
-    """``(fqn, norm, producer)`` for every affine batch-norm layer (producer ``None`` when not found)."""
-    out, last = [], None
-    for fqn, module in model.named_modules():
-        if isinstance(module, _PRODUCERS):
-            last = module
-        elif isinstance(module, _NORMS) and module.affine:
-            producer = last if last is not None and _width(last) == module.num_features else None
-            out.append((fqn, module, producer))
-    return out
+from compress.prune.dead_channels import norm_layers_with_producers
 
 
 @dataclass(frozen=True)

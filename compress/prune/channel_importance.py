@@ -19,12 +19,14 @@ def _producer_row(model: nn.Module, fqn: str, index: int) -> tuple[torch.Tensor,
 
 @torch.no_grad()
 def dead_classes(model: nn.Module, graph: ChannelGraph, classes: dict[int, list[int]]) -> set[int]:
-    """Roots of classes whose channel is exactly zero everywhere it flows.
+    """Roots of classes whose removal cannot change the model's outputs.
 
-    A class is dead iff every producer row in it has zero weights and zero bias, and every batch
-    norm / depthwise conv the class passes through maps 0 to 0 (``zero_maps_to_zero``). Removing
-    a dead class is then exactly output-preserving: a zero channel contributes nothing to a
-    following conv (with any padding) or linear layer.
+    A class is dead when its channel is exactly zero everywhere it flows (every producer row in it
+    has zero weights and zero bias, and every batch norm / depthwise conv it passes through maps 0
+    to 0, ``zero_maps_to_zero``): a zero channel contributes nothing to a following conv (with any
+    padding) or linear layer. A class is also dead when nothing reads it: every conv / linear
+    consumer has all-zero input columns for it (a method's zeroed input-channel groups), whatever
+    the channel carries.
     """
     alive: set[int] = set()
     for root, atoms in classes.items():
@@ -42,7 +44,23 @@ def dead_classes(model: nn.Module, graph: ChannelGraph, classes: dict[int, list[
             for index, atom in enumerate(graph.inputs[fqn]):
                 if not ops.zero_maps_to_zero(module, index):
                     alive.add(graph.find(atom))
-    return set(classes) - alive
+    return (set(classes) - alive) | _unread_classes(model, graph, classes)
+
+
+def _unread_classes(model: nn.Module, graph: ChannelGraph, classes: dict[int, list[int]]) -> set[int]:
+    """Roots of classes read by at least one conv / linear layer, and by all of them with zero weights."""
+    read, consumed = set(), set()
+    for fqn, kind in graph.kinds.items():
+        if kind not in ("conv", "linear"):
+            continue
+        weight = model.get_submodule(fqn).weight
+        columns = weight.transpose(0, 1).reshape(weight.shape[1], -1).ne(0).any(dim=1)
+        for index, atom in enumerate(graph.inputs[fqn]):
+            root = graph.find(atom)
+            consumed.add(root)
+            if bool(columns[index]):
+                read.add(root)
+    return {root for root in classes if root in consumed and root not in read}
 
 
 @torch.no_grad()

@@ -59,6 +59,10 @@ class ChannelPlan:
     exact: bool = True
     notes: list[str] = field(default_factory=list)
 
+    def removed_output_channels(self) -> int:
+        """Output channels of conv / depthwise / linear layers that the plan removes."""
+        return sum(m.out_size - len(m.out_keep) for m in self.modules.values() if m.kind != "batchnorm")
+
     def to_dict(self) -> dict[str, Any]:
         return {"format": PLAN_FORMAT, **asdict(self)}
 

@@ -23,7 +23,7 @@ from compress.prune import (
 )
 from compress.prune.channel_importance import IMPORTANCES
 from compress.selection import ParamSelector
-from compress.stats import channel_sparsity
+from compress.stats import channel_sparsity, output_channels
 from compress.types import BlockShape
 from pipeline.atomic import write_json
 from pipeline.errors import StageError, UserError
@@ -51,7 +51,7 @@ class PruneConfig:
     batch_size: int = field(default=64, metadata={"help": "fine-tuning batch size"})
     channel_ratio: float = field(default=0.0, metadata={"help": "fraction of channels to remove by importance (0: only all-zero channels)"})
     importance: str = field(default="l1", metadata={"choices": tuple(IMPORTANCES), "help": "channel importance"})
-    channel_multiple: int = field(default=8, metadata={"help": "keep channel counts at multiples of this (CPU kernels prefer 8)"})
+    channel_multiple: int = field(default=8, metadata={"help": "with channel-ratio: keep channel counts at multiples of this (CPU kernels prefer 8)"})
     remove_channels: bool = field(default=True, metadata={"help": "physically remove all-zero channels (checked for identical outputs)"})
 
 
@@ -68,12 +68,14 @@ class PruneStage(Stage):
         data = ctx.load_data(bundle.input_shape)
         example = (data.test_x[:16],)
         before = {**model_metrics(model, data), **_compute(model, example)}
-        plans, notes, differences = list(bundle.channel_plans), [], []
+        channels_before = output_channels(model)
+        plans, notes, differences, removed = list(bundle.channel_plans), [], [], 0
         if config.channel_ratio > 0:
             model, plan, difference = _remove_channels(model, example, ratio=config.channel_ratio, config=config, exact=False)
             plans.append(plan.to_dict())
             notes += plan.notes
             differences.append(difference)
+            removed += plan.removed_output_channels()
         if config.sparsity_ratio > 0 or config.epochs > 0 or config.layer_ratios == "from-model":
             _prune_and_fine_tune(ctx, config, model, data)
         if config.remove_channels:
@@ -81,6 +83,7 @@ class PruneStage(Stage):
             if plan.modules:
                 plans.append(plan.to_dict())
                 differences.append(difference)
+                removed += plan.removed_output_channels()
             notes += plan.notes
         layouts = _layouts(model, config)
         notes += _empty_layer_warnings(ctx, layouts)
@@ -88,7 +91,8 @@ class PruneStage(Stage):
         plan_path = write_json(ctx.stage_dir / "channel-plans.json", plans)
         path = save_model(ctx, bundle, model, channel_plans=plans, layouts=[layout.to_dict() for layout in layouts])
         metrics = {**after, "before": before, "notes": notes, "pattern": config.pattern, "block": list(config.block),
-                   "channel_removal_max_abs_difference": max(differences, default=0.0)}
+                   "channel_removal_max_abs_difference": max(differences, default=0.0),
+                   "removed_channels": removed, "removed_channel_sparsity": removed / max(channels_before, 1)}
         return StageResult(outputs={"model": path, "channel-plan": plan_path}, metrics=metrics)
 
 
@@ -142,9 +146,14 @@ def _layer_ratios(model, layers: ParamSelector, *, floor: float) -> dict[str, fl
 
 
 def _remove_channels(model, example, *, ratio, config: PruneConfig, exact: bool):
+    """Remove channels by importance (``ratio``, widths rounded to ``channel-multiple``), or the dead
+    channels (``ratio=None``: all of them, so the channels train-sparse reported as removable are the
+    ones removed; after a block pattern, widths keep to ``channel-multiple`` as with a ratio)."""
+    blocked = config.pattern in ("block", "bcr") and (config.sparsity_ratio > 0 or config.layer_ratios == "from-model")
+    multiple = config.channel_multiple if ratio is not None or blocked else 1
     try:
         result = prune_channels(
-            model, example_inputs=example, channel_ratio=ratio, importance=config.importance, channel_multiple=config.channel_multiple
+            model, example_inputs=example, channel_ratio=ratio, importance=config.importance, channel_multiple=multiple
         )
     except ValueError as error:
         raise UserError(f"prune: {error}") from None

@@ -8,7 +8,9 @@ from typing import Any
 import torch
 
 from compress.optim import METHODS, list_methods
-from compress.stats import channel_sparsity
+from compress.prune import plan_channel_pruning
+from compress.prune.dead_channels import silence_dead_channels_
+from compress.stats import channel_sparsity, output_channels
 from pipeline.errors import UserError
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
 from pipeline.stages.common import load_model, make_method, model_metrics, save_model
@@ -30,12 +32,13 @@ class TrainSparseConfig:
     adv_steps: int = field(default=10, metadata={"help": "attack iterations (ifgsm / pgd)"})
     adv_step_size: float = field(default=0.01, metadata={"help": "attack step size"})
     adv_weight: float = field(default=1.0, metadata={"help": "weight of the adversarial loss (1: adversarial only)"})
+    silence_dead_channels: bool = field(default=True, metadata={"help": "zero the bias / batch-norm shift of filters whose weights are all zero, so prune removes them"})
 
 
 @STAGES.register("train-sparse")
 class TrainSparseStage(Stage):
     name = "train-sparse"
-    version = "1"
+    version = "2"
     Config = TrainSparseConfig
     summary = "sparsity-promoting training (SSGD, RVSM/RGSM, SGL, xRDA, ADMM, L1, group lasso, slimming)"
 
@@ -50,8 +53,11 @@ class TrainSparseStage(Stage):
         notes = _schedule_warnings(ctx, config, method)
         history = _train(ctx, config, model, method, data)
         method.finalize(model)
+        silenced = silence_dead_channels_(model) if config.silence_dead_channels else 0
         after = model_metrics(model, data)
         after["channel_sparsity"] = channel_sparsity(model)
+        after["removable_channel_sparsity"] = removable_channel_sparsity(model, (data.test_x[:16],))
+        after["silenced_channels"] = silenced
         path = save_model(ctx, bundle, model, metrics={**bundle.metrics, "train-sparse": after["test_accuracy"]})
         metrics = {
             "method": config.method,
@@ -61,6 +67,13 @@ class TrainSparseStage(Stage):
             **after,
         }
         return StageResult(outputs={"model": path}, metrics=metrics)
+
+
+def removable_channel_sparsity(model: torch.nn.Module, example: tuple) -> float:
+    """Fraction of conv / linear output channels that the prune stage's channel removal would take
+    out of ``model`` as it is (dead or unread channels): the structured sparsity the method reached."""
+    plan = plan_channel_pruning(model, example_inputs=example, channel_ratio=None)
+    return plan.removed_output_channels() / max(output_channels(model), 1)
 
 
 def _make_method(config: TrainSparseConfig):

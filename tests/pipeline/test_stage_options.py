@@ -45,7 +45,7 @@ def test_train_sparse_runs_each_method_of_the_papers(tmp_path, tiny_model_path, 
 
 
 def test_prune_block_pattern_records_layouts_with_the_block_shape(tmp_path, tiny_model_path, digits_options):
-    manifest = _run(tmp_path, tiny_model_path, digits_options, "stages:\n  - use: prune\n    with: {pattern: block, block: [4, 1], sparsity-ratio: 0.75, epochs: 0}\n")
+    manifest = _run(tmp_path, tiny_model_path, digits_options, "stages:\n  - use: prune\n    with: {pattern: block, block: [4, 1], sparsity-ratio: 0.75, epochs: 0, remove-channels: false}\n")
     bundle = _model(tmp_path, manifest)
     blocks = {tuple(layout["block"]) for layout in bundle.layouts}
     assert blocks == {(4, 1)}

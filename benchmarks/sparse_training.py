@@ -210,7 +210,7 @@ def run_one(arch: str, method_name: str, dense_state: dict, data: dict, args, pr
         method = MagnitudeBaseline.create(lr=0.01, layer_sparsity=layer_sparsity)
         epochs = method_epochs(method_name, args.epochs, matched)
     else:
-        kwargs = method_config(method_name, arch, epochs=args.epochs, steps_per_epoch=steps, ssgd_keep_energy=args.ssgd_keep_energy)
+        kwargs = {} if args.defaults else method_config(method_name, arch, epochs=args.epochs, steps_per_epoch=steps, ssgd_keep_energy=args.ssgd_keep_energy)
         method = create_method(method_name, **kwargs)
         epochs = method_epochs(method_name, args.epochs)
     print(f"[{arch}] {method_name} {json.dumps(kwargs)}", flush=True)
@@ -283,6 +283,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ssgd-keep-energy", type=float, default=0.95, help="SSGD keep_energy of this benchmark")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to (over)write after every row")
+    parser.add_argument("--defaults", action="store_true", help="every method with its library defaults (no per-method settings of this script)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])

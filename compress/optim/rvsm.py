@@ -60,7 +60,7 @@ class RVSM(TrainingMethod):
         self.regularizer = elementwise_penalty(self.hp.penalty, strength=self.hp.lam, a=self.hp.a, layers=layers)
         self.split = SplitVariable(self.threshold, layers)
 
-    def threshold(self, weight: torch.Tensor) -> torch.Tensor:
+    def threshold(self, fqn: str, weight: torch.Tensor) -> torch.Tensor:
         """``u = prox_{(lambda / beta) P}(w)``."""
         return self.regularizer.prox(weight, self.hp.lam / self.hp.beta)
 

@@ -49,9 +49,9 @@ class SplittingHyperparameters(Hyperparameters):
 
 
 class SplitVariable:
-    """``u = threshold(w)`` per selected weight (by fqn), the coupling step and the overwrite ``w <- u``."""
+    """``u = threshold(fqn, w)`` per selected weight (by fqn), the coupling step and the overwrite ``w <- u``."""
 
-    def __init__(self, threshold: Callable[[torch.Tensor], torch.Tensor], layers: ParamSelector) -> None:
+    def __init__(self, threshold: Callable[[str, torch.Tensor], torch.Tensor], layers: ParamSelector) -> None:
         self.threshold = threshold
         self.layers = layers
         self.u: dict[str, torch.Tensor] = {}
@@ -60,7 +60,7 @@ class SplitVariable:
     def refresh(self, model: nn.Module) -> None:
         """``u <- prox(w)``."""
         for fqn, weight in self.layers.weights(model):
-            self.u[fqn] = self.threshold(weight)
+            self.u[fqn] = self.threshold(fqn, weight)
 
     @torch.no_grad()
     def couple_(self, model: nn.Module, *, step: float) -> None:
@@ -73,8 +73,8 @@ class SplitVariable:
     @torch.no_grad()
     def overwrite_(self, model: nn.Module) -> None:
         """``w <- prox(w)`` in place (exact zeros), then ``u`` refreshed."""
-        for _, weight in self.layers.weights(model):
-            weight.copy_(self.threshold(weight))
+        for fqn, weight in self.layers.weights(model):
+            weight.copy_(self.threshold(fqn, weight))
         self.refresh(model)
 
     def state_dict(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ STRONG = {
     "admm": dict(sparsity=0.6, admm_epochs=1, lr=1e-2),
     "group-lasso": dict(lr=0.1, lam=3.0),
     "l1-prox": dict(lr=0.1, lam=1.0),
-    "rgsm": dict(lr=0.05, lam1=0.3, beta=1.0),
+    "rgsm": dict(lr=0.05, lam1=0.3, beta=1.0, relative_threshold=None),
     "rvsm": dict(lr=0.05, lam=1e-2, beta=1.0),
     "sgl": dict(lam=0.1, beta=2.5, num_train=64),
     "slimming": dict(lr=0.05, s=1e-2, prune_ratio=0.5),
@@ -134,7 +134,7 @@ def test_rvsm_weights_equal_hard_threshold_after_epoch_end():
 
 def test_rgsm_produces_zero_input_channels():
     model = tiny_model()
-    method = create_method("rgsm", lam1=0.3, beta=1.0, lr=0.05)
+    method = create_method("rgsm", lam1=0.3, beta=1.0, lr=0.05, group_axis="input", relative_threshold=None)
     optimizer = start_training(method, model, total_steps=8)
     run_epochs(model, method, optimizer, epochs=2)
     method.finalize(model)
@@ -253,3 +253,30 @@ def test_xrda_lr_is_its_step_size():
     method = create_method("xrda", lr=0.25)
     optimizer = start_training(method, tiny_model(), total_steps=10)
     assert method._schedules()[0] == pytest.approx(0.25) and optimizer is method.optimizer
+
+
+def test_rgsm_relative_threshold_cuts_every_layer_at_its_own_scale():
+    model = tiny_model()
+    with torch.no_grad():
+        model[4].weight.mul_(20.0)  # a layer whose group norms are 20x the others'
+    method = create_method("rgsm", relative_threshold=0.95, lr=1e-4, lam2=0.0)
+    optimizer = start_training(method, model, total_steps=4)
+    run_epochs(model, method, optimizer, epochs=1)
+    method.finalize(model)
+    for index in (0, 4, 6):
+        rows = model[index].weight.detach().reshape(model[index].weight.shape[0], -1).norm(dim=1)
+        assert 0 < int((rows == 0).sum()) < len(rows), f"layer {index}: {rows}"
+
+
+def test_sgl_beta_grows_over_the_run_and_the_last_quarter_is_a_masked_fine_tune():
+    model = tiny_model()
+    method = create_method("sgl", num_train=64, lam=0.5, finetune_ratio=0.5)
+    optimizer = start_training(method, model, total_steps=8)
+    assert method.beta == pytest.approx(2.5)
+    run_epochs(model, method, optimizer, epochs=1)  # 4 of 8 steps: half-way, the support freezes
+    assert method.fine_tuning and method.penalty(model) == 0.0
+    assert method.beta == pytest.approx(2.5 * 1.25**2)
+    zeros = {fqn: w.detach() == 0 for fqn, w in method.layers.weights(model)}
+    run_epochs(model, method, optimizer, epochs=1, start_epoch=1)
+    for fqn, weight in method.layers.weights(model):
+        assert bool((weight.detach()[zeros[fqn]] == 0).all()), f"{fqn}: a frozen zero came back"

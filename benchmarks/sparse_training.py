@@ -40,10 +40,13 @@ from compress.optim import create_method  # noqa: E402
 from compress.optim.loop import evaluate, start_training, train_epoch  # noqa: E402
 from compress.optim.method import Hyperparameters, TrainingMethod  # noqa: E402
 from compress.prox.cardinality import cardinality_mask  # noqa: E402
+from compress.prune import plan_channel_pruning  # noqa: E402
+from compress.prune.dead_channels import silence_dead_channels_  # noqa: E402
 from compress.stats import (  # noqa: E402
     channel_sparsity,
     count_nonzero_weights,
     layer_stats,
+    output_channels,
     weight_sparsity,
 )
 
@@ -217,6 +220,7 @@ def run_one(arch: str, method_name: str, dense_state: dict, data: dict, args, pr
     start = time.time()
     train(model, method, data, epochs=epochs, batch_size=args.batch_size, seed=args.seed + 1000)
     method.finalize(model)
+    silence_dead_channels_(model)  # as the train-sparse stage does
     wall = time.time() - start
     acc = evaluate(model, batches(data["test_x"], data["test_y"], batch_size=1000, seed=None))
     stats = layer_stats(model)
@@ -224,24 +228,32 @@ def run_one(arch: str, method_name: str, dense_state: dict, data: dict, args, pr
     nnz = count_nonzero_weights(model)
     row = dict(
         arch=arch, method=method_name, accuracy=acc, sparsity=weight_sparsity(model), compression=numel / max(nnz, 1),
-        channel_sparsity=channel_sparsity(model), wall_s=wall, epochs=epochs, kwargs=kwargs,
-        per_layer={s.fqn: f"{s.nnz}/{s.numel}" for s in stats},
+        channel_sparsity=channel_sparsity(model), removable_channels=removable_channels(model, data), wall_s=wall,
+        epochs=epochs, steps=epochs * steps, kwargs=kwargs, per_layer={s.fqn: f"{s.nnz}/{s.numel}" for s in stats},
     )
     print(f"[{arch}] {method_name}: acc {acc:.4f} compression {row['compression']:.1f}x per-layer {row['per_layer']}", flush=True)
     return row
 
 
+def removable_channels(model: nn.Module, data: dict) -> float:
+    """Fraction of conv / linear output channels the prune stage's channel removal would take out."""
+    example = (data["test_x"][:4],)
+    plan = plan_channel_pruning(model, example_inputs=example, channel_ratio=None)
+    return plan.removed_output_channels() / max(output_channels(model), 1)
+
+
 def dense_reference(arch: str, data: dict, args) -> tuple[dict, dict[str, Any]]:
     torch.manual_seed(args.seed)
     model = create_model(arch)
-    dense = TrainingMethod(lr=0.05, momentum=0.9, weight_decay=5e-4)
+    dense = TrainingMethod.create(lr=0.05, momentum=0.9, weight_decay=5e-4)
     print(f"[{arch}] dense pretraining, {args.pretrain_epochs} epochs", flush=True)
     start = time.time()
     train(model, dense, data, epochs=args.pretrain_epochs, batch_size=args.batch_size, seed=args.seed)
     wall = time.time() - start
     acc = evaluate(model, batches(data["test_x"], data["test_y"], batch_size=1000, seed=None))
     row = dict(arch=arch, method="dense", accuracy=acc, sparsity=weight_sparsity(model), compression=1.0,
-               channel_sparsity=channel_sparsity(model), wall_s=wall, epochs=args.pretrain_epochs, kwargs={}, per_layer={})
+               channel_sparsity=channel_sparsity(model), removable_channels=0.0, wall_s=wall, epochs=args.pretrain_epochs,
+               steps=args.pretrain_epochs * ((len(data["train_x"]) + args.batch_size - 1) // args.batch_size), kwargs={}, per_layer={})
     return {k: v.clone() for k, v in model.state_dict().items()}, row
 
 
@@ -253,18 +265,22 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
         "",
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), shared 2-core machine; wall time includes evaluation.",
         "",
-        "| model | method | epochs | test acc (%) | weight sparsity (%) | compression (x) | channel sparsity (%) | wall (s) | nnz per layer |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | method | epochs (steps) | test acc (%) | vs dense (points) | weight sparsity (%) | compression (x) | "
+        "zero rows (%) | removable channels (%) | wall (s) | nnz per layer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    dense = {r["arch"]: r["accuracy"] for r in rows if r["method"] == "dense"}
     for r in rows:
         layers = ", ".join(f"{k}: {v}" for k, v in r["per_layer"].items())
+        change = 100 * (r["accuracy"] - dense.get(r["arch"], r["accuracy"]))
         lines.append(
-            f"| {r['arch']} | {r['method']} | {r['epochs']} | {100 * r['accuracy']:.2f} | {100 * r['sparsity']:.2f} | "
-            f"{r['compression']:.1f} | {100 * r['channel_sparsity']:.2f} | {r['wall_s']:.0f} | {layers} |"
+            f"| {r['arch']} | {r['method']} | {r['epochs']} ({r.get('steps', '')}) | {100 * r['accuracy']:.2f} | {change:+.2f} | "
+            f"{100 * r['sparsity']:.2f} | {r['compression']:.1f} | {100 * r['channel_sparsity']:.2f} | "
+            f"{100 * r.get('removable_channels', 0.0):.2f} | {r['wall_s']:.0f} | {layers} |"
         )
     for arch in sorted({r["arch"] for r in rows}):
         for method, acc, compression in PUBLISHED[arch]:
-            lines.append(f"| {arch} | {method} (published) | | {acc} | | {compression} | | | |")
+            lines.append(f"| {arch} | {method} (published) | | {acc} | | | {compression} | | | | |")
     lines += ["", "Hyperparameters per row:", ""]
     for r in rows:
         if r["kwargs"]:

@@ -8,6 +8,12 @@ Phase I (the first ``exact_after_ratio`` of the training steps, rounded up to an
     eta <- eta * rho                         after every epoch: eta_e = eta0 * rho^e
 
 Phase II: ``u = Pi_Q(w)`` exactly (same update of ``w``). Deploy: ``Pi_Q(w)``.
+
+Growth from the budget (ours, the default): the paper's ``rho = 1.04`` per epoch takes 150 epochs to
+reach ``eta = 360``; over a 2-epoch fine-tune it leaves ``eta`` near 1, so phase II jumps from a
+half-relaxed weight to the projection. Unless ``rho`` is given, ``eta`` grows geometrically per step,
+``eta_t = eta0 * (eta_end / eta0) ** (t / T1)`` over the ``T1`` steps of phase I, so the relaxed weight
+is within ``1 / (1 + eta_end)`` of ``Pi_Q(w)`` when the exact projection takes over.
 ``Q`` is binary, exact ternary or TWN ternary (``target``).
 """
 
@@ -36,20 +42,24 @@ class BinaryRelaxHyperparameters(QuantHyperparameters):
     """Attributes:
         target: the quantized set ``Q``: ``"binary"``, ``"ternary"`` (exact) or ``"twn"``.
         eta0: initial relaxation weight (paper code: 1).
-        rho: per-epoch growth of ``eta`` (paper code: 1.04), ``>= 1``.
+        rho: per-epoch growth of ``eta`` (paper code: 1.04), ``>= 1``; ``None``: per-step growth to ``eta_end``.
+        eta_end: ``eta`` at the end of phase I when ``rho`` is ``None``.
         exact_after_ratio: fraction of the run's steps after which phase II starts (paper code:
             150 of 200 epochs = 0.75), checked at epoch ends.
     """
 
     target: str = field(default="binary", metadata={"choices": RELAX_TARGETS})
     eta0: float = 1.0
-    rho: float = 1.04
+    rho: float | None = None
+    eta_end: float = 100.0
     exact_after_ratio: float = 0.75
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (self.eta0 > 0 and self.rho >= 1):
-            raise ValueError(f"BinaryRelax needs eta0 > 0 and rho >= 1, got eta0={self.eta0}, rho={self.rho}")
+        if not (self.eta0 > 0 and (self.rho is None or self.rho >= 1) and self.eta_end >= self.eta0):
+            raise ValueError(
+                f"BinaryRelax needs eta0 > 0, rho >= 1 (or none), eta_end >= eta0; got {self.eta0}, {self.rho}, {self.eta_end}"
+            )
         if not 0 <= self.exact_after_ratio <= 1:
             raise ValueError(f"exact_after_ratio must be in [0, 1], got {self.exact_after_ratio}")
 
@@ -70,8 +80,13 @@ class BinaryRelax(QuantMethod):
         return ProjectedWeight(projection=self.hp.target, mask=mask, per_channel=self.hp.per_channel)
 
     def current_eta(self) -> float | None:
-        """``eta`` of the running epoch, or ``None`` in phase II (exact projection)."""
-        return None if self.exact else relax_eta(self.epochs, eta0=self.hp.eta0, rho=self.hp.rho)
+        """``eta`` now, or ``None`` in phase II (exact projection)."""
+        if self.exact:
+            return None
+        if self.hp.rho is not None:
+            return relax_eta(self.epochs, eta0=self.hp.eta0, rho=self.hp.rho)
+        phase_one = max(self.hp.exact_after_ratio * self.total_steps, 1.0)
+        return self.hp.eta0 * (self.hp.eta_end / self.hp.eta0) ** min(self.steps / phase_one, 1.0)
 
     def prepare(self, model: nn.Module, *, total_steps: int) -> None:
         super().prepare(model, total_steps=total_steps)
@@ -81,6 +96,8 @@ class BinaryRelax(QuantMethod):
     def after_step(self, model: nn.Module) -> None:
         super().after_step(model)
         self.steps += 1
+        if self.hp.rho is None and not self.exact:
+            self._apply_eta(model)
 
     def on_epoch_end(self, model: nn.Module, *, epoch: int) -> None:
         self.epochs = epoch + 1

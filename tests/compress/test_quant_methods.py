@@ -197,3 +197,17 @@ def test_quant_method_resumes_when_attached_before_loading_state(name):
     resumed.load_state_dict(method.state_dict())
     inputs = _batches(count=1)[0][0]
     assert torch.equal(resumed_model(inputs), model(inputs))
+
+
+def test_binary_relax_eta_reaches_eta_end_when_phase_two_starts_whatever_the_budget():
+    for steps in (8, 80):
+        model = _model()
+        method = create_quant_method("binary-relax", eta0=1.0, eta_end=100.0, exact_after_ratio=0.5)
+        start_training(method, model, total_steps=steps)
+        for _ in range(steps // 4):
+            method.after_step(model)
+        assert method.current_eta() == pytest.approx(10.0)  # half of phase I: sqrt(1 * 100)
+        assert model[5].parametrizations.weight[0].relax_eta.item() == pytest.approx(10.0)
+        for _ in range(steps // 4):
+            method.after_step(model)
+        assert method.current_eta() == pytest.approx(100.0)

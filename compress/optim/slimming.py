@@ -8,16 +8,23 @@ that produces it zeroed, so the channel's output is exactly 0 and ``stats.channe
 
 The producing layer of a norm layer is the nearest preceding conv / linear module (definition order)
 whose output width equals the norm's ``num_features`` (true for conv-bn-relu stacks).
+
+Ours: every layer keeps at least ``min_keep_ratio`` of its channels (its strongest; a global quantile
+otherwise empties thin layers and the network collapses), and, as the paper fine-tunes after pruning,
+the channels are pruned after ``1 - finetune_ratio`` of the steps and the rest of the run fine-tunes
+the slimmer network with the pruned channels held at zero and the L1 term off.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from compress.optim.method import Hyperparameters, TrainingMethod, check_ratio
+from compress.optim.method import Hyperparameters, TrainingMethod, check_ratio, clone_tensors, load_tensors
 from compress.prune.dead_channels import norm_layers_with_producers
 
 
@@ -34,12 +41,15 @@ class SlimmingHyperparameters(Hyperparameters):
     s: float | None = None
     s_steps: float = 0.4
     prune_ratio: float = 0.5
+    min_keep_ratio: float = 0.1
+    finetune_ratio: float = 0.25
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not ((self.s is None or self.s >= 0) and self.s_steps >= 0):
             raise ValueError(f"s and s_steps must be >= 0, got {self.s}, {self.s_steps}")
-        check_ratio("prune_ratio", self.prune_ratio)
+        for name in ("prune_ratio", "min_keep_ratio", "finetune_ratio"):
+            check_ratio(name, getattr(self, name))
 
 
 class NetworkSlimming(TrainingMethod):
@@ -48,12 +58,20 @@ class NetworkSlimming(TrainingMethod):
     name = "slimming"
     Hyperparameters = SlimmingHyperparameters
 
+    def __init__(self, hp: SlimmingHyperparameters | None = None) -> None:
+        super().__init__(hp)
+        self.s = self.hp.s
+        self.dead: dict[str, torch.Tensor] = {}
+        self.steps = 0
+
     def prepare(self, model: nn.Module, *, total_steps: int) -> None:
         super().prepare(model, total_steps=total_steps)
         self.s = self.hp.s_steps / (self.hp.lr * self.total_steps) if self.hp.s is None else self.hp.s
 
     @torch.no_grad()
     def before_step(self, model: nn.Module) -> None:
+        if self.dead:
+            return
         for _, norm, _ in norm_layers_with_producers(model):
             if norm.weight.grad is not None:
                 norm.weight.grad.add_(self.s * torch.sign(norm.weight))
@@ -67,17 +85,48 @@ class NetworkSlimming(TrainingMethod):
         return float(torch.quantile(gammas, self.hp.prune_ratio)) if self.hp.prune_ratio > 0 else -1.0
 
     @torch.no_grad()
+    def after_step(self, model: nn.Module) -> None:
+        self.steps += 1
+        if self.dead:
+            self._zero(model)
+        elif self.hp.finetune_ratio > 0 and self.steps >= (1.0 - self.hp.finetune_ratio) * self.total_steps:
+            self._prune(model)
+            self.reset_momentum()
+
+    @torch.no_grad()
     def finalize(self, model: nn.Module) -> None:
+        if not self.dead:
+            self._prune(model)
+        self._zero(model)
+
+    def _prune(self, model: nn.Module) -> None:
+        """Choose the channels at or below the global threshold, at most ``1 - min_keep_ratio`` per layer."""
         threshold = self.threshold(model)
         for fqn, norm, producer in norm_layers_with_producers(model):
-            dead = norm.weight.abs() <= threshold
-            if dead.all():  # never remove a whole layer: keep its strongest channel
-                dead[norm.weight.abs().argmax()] = False
+            magnitude = norm.weight.detach().abs()
+            keep = max(1, math.ceil(self.hp.min_keep_ratio * magnitude.numel()))
+            dead = magnitude <= threshold
+            dead[magnitude.argsort(descending=True)[:keep]] = False
             if producer is None and dead.any():
                 raise ValueError(f"cannot find the conv / linear layer producing {fqn!r}; cannot zero its channels")
+            self.dead[fqn] = dead
+        self._zero(model)
+
+    def _zero(self, model: nn.Module) -> None:
+        """``gamma = beta = 0`` and the producing filter (and bias) zeroed for every pruned channel."""
+        for fqn, norm, producer in norm_layers_with_producers(model):
+            dead = self.dead.get(fqn)
+            if dead is None:
+                continue
             norm.weight[dead] = 0.0
             norm.bias[dead] = 0.0
-            if producer is not None:
-                producer.weight[dead] = 0.0
-                if producer.bias is not None:
-                    producer.bias[dead] = 0.0
+            producer.weight[dead] = 0.0
+            if producer.bias is not None:
+                producer.bias[dead] = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"dead": clone_tensors(self.dead), "steps": self.steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.dead = load_tensors(state, "dead")
+        self.steps = int(state.get("steps", 0))

@@ -280,3 +280,16 @@ def test_sgl_beta_grows_over_the_run_and_the_last_quarter_is_a_masked_fine_tune(
     run_epochs(model, method, optimizer, epochs=1, start_epoch=1)
     for fqn, weight in method.layers.weights(model):
         assert bool((weight.detach()[zeros[fqn]] == 0).all()), f"{fqn}: a frozen zero came back"
+
+
+def test_slimming_keeps_a_floor_per_layer_and_fine_tunes_with_the_channels_held_at_zero():
+    model = tiny_model()
+    method = create_method("slimming", prune_ratio=0.99, min_keep_ratio=0.5, finetune_ratio=0.5, lr=0.05)
+    optimizer = start_training(method, model, total_steps=8)
+    run_epochs(model, method, optimizer, epochs=1)  # half of the steps: channels pruned, fine-tune starts
+    dead = method.dead["1"]
+    assert int(dead.sum()) == 3, "the floor keeps 3 of the 6 channels although the quantile asks for 99%"
+    run_epochs(model, method, optimizer, epochs=1, start_epoch=1)
+    method.finalize(model)
+    assert bool((model[0].weight[dead] == 0).all()) and bool((model[1].weight[dead] == 0).all())
+    assert bool((model[0].weight[~dead] != 0).any())

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+from compress.prune.dead_channels import NORM_TYPES as BATCHNORMS
+from compress.selection import CONV_TYPES as CONVS
 
 # Elementwise with f(0) = 0, or pooling over spatial dims; channel count unchanged.
 PASS_MODULES = (

@@ -54,7 +54,7 @@ def _coerce_type(value: Any, hint: Any, *, where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(hint)
-        if value is None and type(None) in options:
+        if type(None) in options and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
             return None
         errors = []
         for option in options:

@@ -32,3 +32,14 @@ def test_config_from_dict_rejects_value_outside_choices():
 def test_config_to_dict_round_trips():
     config = config_from_dict(PruneConfig, {"pattern": "block", "block": "4x1"}, where="t")
     assert config_from_dict(PruneConfig, config_to_dict(config), where="t") == config
+
+
+def test_method_hyperparameters_are_checked_by_the_config_code_and_none_reads_as_none():
+    from compress.optim.rgsm import RGSMHyperparameters
+
+    hp = config_from_dict(RGSMHyperparameters, {"relative-threshold": "none", "lam1": "0.02"}, where="method rgsm")
+    assert hp.relative_threshold is None and hp.lam1 == 0.02
+    with pytest.raises(UserError, match=r"method rgsm: beta must be > 0, got -1.0"):
+        config_from_dict(RGSMHyperparameters, {"beta": "-1"}, where="method rgsm")
+    with pytest.raises(UserError, match=r"method rgsm.group_axis: 'depth' is not allowed; allowed: output, input"):
+        config_from_dict(RGSMHyperparameters, {"group_axis": "depth"}, where="method rgsm")

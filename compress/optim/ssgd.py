@@ -28,8 +28,9 @@ and test accuracy fell to 41%).
 Optional masked fine-tuning (our choice, as Han et al. 2015 and ADMM's masked retrain): with
 ``ssgd_epochs`` set, the pruning rule is applied at the end of epoch ``ssgd_epochs`` and the remaining
 epochs train the surviving weights with the plain (unscaled) gradient, ``g * mask``, weights kept at
-``w * mask`` after every step, momentum reset at the switch. ``ssgd_epochs=None`` never switches:
-every epoch is affine-scaled and ``finalize`` prunes.
+``w * mask`` after every step, momentum reset at the switch. Without ``ssgd_epochs`` the switch comes
+after ``1 - finetune_ratio`` of the run's steps (default: the last third fine-tunes, whatever the
+budget); ``finetune_ratio=0`` never switches: every step is affine-scaled and ``finalize`` prunes.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from compress.optim.method import (
     LAYER_KINDS,
     Hyperparameters,
     TrainingMethod,
+    check_ratio,
     clone_tensors,
     load_tensors,
 )
@@ -78,16 +80,19 @@ class SSGDHyperparameters(Hyperparameters):
             ``||w||_2^2`` (default 0.99: the pruned weights hold at most 1% of the layer's energy, a
             relative Frobenius perturbation <= 10%; on MNIST LeNets after 4-6 SSGD epochs it pruned
             27-34% of the weights for <= 0.01 point of test accuracy, without fine-tuning). With
-            ``ssgd_epochs`` (fine-tuning) a lower value such as 0.9-0.95 prunes more.
+            the masked fine-tune a lower value prunes more (default 0.7: 13.5x on LeNet-300-100 in
+            1,800 steps, see ``benchmarks/sparse_training.md``).
         ssgd_epochs: epochs of affine-scaled training before pruning and masked fine-tuning with the
-            plain gradient; ``None`` (default): no fine-tuning, ``finalize`` prunes.
+            plain gradient; ``None`` (default): the switch follows ``finetune_ratio``.
+        finetune_ratio: fraction of the run's steps left for the masked fine-tune (without ``ssgd_epochs``).
         eps: guards the normalisation of an all-zero layer.
         layers: ``"all"``, ``"conv"`` or ``"linear"``.
     """
 
     p: float = 0.0
-    keep_energy: float = 0.99
+    keep_energy: float = 0.7
     ssgd_epochs: int | None = None
+    finetune_ratio: float = 1 / 3
     eps: float = 1e-12
     layers: str = field(default="all", metadata={"choices": LAYER_KINDS})
 
@@ -97,6 +102,7 @@ class SSGDHyperparameters(Hyperparameters):
             raise ValueError(f"p must be in [0, 1], got {self.p}")
         if not 0.0 < self.keep_energy <= 1.0:
             raise ValueError(f"keep_energy must be in (0, 1], got {self.keep_energy}")
+        check_ratio("finetune_ratio", self.finetune_ratio)
         if self.ssgd_epochs is not None and self.ssgd_epochs < 1:
             raise ValueError(f"ssgd_epochs must be >= 1 or None, got {self.ssgd_epochs}")
 
@@ -112,6 +118,7 @@ class SSGD(TrainingMethod):
         self.layers = ParamSelector(kinds=self.hp.layers)
         self.masks: dict[str, torch.Tensor] = {}
         self.fine_tuning = False
+        self.steps = 0
 
     def scaling(self, weight: torch.Tensor) -> torch.Tensor:
         """``s = |w|^(2-p) / mean(|w|^(2-p))``."""
@@ -127,15 +134,21 @@ class SSGD(TrainingMethod):
 
     @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:
+        self.steps += 1
         if self.fine_tuning:
             self._apply_masks(model)
+        elif self.hp.ssgd_epochs is None and self.hp.finetune_ratio > 0 and self.steps >= (1 - self.hp.finetune_ratio) * self.total_steps:
+            self._start_fine_tuning(model)
 
     @torch.no_grad()
     def on_epoch_end(self, model: nn.Module, *, epoch: int) -> None:
         if not self.fine_tuning and self.hp.ssgd_epochs is not None and epoch + 1 >= self.hp.ssgd_epochs:
-            self._prune(model)
-            self.fine_tuning = True
-            self.reset_momentum()
+            self._start_fine_tuning(model)
+
+    def _start_fine_tuning(self, model: nn.Module) -> None:
+        self._prune(model)
+        self.fine_tuning = True
+        self.reset_momentum()
 
     def _prune(self, model: nn.Module) -> None:
         self.masks = {
@@ -156,8 +169,9 @@ class SSGD(TrainingMethod):
             self._prune(model)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"masks": clone_tensors(self.masks), "fine_tuning": self.fine_tuning}
+        return {"masks": clone_tensors(self.masks), "fine_tuning": self.fine_tuning, "steps": self.steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.masks = load_tensors(state, "masks")
         self.fine_tuning = bool(state.get("fine_tuning", False))
+        self.steps = int(state.get("steps", 0))

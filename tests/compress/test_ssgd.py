@@ -41,7 +41,7 @@ def test_energy_mask_of_zero_tensor_keeps_nothing():
 
 def test_ssgd_finalize_without_fine_tune_applies_the_energy_rule_per_layer():
     model = tiny_model()
-    method = create_method("ssgd", lr=0.05, keep_energy=0.95)
+    method = create_method("ssgd", lr=0.05, keep_energy=0.95, finetune_ratio=0.0)
     optimizer = start_training(method, model, total_steps=8)
     run_epochs(model, method, optimizer, epochs=2)
     expected = {fqn: w * energy_mask(w, keep_energy=0.95) for fqn, w in model.named_parameters() if w.dim() >= 2}
@@ -75,3 +75,15 @@ def test_ssgd_fine_tune_keeps_the_mask_and_trains_the_survivors_with_the_plain_g
 def test_ssgd_raises_on_invalid_pruning_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         create_method("ssgd", **kwargs)
+
+
+def test_ssgd_default_fine_tunes_the_last_third_of_the_steps():
+    model = tiny_model()
+    method = create_method("ssgd", lr=0.05)
+    optimizer = start_training(method, model, total_steps=12)  # 3 epochs of 4 steps: switch after step 8
+    run_epochs(model, method, optimizer, epochs=2)
+    assert method.fine_tuning and method.steps == 8
+    kept = {fqn: w.detach() != 0 for fqn, w in method.layers.weights(model)}
+    run_epochs(model, method, optimizer, epochs=1, start_epoch=2)
+    for fqn, weight in method.layers.weights(model):
+        assert torch.equal(weight.detach() != 0, kept[fqn] & (weight.detach() != 0)), fqn

@@ -89,7 +89,8 @@ def _compiled_variant(ctx: StageContext, records, inputs, last: dict[str, Any] |
     target_library = inputs.get("compiled", library)
     size_bytes = {"onnx": onnx.stat().st_size, "onnx_gzip": _gzip_size(onnx), "tvm_so": target_library.stat().st_size, "tvm_so_gzip": _gzip_size(target_library)}
     if export is not None:
-        size_bytes["onnx_dense_fp32"] = int(export["metrics"]["sizes"]["dense_bytes"])
+        metrics = export["metrics"]
+        size_bytes["onnx_dense_fp32"] = int(metrics.get("original_dense_bytes", metrics["sizes"]["dense_bytes"]))
     variant = {
         "name": "compiled",
         "stage": "compile",

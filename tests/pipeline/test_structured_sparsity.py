@@ -46,3 +46,11 @@ def test_the_channels_train_sparse_reports_removable_are_the_ones_prune_removes(
     pruned = _stage_metrics(pruned_run)
     assert pruned["removed_channel_sparsity"] == pytest.approx(reported)
     assert pruned["channel_removal_max_abs_difference"] <= 1e-5
+    pruned_model = pruned_run / read_manifest(pruned_run)["stages"][0]["outputs"]["model"]["path"]
+    exported_run = tmp_path / "exported"
+    with pytest.raises(SystemExit) as done:
+        main(["--quiet", "export", str(pruned_model), "--out", str(exported_run), *common[:-2]])
+    assert done.value.code == 0, capsys.readouterr().err
+    export = _stage_metrics(exported_run)
+    assert export["original_dense_bytes"] > export["sizes"]["dense_bytes"], "the ratio must compare with the model before removal"
+    assert export["compression_ratio"] == pytest.approx(export["original_dense_bytes"] / export["sizes"]["compressed_bytes"])

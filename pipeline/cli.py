@@ -113,6 +113,7 @@ def _fail(message: str, code: int, *, immediately: bool = False) -> None:
     if immediately:
         # After Ctrl-C the manifest is already saved; exiting at once keeps the exit code 130 even if
         # the interpreter's shutdown would report the interrupt as a signal death.
+        sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)

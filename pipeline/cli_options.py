@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import Any, Callable
 
@@ -12,7 +13,6 @@ import yaml
 from pipeline.config import choices_of
 from pipeline.errors import UserError
 from pipeline.stage import RunOptions
-
 
 MAX_INPUT_ELEMENTS = 2**26  # values per sample (256 MiB of float32): far beyond any model this tool targets
 
@@ -136,7 +136,19 @@ def _field_option(field: dataclasses.Field, config_type: type) -> Callable:
         return click.option(flag, field.name, multiple=True, metavar="KEY=VALUE", help=help_text)
     choices = field.metadata.get("choices")
     shown = "" if callable(choices) or choices is None else f" ({' | '.join(map(str, choices))})"
-    return click.option(flag, field.name, default=None, help=f"{help_text}{shown} [default: {_show(default)}]")
+    return click.option(flag, field.name, default=None, metavar=_metavar(hint, field.name),
+                        help=f"{help_text}{shown} [default: {_show(default)}]")
+
+
+def _metavar(hint: Any, name: str) -> str:
+    """What ``--help`` shows for a value (the config code still parses it, so errors stay one line)."""
+    options = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) in (typing.Union, types.UnionType) else [hint]
+    base = options[0] if options else hint
+    if typing.get_origin(base) in (tuple, list):
+        return "A,B,..."
+    if base is float:
+        return "RATIO" if name.endswith("ratio") or name.endswith("_drop") else "FLOAT"
+    return {int: "INTEGER", str: "TEXT"}.get(base, "VALUE")
 
 
 def _show(value: Any) -> str:

@@ -46,7 +46,8 @@ def _progress_bar(*, total: int, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(
-        total=total, desc="bench", unit="call", file=sys.stderr, disable=not enabled, leave=False
+        total=total, desc="bench", unit="call", file=sys.stderr, leave=False,
+        disable=not (enabled and sys.stderr.isatty()),  # a log file gets no carriage-return redraws
     )
 
 

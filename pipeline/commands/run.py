@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -10,7 +11,7 @@ import click
 
 from pipeline.cli_options import build_run_options, run_options
 from pipeline.commands.execute import EXAMPLE_MODEL, default_run_dir, execute, summarise
-from pipeline.errors import UserError
+from pipeline.errors import AccuracyBudgetError, RunInterrupted, UserError
 
 
 def make_command(name: str) -> click.Command:
@@ -30,25 +31,53 @@ def make_command(name: str) -> click.Command:
         or an ONNX file (which starts at the compile stage). Without MODEL the bundled LeNet-5 trained
         on MNIST is used.
         """
-        from pipeline.cli import log_function
-        from pipeline.recipe import load_recipe
-
-        if max_accuracy_drop is not None and not math.isfinite(max_accuracy_drop):
-            raise UserError(f"--max-accuracy-drop must be a finite fraction (0.005 = 0.5 points), got {max_accuracy_drop}")
-        steps = _with_target(load_recipe(recipe), target)
-        model_path = model or EXAMPLE_MODEL
-        run_dir = Path(kwargs.pop("out_dir") or default_run_dir(model_path, target))
-        resume, dry_run, as_json = kwargs.pop("resume"), kwargs.pop("dry_run"), kwargs.pop("as_json")
-        kwargs["quiet"] = bool(obj and obj.get("quiet"))
-        options = build_run_options(kwargs, target=target, device=device, max_accuracy_drop=max_accuracy_drop)
-        manifest = execute(
-            steps, model_path=model_path, run_dir=run_dir, options=options, kwargs=kwargs,
-            resume=resume, until=until, dry_run=dry_run, log=log_function(obj),
-        )
-        if not dry_run:
-            summarise(manifest, run_dir=run_dir, as_json=as_json, max_accuracy_drop=max_accuracy_drop)
+        as_json = kwargs.pop("as_json")
+        try:
+            _run(obj, model, target, recipe, until, device, max_accuracy_drop, as_json=as_json, **kwargs)
+        except AccuracyBudgetError:
+            raise  # the JSON summary, with its status, is already on stdout
+        except BaseException as error:
+            if as_json:
+                click.echo(json.dumps(failure_summary(error, kwargs.get("out_dir")), indent=2, sort_keys=True))
+            raise
 
     return command
+
+
+def _run(obj, model, target, recipe, until, device, max_accuracy_drop, *, as_json: bool, **kwargs) -> None:
+    """The body of ``compress run`` (wrapped so that ``--json`` reports failures as JSON too)."""
+    from pipeline.cli import log_function
+    from pipeline.recipe import load_recipe
+
+    if max_accuracy_drop is not None and not math.isfinite(max_accuracy_drop):
+        raise UserError(f"--max-accuracy-drop must be a finite fraction (0.005 = 0.5 points), got {max_accuracy_drop}")
+    steps = _with_target(load_recipe(recipe), target)
+    model_path = model or EXAMPLE_MODEL
+    run_dir = Path(kwargs.pop("out_dir") or default_run_dir(model_path, target))
+    resume, dry_run = kwargs.pop("resume"), kwargs.pop("dry_run")
+    kwargs["quiet"] = bool(obj and obj.get("quiet"))
+    options = build_run_options(kwargs, target=target, device=device, max_accuracy_drop=max_accuracy_drop)
+    manifest = execute(
+        steps, model_path=model_path, run_dir=run_dir, options=options, kwargs=kwargs,
+        resume=resume, until=until, dry_run=dry_run, log=log_function(obj),
+    )
+    if not dry_run:
+        summarise(manifest, run_dir=run_dir, as_json=as_json, max_accuracy_drop=max_accuracy_drop)
+
+
+def failure_summary(error: BaseException, out_dir: str | None) -> dict:
+    """``{"status": "error" | "interrupted", "stage": <failed stage or null>, "message", "exit_code"}``."""
+    interrupted = isinstance(error, (KeyboardInterrupt, RunInterrupted, click.exceptions.Abort))
+    stage = None
+    if out_dir and (Path(out_dir) / "manifest.json").is_file():
+        try:
+            records = json.loads((Path(out_dir) / "manifest.json").read_text()).get("stages", [])
+            stage = next((r["name"] for r in records if r.get("status") in ("failed", "interrupted")), None)
+        except (OSError, ValueError, AttributeError):
+            stage = None
+    code = getattr(error, "exit_code", 130 if interrupted else 1)
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return {"status": "interrupted" if interrupted else "error", "stage": stage, "message": message, "exit_code": code}
 
 
 def _with_target(steps, target: str):

@@ -194,3 +194,60 @@ def test_an_onnx_input_with_external_weights_is_copied_with_them(tmp_path, capsy
     code, _, err = _cli(["compile", str(source / "model.onnx"), "--target", "host", "--out", str(out)], capsys)
     assert code == 0, err
     assert (out / "00-input" / "weights.bin").read_bytes() == (source / "weights.bin").read_bytes()
+
+
+def test_json_reports_a_failure_as_a_json_object_on_stdout(tmp_path, capsys):
+    import json
+
+    model = save_tiny_bundle(tmp_path / "tiny.pt")
+    with pytest.raises(SystemExit) as done:
+        main(["--quiet", "run", str(model), "--json", "--recipe", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "run")])
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert done.value.code == 2 and summary["status"] == "error" and summary["stage"] is None
+    assert "cannot read recipe" in summary["message"] and summary["exit_code"] == 2
+    assert len(captured.err.strip().splitlines()) == 1
+
+    bad = tmp_path / "bad.npz"
+    import numpy as np
+
+    np.savez(bad, x=np.zeros((20, 1, 8, 8), np.float32), y=np.arange(20) % 10 + 40)  # labels beyond the outputs
+    with pytest.raises(SystemExit) as done:
+        main(["--quiet", "run", str(model), "--json", "--data", str(bad), "--out", str(tmp_path / "run2")])
+    summary = json.loads(capsys.readouterr().out)
+    assert done.value.code == 2 and summary["stage"] == "train-sparse" and "outputs" in summary["message"]
+
+
+def test_progress_bars_draw_only_on_a_terminal(monkeypatch):
+    import sys
+
+    from pipeline.progress import progress_bar
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert progress_bar(total=3, desc="x", enabled=True).disable
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    bar = progress_bar(total=3, desc="x", enabled=True)
+    assert not bar.disable
+    bar.close()
+
+
+def test_a_logged_run_prints_one_line_per_epoch_and_no_carriage_returns(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.pipeline.conftest import TINY_FACTORY
+
+    repo = Path(__file__).resolve().parents[2]
+    model = save_tiny_bundle(tmp_path / "tiny.pt", arch=TINY_FACTORY)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "train-sparse", str(model), "--arch", TINY_FACTORY, "--epochs", "2",
+         "--data", "digits", "--train-limit", "128", "--test-limit", "32", "--out", str(tmp_path / "run")],
+        cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "\r" not in done.stderr
+    assert [line for line in done.stderr.splitlines() if " epoch " in line and "test accuracy" in line] == [
+        line for line in done.stderr.splitlines() if line.startswith("train epoch")
+    ]
+    assert sum(line.startswith("train epoch") for line in done.stderr.splitlines()) == 2

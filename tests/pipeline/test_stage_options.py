@@ -89,3 +89,13 @@ def test_report_measures_latency_on_an_rpc_device(tmp_path, tiny_model_path, dig
     report = json.loads((tmp_path / "run" / manifest["stages"][2]["outputs"]["report-json"]["path"]).read_text())
     remote = [row for row in report["latency"] if row["runtime"] == "tvm-rpc"]
     assert len(remote) == 1 and remote[0]["device"] == options.device and remote[0]["median_ms"] > 0
+
+
+def test_help_shows_the_type_of_every_numeric_option(capsys):
+    from pipeline.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["prune", "--help"])
+    text = capsys.readouterr().out
+    for shown in ("--sparsity-ratio RATIO", "--epochs INTEGER", "--lr FLOAT", "--block A,B,..."):
+        assert shown in text, shown

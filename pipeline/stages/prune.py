@@ -58,7 +58,7 @@ class PruneConfig:
 @STAGES.register("prune")
 class PruneStage(Stage):
     name = "prune"
-    version = "1"
+    version = "2"
     Config = PruneConfig
     summary = "unstructured / block / N:M / BCR pruning with masked fine-tuning, and physical channel removal"
 
@@ -87,7 +87,9 @@ class PruneStage(Stage):
             notes += plan.notes
         layouts = _layouts(model, config)
         notes += _empty_layer_warnings(ctx, layouts)
-        after = {**model_metrics(model, data), **_compute(model, example), "channel_sparsity": channel_sparsity(model)}
+        zero_rows = round(channel_sparsity(model) * output_channels(model))
+        after = {**model_metrics(model, data), **_compute(model, example),
+                 "channel_sparsity": (removed + zero_rows) / max(channels_before, 1)}  # removed channels count
         plan_path = write_json(ctx.stage_dir / "channel-plans.json", plans)
         path = save_model(ctx, bundle, model, channel_plans=plans, layouts=[layout.to_dict() for layout in layouts])
         metrics = {**after, "before": before, "notes": notes, "pattern": config.pattern, "block": list(config.block),

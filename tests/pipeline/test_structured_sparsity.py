@@ -45,6 +45,7 @@ def test_the_channels_train_sparse_reports_removable_are_the_ones_prune_removes(
     assert done.value.code == 0, capsys.readouterr().err
     pruned = _stage_metrics(pruned_run)
     assert pruned["removed_channel_sparsity"] == pytest.approx(reported)
+    assert pruned["channel_sparsity"] >= pruned["removed_channel_sparsity"] > 0, "removed channels count as channel sparsity"
     assert pruned["channel_removal_max_abs_difference"] <= 1e-5
     pruned_model = pruned_run / read_manifest(pruned_run)["stages"][0]["outputs"]["model"]["path"]
     exported_run = tmp_path / "exported"

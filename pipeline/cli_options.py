@@ -96,8 +96,8 @@ def build_run_options(kwargs: dict[str, Any], *, target: str, device: str = "", 
     resize = parse_shape(kwargs.get("resize"), what="--resize")
     if resize:
         preprocess["resize"] = list(resize)
-    if preprocess and "scale" not in preprocess:
-        preprocess["scale"] = 1 / 255 if kwargs["data"] == "mnist" else 1.0
+    # Without --scale the data source's own unit scale applies (1/255 for integer pixels, 1 for float
+    # data), whatever the source: ``load_dataset`` fills it in and records it.
     _check_preprocess(preprocess)
     return RunOptions(
         data=kwargs["data"],

@@ -224,7 +224,7 @@ class Runner:
 
         key = tuple(input_shape)
         if key not in self._data_cache:
-            prep = Preprocess(**_preprocess_kwargs(self.options.preprocess)) if self.options.preprocess else None
+            prep = Preprocess(**{"scale": None, **_preprocess_kwargs(self.options.preprocess)}) if self.options.preprocess else None
             self._data_cache[key] = load_dataset(
                 self.options.data,
                 preprocess=prep,

@@ -71,6 +71,8 @@ def load_dataset(
     """
     raw = load_source(spec, seed=seed)
     prep = preprocess or Preprocess(scale=raw.unit_scale)
+    if preprocess is not None and preprocess.scale is None:  # --mean/--std without --scale: the source's own scale
+        prep = replace(prep, scale=raw.unit_scale)
     if model_input_shape is not None:
         channels, spatial = model_input_shape[0], tuple(model_input_shape[1:])
         if raw.train_x.shape[1] != channels:

@@ -13,13 +13,14 @@ class Preprocess:
     """``x = (resize(raw) * scale - mean[c]) / std[c]`` on NCHW float32.
 
     Attributes:
-        scale: multiplies raw pixel values (1/255 for uint8 images gives [0, 1]).
+        scale: multiplies raw pixel values (1/255 for uint8 images gives [0, 1]); ``None``: the data
+            source's unit scale (1/255 for integer pixels, 1 for float data), filled in by ``load_dataset``.
         mean: per-channel mean subtracted after scaling (empty: none).
         std: per-channel std divided after the mean (empty: none).
         resize: target ``[H, W]`` (bilinear), or empty to keep the data's size.
     """
 
-    scale: float = 1.0 / 255.0
+    scale: float | None = 1.0 / 255.0
     mean: tuple[float, ...] = field(default_factory=tuple)
     std: tuple[float, ...] = field(default_factory=tuple)
     resize: tuple[int, ...] = field(default_factory=tuple)

@@ -86,3 +86,23 @@ def test_load_source_unknown_spec_lists_allowed():
 def test_load_dataset_channel_mismatch_is_clear():
     with pytest.raises(UserError, match="1 channel.*expects 3"):
         load_dataset("digits", model_input_shape=(3, 8, 8))
+
+
+def test_mean_and_std_without_scale_use_the_source_s_unit_scale(tmp_path):
+    """An integer image set with --mean/--std and no --scale is scaled to [0, 1] first (issue 18: an
+    IDX folder fed inputs up to 721 into training); float data keeps scale 1."""
+    import numpy as np
+
+    from pipeline.cli_options import build_run_options
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(40, 1, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "ints.npz", x=pixels, y=np.arange(40) % 10)
+    np.savez(tmp_path / "floats.npz", x=pixels.astype(np.float32) / 255, y=np.arange(40) % 10)
+    kwargs = dict(data=str(tmp_path / "ints.npz"), scale=None, mean="0.5", std="0.25", resize=None, seed=0,
+                  train_limit=0, test_limit=0, trust_pickle=False, threads=0, arch=None)
+    options = build_run_options(kwargs, target="host")
+    assert "scale" not in options.preprocess
+    for name in ("ints.npz", "floats.npz"):
+        data = load_dataset(str(tmp_path / name), preprocess=Preprocess(scale=None, mean=(0.5,), std=(0.25,)))
+        assert data.preprocess.scale == (1 / 255 if name == "ints.npz" else 1.0)
+        assert float(data.train_x.max()) <= 2.0 + 1e-6 and float(data.train_x.min()) >= -2.0 - 1e-6

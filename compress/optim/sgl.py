@@ -25,7 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.optim.method import LAYER_KINDS, Hyperparameters, TrainingMethod, check_ratio, clone_tensors, load_tensors
+from compress.optim.method import (
+    LAYER_KINDS,
+    Hyperparameters,
+    TrainingMethod,
+    check_ratio,
+    clone_tensors,
+    load_tensors,
+)
 from compress.prox.group import GROUP_AXES
 from compress.regularizers import ELEMENTWISE, GroupLasso, elementwise_penalty
 from compress.regularizers.schedules import StepGrowth

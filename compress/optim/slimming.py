@@ -24,7 +24,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.optim.method import Hyperparameters, TrainingMethod, check_ratio, clone_tensors, load_tensors
+from compress.optim.method import (
+    Hyperparameters,
+    TrainingMethod,
+    check_ratio,
+    clone_tensors,
+    load_tensors,
+)
 from compress.prune.dead_channels import norm_layers_with_producers
 
 

@@ -12,8 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compress.prune.dead_channels import NORM_TYPES as BATCHNORMS
-from compress.selection import CONV_TYPES as CONVS
+from compress.prune.dead_channels import NORM_TYPES
+from compress.selection import CONV_TYPES
+
+CONVS, BATCHNORMS = CONV_TYPES, NORM_TYPES
 
 # Elementwise with f(0) = 0, or pooling over spatial dims; channel count unchanged.
 PASS_MODULES = (

@@ -9,8 +9,8 @@ import numpy as np
 from compress.types import QuantRecord, SparsityLayout
 from pipeline.atomic import atomic_path, write_text
 from pipeline.errors import StageError, UserError
-from pipeline.stage import STAGES, Stage, StageContext, StageResult
 from pipeline.model_io import build_architecture
+from pipeline.stage import STAGES, Stage, StageContext, StageResult
 from pipeline.stages.common import load_model
 
 ENCODINGS = ("auto", "dense", "csr", "bsr", "delta", "ternary", "binary", "int8")
@@ -33,9 +33,8 @@ class ExportStage(Stage):
     summary = "ONNX export with compact CSR / BSR / packed ternary / int8 weights, lossless"
 
     def run(self, ctx: StageContext, config: ExportConfig, inputs: dict) -> StageResult:
-        from deploy.onnx import OnnxFormatError, export_onnx, format_markdown
-
         from compress.models.enresnet import set_noise_mode
+        from deploy.onnx import OnnxFormatError, export_onnx, format_markdown
 
         bundle, model = load_model(ctx, inputs["model"])
         set_noise_mode(model, "train")  # EnResNet's test-time noise would export as random ops

@@ -72,7 +72,10 @@ class TrainSparseStage(Stage):
 def removable_channel_sparsity(model: torch.nn.Module, example: tuple) -> float:
     """Fraction of conv / linear output channels that the prune stage's channel removal would take
     out of ``model`` as it is (dead or unread channels): the structured sparsity the method reached."""
-    plan = plan_channel_pruning(model, example_inputs=example, channel_ratio=None)
+    try:
+        plan = plan_channel_pruning(model, example_inputs=example, channel_ratio=None)
+    except (ValueError, RuntimeError, TypeError):  # a model the planner cannot trace: nothing it would remove
+        return 0.0
     return plan.removed_output_channels() / max(output_channels(model), 1)
 
 

@@ -60,12 +60,22 @@ def test_measure_interleaved_counts_warmup_calls_apart_when_warmup_given():
     assert stats["a"].runs == 5
 
 
-def test_measure_interleaved_writes_progress_to_stderr_when_progress_on(capsys):
-    measure_interleaved({"a": lambda: None}, warmup=0, runs=3, progress=True)
+def test_measure_interleaved_writes_progress_to_stderr_when_progress_on_at_a_terminal(capsys, monkeypatch):
+    import sys
 
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    measure_interleaved({"a": lambda: None}, warmup=0, runs=3, progress=True)
     captured = capsys.readouterr()
     assert "bench" in captured.err
     assert captured.out == ""
+
+
+def test_measure_interleaved_draws_no_bar_into_a_log(capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    measure_interleaved({"a": lambda: None}, warmup=0, runs=3, progress=True)
+    assert "\r" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

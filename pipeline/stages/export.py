@@ -55,8 +55,14 @@ class ExportStage(Stage):
             raise UserError(f"export: {error}") from None
         table = result.sizes
         size_table = format_markdown(table)
+        original, original_gzip = _original_dense_sizes(ctx, bundle, example, opset=config.opset) or (table.dense_bytes, table.dense_gzip_bytes)
+        if bundle.channel_plans:
+            size_table += (
+                f"\nThe dense fp32 ONNX of the original architecture (before channel removal): {original} bytes, "
+                f"gzip -9 {original_gzip} bytes; the compressed ONNX is {original / max(table.compressed_bytes, 1):.1f}x "
+                f"smaller, {original_gzip / max(table.compressed_gzip_bytes, 1):.1f}x smaller gzipped.\n"
+            )
         write_text(ctx.stage_dir / "sizes.md", size_table)
-        original = _original_dense_bytes(ctx, bundle, example, opset=config.opset) or table.dense_bytes
         ratio = original / max(table.compressed_bytes, 1)
         ctx.log(f"{size_table}\nexport: {ratio:.1f}x smaller than the original dense fp32 ONNX, parity {result.max_abs_error:.2e}")
         metrics = {
@@ -64,23 +70,26 @@ class ExportStage(Stage):
             "onnx_test_accuracy": onnx_accuracy(path, data),
             "compression_ratio": ratio,
             "original_dense_bytes": original,
+            "original_dense_gzip_bytes": original_gzip,
             "sizes": table.to_dict(),
             "layers": result.layers,
         }
         return StageResult(outputs={"onnx": path, "size-table": ctx.stage_dir / "sizes.md"}, metrics=metrics)
 
 
-def _original_dense_bytes(ctx: StageContext, bundle, example, *, opset: int) -> int | None:
-    """Bytes of the dense fp32 ONNX of the architecture before channel removal (``None`` without
-    removal): the size table compares layers of the slimmer network, the headline ratio compares
-    against what the user brought."""
+def _original_dense_sizes(ctx: StageContext, bundle, example, *, opset: int) -> tuple[int, int] | None:
+    """Bytes and gzip -9 bytes of the dense fp32 ONNX of the architecture before channel removal
+    (``None`` without removal): the size table compares layers of the slimmer network, the headline
+    ratios compare against what the user brought."""
     if not bundle.channel_plans:
         return None
+    from deploy.onnx.sizes import gzip_size
     from deploy.onnx.torch_export import export_dense
 
     original = build_architecture(bundle.arch, bundle.arch_kwargs, trust_pickle=ctx.options.trust_pickle,
                                   trusted_archs=ctx.options.trusted_archs)
-    return len(export_dense(original, example, opset=opset).SerializeToString())
+    data = export_dense(original, example, opset=opset).SerializeToString()
+    return len(data), gzip_size(data)
 
 
 def onnx_accuracy(path, data, *, batch_size: int = 500) -> float:

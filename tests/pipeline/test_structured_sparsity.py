@@ -55,3 +55,6 @@ def test_the_channels_train_sparse_reports_removable_are_the_ones_prune_removes(
     export = _stage_metrics(exported_run)
     assert export["original_dense_bytes"] > export["sizes"]["dense_bytes"], "the ratio must compare with the model before removal"
     assert export["compression_ratio"] == pytest.approx(export["original_dense_bytes"] / export["sizes"]["compressed_bytes"])
+    assert export["original_dense_gzip_bytes"] > export["sizes"]["dense_gzip_bytes"]
+    table = read_manifest(exported_run)["stages"][0]["outputs"]["size-table"]["path"]
+    assert "before channel removal" in (exported_run / table).read_text()

@@ -11,7 +11,7 @@ from pipeline.atomic import atomic_path, write_text
 from pipeline.errors import StageError, UserError
 from pipeline.model_io import build_architecture
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
-from pipeline.stages.common import load_model
+from pipeline.stages.common import effective_preprocess, load_model
 
 ENCODINGS = ("auto", "dense", "csr", "bsr", "delta", "ternary", "binary", "int8")
 PARITY_ATOL = 1e-4
@@ -47,7 +47,7 @@ class ExportStage(Stage):
                     model, example, tmp, opset=config.opset, encoding=config.encoding,
                     layouts=[SparsityLayout.from_dict(d) for d in bundle.layouts],
                     quant=[QuantRecord.from_dict(d) for d in bundle.quant],
-                    preprocess=bundle.preprocess,
+                    preprocess=bundle.preprocess or effective_preprocess(data),
                 )
                 if not result.max_abs_error <= PARITY_ATOL:
                     raise StageError(f"export: onnxruntime differs from torch by {result.max_abs_error:.3g} > {PARITY_ATOL}")

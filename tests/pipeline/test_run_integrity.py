@@ -251,3 +251,22 @@ def test_a_logged_run_prints_one_line_per_epoch_and_no_carriage_returns(tmp_path
         line for line in done.stderr.splitlines() if line.startswith("train epoch")
     ]
     assert sum(line.startswith("train epoch") for line in done.stderr.splitlines()) == 2
+
+
+def test_default_preprocessing_is_recorded_in_the_bundle_and_the_onnx(tmp_path, capsys):
+    """A user's model run with default preprocessing records what a device must do (issue 18)."""
+    import onnx
+
+    from deploy.onnx import read_preprocess
+    from pipeline.model_io import load_bundle
+
+    model = save_tiny_bundle(tmp_path / "tiny.pt")
+    run = tmp_path / "run"
+    code, _, err = _cli(["run", str(model), "--out", str(run), "--until", "export", *FAST], capsys)
+    assert code == 0, err
+    stages = {r["name"]: r for r in read_manifest(run)["stages"]}
+    recorded = load_bundle(run / stages["quantize"]["outputs"]["model"]["path"]).preprocess
+    assert recorded["scale"] == pytest.approx(1 / 16) and recorded["layout"] == "NCHW" and recorded["channels"] == 1
+    assert len(recorded["input_range"]) == 2
+    metadata = read_preprocess(onnx.load(str(run / stages["export"]["outputs"]["onnx"]["path"])))
+    assert metadata["scale"] == pytest.approx(1 / 16) and metadata["dtype"] == "float32"

@@ -30,6 +30,7 @@ from compress.optim.method import (
 )
 from compress.prox.cardinality import CARDINALITY_MODES, cardinality_mask
 from compress.prox.group import GROUP_AXES, group_axis
+from compress.prune.masks import apply_masks_, mask_gradients_
 from compress.selection import ParamSelector
 
 
@@ -131,21 +132,15 @@ class ADMM(TrainingMethod):
     @torch.no_grad()
     def before_step(self, model: nn.Module) -> None:
         if self.retraining:
-            for fqn, weight in self.layers.weights(model):
-                if weight.grad is not None:
-                    weight.grad.mul_(self.masks[fqn])
+            mask_gradients_(model, self.masks)
 
     @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:
         self.step_count += 1
         if self.retraining:
-            self._apply_masks(model)
+            apply_masks_(model, self.masks)
         elif self.hp.z_update_interval and self.step_count % self.hp.z_update_interval == 0:
             self._update_z_u(model)
-
-    def _apply_masks(self, model: nn.Module) -> None:
-        for fqn, weight in self.layers.weights(model):
-            weight.mul_(self.masks[fqn])
 
     @torch.no_grad()
     def on_epoch_end(self, model: nn.Module, *, epoch: int) -> None:
@@ -160,7 +155,7 @@ class ADMM(TrainingMethod):
         if not self.z:
             self._init_z_u(model)
         self.masks = {fqn: z.ne(0).to(z.dtype) for fqn, z in self.z.items()}
-        self._apply_masks(model)
+        apply_masks_(model, self.masks)
         self.retraining = True
         self.reset_momentum()
 
@@ -168,7 +163,7 @@ class ADMM(TrainingMethod):
     def finalize(self, model: nn.Module) -> None:
         if not self.retraining:
             self._start_retraining(model)
-        self._apply_masks(model)
+        apply_masks_(model, self.masks)
 
     def state_dict(self) -> dict[str, Any]:
         return {

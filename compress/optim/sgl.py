@@ -34,6 +34,7 @@ from compress.optim.method import (
     load_tensors,
 )
 from compress.prox.group import GROUP_AXES
+from compress.prune.masks import apply_masks_, mask_gradients_
 from compress.regularizers import ELEMENTWISE, GroupLasso, elementwise_penalty
 from compress.regularizers.schedules import StepGrowth
 from compress.selection import ParamSelector
@@ -120,15 +121,13 @@ class SparseGroupLasso(TrainingMethod):
     @torch.no_grad()
     def before_step(self, model: nn.Module) -> None:
         if self.fine_tuning:
-            for fqn, weight in self.layers.weights(model):
-                if weight.grad is not None:
-                    weight.grad.mul_(self.masks[fqn])
+            mask_gradients_(model, self.masks)
 
     @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:
         self.steps += 1
         if self.fine_tuning:
-            self._apply_masks(model)
+            apply_masks_(model, self.masks)
             return
         self._refresh_u(model)
         if self.hp.finetune_ratio > 0 and self.steps >= (1.0 - self.hp.finetune_ratio) * self.total_steps:
@@ -138,22 +137,21 @@ class SparseGroupLasso(TrainingMethod):
         self.epoch = epoch + 1
 
     def _freeze_support(self, model: nn.Module) -> None:
-        self._refresh_u(model)
-        self.masks = {fqn: self.u[fqn].ne(0).to(weight.dtype) for fqn, weight in self.layers.weights(model)}
-        self._apply_masks(model)
+        self._support_masks(model)
+        apply_masks_(model, self.masks)
         self.fine_tuning = True
         self.reset_momentum()
-
-    def _apply_masks(self, model: nn.Module) -> None:
-        for fqn, weight in self.layers.weights(model):
-            weight.mul_(self.masks[fqn])
 
     @torch.no_grad()
     def finalize(self, model: nn.Module) -> None:
         if not self.fine_tuning:
-            self._refresh_u(model)
-            self.masks = {fqn: self.u[fqn].ne(0).to(weight.dtype) for fqn, weight in self.layers.weights(model)}
-        self._apply_masks(model)
+            self._support_masks(model)
+        apply_masks_(model, self.masks)
+
+    def _support_masks(self, model: nn.Module) -> None:
+        """``masks = 1{U != 0}`` of the current weights (the deployed support)."""
+        self._refresh_u(model)
+        self.masks = {fqn: self.u[fqn].ne(0).to(weight.dtype) for fqn, weight in self.layers.weights(model)}
 
     def state_dict(self) -> dict[str, Any]:
         return {"u": clone_tensors(self.u), "masks": clone_tensors(self.masks), "epoch": self.epoch,

@@ -49,6 +49,7 @@ from compress.optim.method import (
     clone_tensors,
     load_tensors,
 )
+from compress.prune.masks import apply_masks_, mask_gradients_
 from compress.selection import ParamSelector
 
 
@@ -127,16 +128,18 @@ class SSGD(TrainingMethod):
 
     @torch.no_grad()
     def before_step(self, model: nn.Module) -> None:
-        for fqn, weight in self.layers.weights(model):
-            if weight.grad is None:
-                continue
-            weight.grad.mul_(self.masks[fqn] if self.fine_tuning else self.scaling(weight))
+        if self.fine_tuning:
+            mask_gradients_(model, self.masks)
+            return
+        for _, weight in self.layers.weights(model):
+            if weight.grad is not None:
+                weight.grad.mul_(self.scaling(weight))
 
     @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:
         self.steps += 1
         if self.fine_tuning:
-            self._apply_masks(model)
+            apply_masks_(model, self.masks)
         elif self.hp.ssgd_epochs is None and self.hp.finetune_ratio > 0 and self.steps >= (1 - self.hp.finetune_ratio) * self.total_steps:
             self._start_fine_tuning(model)
 
@@ -155,16 +158,12 @@ class SSGD(TrainingMethod):
             fqn: energy_mask(weight, keep_energy=self.hp.keep_energy).to(weight.dtype)
             for fqn, weight in self.layers.weights(model)
         }
-        self._apply_masks(model)
-
-    def _apply_masks(self, model: nn.Module) -> None:
-        for fqn, weight in self.layers.weights(model):
-            weight.mul_(self.masks[fqn])
+        apply_masks_(model, self.masks)
 
     @torch.no_grad()
     def finalize(self, model: nn.Module) -> None:
         if self.fine_tuning:
-            self._apply_masks(model)
+            apply_masks_(model, self.masks)
         else:
             self._prune(model)
 

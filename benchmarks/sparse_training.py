@@ -40,13 +40,12 @@ from compress.optim import create_method  # noqa: E402
 from compress.optim.loop import evaluate, start_training, train_epoch  # noqa: E402
 from compress.optim.method import Hyperparameters, TrainingMethod  # noqa: E402
 from compress.prox.cardinality import cardinality_mask  # noqa: E402
-from compress.prune import plan_channel_pruning  # noqa: E402
+from compress.prune import removable_channel_ratio  # noqa: E402
 from compress.prune.dead_channels import silence_dead_channels_  # noqa: E402
 from compress.stats import (  # noqa: E402
     channel_sparsity,
     count_nonzero_weights,
     layer_stats,
-    output_channels,
     weight_sparsity,
 )
 
@@ -237,9 +236,7 @@ def run_one(arch: str, method_name: str, dense_state: dict, data: dict, args, pr
 
 def removable_channels(model: nn.Module, data: dict) -> float:
     """Fraction of conv / linear output channels the prune stage's channel removal would take out."""
-    example = (data["test_x"][:4],)
-    plan = plan_channel_pruning(model, example_inputs=example, channel_ratio=None)
-    return plan.removed_output_channels() / max(output_channels(model), 1)
+    return removable_channel_ratio(model, example_inputs=(data["test_x"][:4],))
 
 
 def dense_reference(arch: str, data: dict, args) -> tuple[dict, dict[str, Any]]:

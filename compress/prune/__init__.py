@@ -21,6 +21,7 @@ from compress.prune.channel_prune import (
     check_channel_equivalence,
     max_output_difference,
     prune_channels,
+    removable_channel_ratio,
 )
 from compress.prune.channel_surgery import (
     apply_channel_plan,
@@ -96,6 +97,7 @@ __all__ = [
     "plan_channel_pruning",
     "plan_masks",
     "prune_channels",
+    "removable_channel_ratio",
     "prune_weights",
     "threshold_masks",
     "trace_channels",

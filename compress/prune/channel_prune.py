@@ -11,6 +11,7 @@ from torch import nn
 from compress.prune.channel_plan import plan_channel_pruning
 from compress.prune.channel_surgery import apply_channel_plan, mask_channels_
 from compress.prune.plan_record import ChannelPlan
+from compress.stats import output_channels
 
 
 class ChannelRemovalMismatch(RuntimeError):
@@ -51,6 +52,13 @@ def check_channel_equivalence(
     if not difference <= atol:
         raise ChannelRemovalMismatch(f"pruned model differs from the masked model by {difference:.3g} > atol {atol:.3g}")
     return difference
+
+
+def removable_channel_ratio(model: nn.Module, *, example_inputs: tuple) -> float:
+    """Fraction of conv / linear output channels that dead-channel removal (``channel_ratio=None``)
+    would take out of ``model`` as it is: the structured sparsity a training method reached."""
+    plan = plan_channel_pruning(model, example_inputs=example_inputs, channel_ratio=None)
+    return plan.removed_output_channels() / max(output_channels(model), 1)
 
 
 def prune_channels(

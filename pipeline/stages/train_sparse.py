@@ -8,9 +8,9 @@ from typing import Any
 import torch
 
 from compress.optim import METHODS, list_methods
-from compress.prune import plan_channel_pruning
+from compress.prune import removable_channel_ratio
 from compress.prune.dead_channels import silence_dead_channels_
-from compress.stats import channel_sparsity, output_channels
+from compress.stats import channel_sparsity
 from pipeline.errors import UserError
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
 from pipeline.stages.common import load_model, make_method, model_metrics, save_model
@@ -73,10 +73,9 @@ def removable_channel_sparsity(model: torch.nn.Module, example: tuple) -> float:
     """Fraction of conv / linear output channels that the prune stage's channel removal would take
     out of ``model`` as it is (dead or unread channels): the structured sparsity the method reached."""
     try:
-        plan = plan_channel_pruning(model, example_inputs=example, channel_ratio=None)
-    except (ValueError, RuntimeError, TypeError):  # a model the planner cannot trace: nothing it would remove
+        return removable_channel_ratio(model, example_inputs=example)
+    except (ValueError, RuntimeError, TypeError):  # a model the planner cannot handle: nothing it would remove
         return 0.0
-    return plan.removed_output_channels() / max(output_channels(model), 1)
 
 
 def _make_method(config: TrainSparseConfig):

@@ -12,6 +12,7 @@ import click
 from pipeline.cli_options import build_run_options, run_options
 from pipeline.commands.execute import EXAMPLE_MODEL, default_run_dir, execute, summarise
 from pipeline.errors import AccuracyBudgetError, RunInterrupted, UserError
+from pipeline.manifest import read_manifest
 
 
 def make_command(name: str) -> click.Command:
@@ -69,11 +70,11 @@ def failure_summary(error: BaseException, out_dir: str | None) -> dict:
     """``{"status": "error" | "interrupted", "stage": <failed stage or null>, "message", "exit_code"}``."""
     interrupted = isinstance(error, (KeyboardInterrupt, RunInterrupted, click.exceptions.Abort))
     stage = None
-    if out_dir and (Path(out_dir) / "manifest.json").is_file():
+    if out_dir:
         try:
-            records = json.loads((Path(out_dir) / "manifest.json").read_text()).get("stages", [])
+            records = read_manifest(Path(out_dir)).get("stages", [])
             stage = next((r["name"] for r in records if r.get("status") in ("failed", "interrupted")), None)
-        except (OSError, ValueError, AttributeError):
+        except UserError:  # no run directory yet (the error came before any stage)
             stage = None
     code = getattr(error, "exit_code", 130 if interrupted else 1)
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -50,7 +50,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="compress")
-@click.option("-q", "--quiet", is_flag=True, help="no progress bars or stage logs")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bars or stage logs (warnings still print)")
 @click.option("--plugin", "plugins", multiple=True, metavar="FILE.py|MODULE",
               help="import your own code first, e.g. a training method (docs/adding-a-method.md); repeatable")
 @click.pass_context
@@ -120,5 +120,11 @@ def _fail(message: str, code: int, *, immediately: bool = False) -> None:
 
 
 def log_function(ctx_obj: dict[str, Any] | None):
+    """Stage log lines to stderr; with ``--quiet`` only the warnings."""
     quiet = bool(ctx_obj and ctx_obj.get("quiet"))
-    return (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+
+    def log(message: str) -> None:
+        if not quiet or "warning:" in message:
+            click.echo(message, err=True)
+
+    return log

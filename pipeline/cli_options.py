@@ -114,30 +114,44 @@ def build_run_options(kwargs: dict[str, Any], *, target: str, device: str = "", 
     )
 
 
-def config_options(config_type: type) -> Callable[[Callable], Callable]:
-    """Click options generated from a stage's config dataclass (defaults are shown, never duplicated)."""
+def config_options(config_type: type, *, stage: str | None = None) -> Callable[[Callable], Callable]:
+    """Click options generated from a stage's config dataclass (defaults are shown, never duplicated;
+    where ``compress run``'s built-in recipe sets another value for ``stage``, the help shows it too);
+    options of a shared group (the adversarial ones) come after the stage's own."""
+    fields = sorted(dataclasses.fields(config_type), key=lambda f: "group" in f.metadata)
+    in_recipe = built_in_recipe_values(stage) if stage else {}
 
     def decorate(command: Callable) -> Callable:
-        for field in reversed(dataclasses.fields(config_type)):
-            command = _field_option(field, config_type)(command)
+        for field in reversed(fields):
+            command = _field_option(field, config_type, in_recipe.get(field.name))(command)
         return command
 
     return decorate
 
 
-def _field_option(field: dataclasses.Field, config_type: type) -> Callable:
+def built_in_recipe_values(stage: str) -> dict[str, Any]:
+    """The settings the built-in recipe gives ``stage`` (read as plain YAML: no stage code runs)."""
+    from pipeline.recipe import DEFAULT_RECIPE
+
+    document = yaml.safe_load(DEFAULT_RECIPE.read_text(encoding="utf-8"))
+    step = next((s for s in document["stages"] if s["use"] == stage), None)
+    return {str(key).replace("-", "_"): value for key, value in ((step or {}).get("with") or {}).items()}
+
+
+def _field_option(field: dataclasses.Field, config_type: type, recipe_value: Any = None) -> Callable:
     flag = "--" + field.name.replace("_", "-")
     default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
     help_text = field.metadata.get("help", "")
     hint = typing.get_type_hints(config_type)[field.name]
+    recipe = "" if recipe_value is None or recipe_value == default else f"; compress run's built-in recipe: {_show(recipe_value)}"
     if hint is bool or hint == (bool | None):
-        return click.option(f"{flag}/--no-{flag[2:]}", field.name, default=None, help=f"{help_text} [default: {default}]")
+        return click.option(f"{flag}/--no-{flag[2:]}", field.name, default=None, help=f"{help_text} [default: {default}{recipe}]")
     if typing.get_origin(hint) is dict:
-        return click.option(flag, field.name, multiple=True, metavar="KEY=VALUE", help=help_text)
+        return click.option(flag, field.name, multiple=True, metavar="KEY=VALUE", help=f"{help_text}{' [' + recipe[2:] + ']' if recipe else ''}")
     choices = field.metadata.get("choices")
     shown = "" if callable(choices) or choices is None else f" ({' | '.join(map(str, choices))})"
     return click.option(flag, field.name, default=None, metavar=_metavar(hint, field.name),
-                        help=f"{help_text}{shown} [default: {_show(default)}]")
+                        help=f"{help_text}{shown} [default: {_show(default)}{recipe}]")
 
 
 def _metavar(hint: Any, name: str) -> str:
@@ -152,6 +166,8 @@ def _metavar(hint: Any, name: str) -> str:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{key}={item}" for key, item in value.items())
     return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
 
 

@@ -1,4 +1,9 @@
-"""Recipes: YAML lists of stages (``stages: [{use: prune, with: {...}}]``), validated strictly."""
+"""Recipes: YAML lists of stages (``stages: [{use: prune, with: {...}}]``), validated strictly.
+
+A run-level ``robust`` block (``robust: {attack: pgd, eps: 0.3, steps: 10, step-size: ..., weight: 1}``)
+sets the adversarial options of every stage that trains, unless a stage sets its own, and makes the
+report measure PGD robust accuracy at that ``eps`` unless the report step says otherwise.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,11 @@ import yaml
 
 from pipeline.config import config_from_dict, config_to_dict
 from pipeline.errors import UserError
-from pipeline.strict_yaml import load_strict
 from pipeline.stage import list_stages, stage_class
+from pipeline.strict_yaml import load_strict
 
-RECIPE_KEYS = ("stages", "name", "description")
+RECIPE_KEYS = ("stages", "name", "description", "robust")
+ROBUST_KEYS = {"attack": "adversarial", "eps": "adv_eps", "steps": "adv_steps", "step-size": "adv_step_size", "weight": "adv_weight"}
 STEP_KEYS = ("use", "with")
 DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "default.yaml"
 
@@ -50,10 +56,48 @@ def parse_recipe(text: str, *, source: str = "recipe") -> list[Step]:
     stages = document.get("stages")
     if not isinstance(stages, list) or not stages:
         raise UserError(f"{source}: 'stages' must be a non-empty list")
-    return [parse_step(item, where=f"{source}: stages[{index}]") for index, item in enumerate(stages)]
+    robust = _robust_options(document.get("robust"), where=f"{source}: robust")
+    return [parse_step(item, where=f"{source}: stages[{index}]", robust=robust) for index, item in enumerate(stages)]
 
 
-def parse_step(item: Any, *, where: str) -> Step:
+def _robust_options(block: Any, *, where: str) -> dict[str, Any]:
+    """The run-level ``robust`` block as the stages' adversarial option names (checked here)."""
+    from pipeline.adversarial import AdversarialOptions, check_options
+
+    if block is None:
+        return {}
+    if not isinstance(block, dict):
+        raise UserError(f"{where} must be a mapping with keys {', '.join(ROBUST_KEYS)}")
+    unknown = sorted(str(k) for k in block if str(k).replace("_", "-") not in ROBUST_KEYS)
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(ROBUST_KEYS)}")
+    if "attack" not in block:
+        raise UserError(f"{where}: 'attack' is required (fgsm, ifgsm or pgd)")
+    values = {ROBUST_KEYS[str(k).replace("_", "-")]: v for k, v in block.items()}
+    options = config_from_dict(AdversarialOptions, values, where=where)
+    try:
+        check_options(options)
+    except UserError as error:
+        raise UserError(f"{where}: {error}") from None
+    return values
+
+
+def _inherit_robust(name: str, options: dict[str, Any], robust: dict[str, Any]) -> dict[str, Any]:
+    """``options`` of stage ``name`` with the run-level robust settings it does not set itself."""
+    from pipeline.adversarial import AdversarialOptions
+
+    if not robust:
+        return options
+    given = {str(key).replace("-", "_") for key in options}
+    if issubclass(stage_class(name).Config, AdversarialOptions):
+        return {**{k: v for k, v in robust.items() if k not in given}, **options}
+    if name == "report" and "robust" not in given and robust["adversarial"] != "none":
+        inherited = {"robust": ["pgd"], "robust_eps": robust.get("adv_eps", 0.3)}
+        return {**{k: v for k, v in inherited.items() if k not in given}, **options}
+    return options
+
+
+def parse_step(item: Any, *, where: str, robust: dict[str, Any] | None = None) -> Step:
     if not isinstance(item, dict):
         raise UserError(f"{where} must be a mapping with 'use' and optional 'with'")
     unknown = sorted(str(k) for k in item if k not in STEP_KEYS)
@@ -65,6 +109,7 @@ def parse_step(item: Any, *, where: str) -> Step:
     options = item.get("with") or {}
     if not isinstance(options, dict):
         raise UserError(f"{where}.with must be a mapping, got {type(options).__name__}")
+    options = _inherit_robust(name, options, robust or {})
     return Step(name, config_from_dict(stage_class(name).Config, options, where=f"{where} ({name})"))
 
 

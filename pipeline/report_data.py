@@ -10,7 +10,12 @@ from typing import Any
 from torch import nn
 
 from compress.optim.loop import evaluate
-from compress.stats import count_nonzero_weights, layer_stats, parameter_count, weight_sparsity
+from compress.stats import (
+    count_nonzero_weights,
+    layer_stats,
+    parameter_count,
+    weight_sparsity,
+)
 from pipeline.model_io import build_model, load_bundle
 from pipeline.stage import StageContext
 
@@ -74,9 +79,6 @@ def _model_variant(
         "size_bytes": {"checkpoint": path.stat().st_size, "checkpoint_gzip": _gzip_size(path)},
         "layers": [{key: s.to_dict()[key] for key in _LAYER_KEYS} for s in layer_stats(model)],
     }
-    robust = _robust_accuracy(model, data, config)
-    if robust:
-        variant["robust_accuracy"] = robust
     return variant, VariantModel(name, path, model, bundle.input_shape, len(data.test_y))
 
 
@@ -103,22 +105,6 @@ def _compiled_variant(ctx: StageContext, records, inputs, last: dict[str, Any] |
         "description": f"ONNX ({'export stage' if export else 'input'}) compiled by TVM for {ctx.options.target}; accuracy measured with onnxruntime on the same weights",
     }
     return variant, VariantModel("compiled", onnx, None, (), 0, onnx=onnx, tvm_library=library, target_library=target_library)
-
-
-def _robust_accuracy(model: nn.Module, data, config) -> dict[str, float]:
-    if not config.robust:
-        return {}
-    from compress.robust import create_attack, robust_accuracy
-
-    limit = max(config.robust_samples, 1)
-    batches = [(data.test_x[:limit], data.test_y[:limit])]
-    results = {}
-    for name in config.robust:
-        kwargs = {"eps": config.robust_eps}
-        if name != "fgsm":
-            kwargs.update(steps=config.robust_steps, step_size=2.5 * config.robust_eps / config.robust_steps)
-        results[name] = robust_accuracy(model, batches, create_attack(name, **kwargs))
-    return results
 
 
 def _gzip_size(path: Path) -> int:

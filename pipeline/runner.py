@@ -48,14 +48,15 @@ class Runner:
     directory; the other ranks write into a private scratch directory that is deleted afterwards.
     """
 
-    def __init__(self, steps: list[Step], *, run_dir: Path, options: RunOptions, log: Callable[[str], None] = print) -> None:
+    def __init__(self, steps: list[Step], *, run_dir: Path, options: RunOptions, log: Callable[[str], None] = print, load_data: Callable | None = None) -> None:
         self.steps = steps
         self.run_dir = Path(run_dir).resolve()
         self.options = options
         self.log = log if distributed.is_main() else _silent
         self.recipe = recipe_to_dict(steps)
         self.recipe_sha256 = sha256_json(self.recipe)
-        self._data_cache: dict[tuple[int, ...], Any] = {}
+        self._data = load_data or data_loader(options)
+        self._preprocessing: dict[str, Any] | None = None
 
     def run(self, initial: dict[str, Path], *, resume: bool = False, until: str | None = None, dry_run: bool = False) -> dict[str, Any]:
         if resume and distributed.is_distributed():
@@ -70,6 +71,8 @@ class Runner:
 
     def _run(self, initial: dict[str, Path], *, resume: bool, until: str | None, dry_run: bool) -> dict[str, Any]:
         steps = self._steps_until(until)
+        for step in steps:  # every stage's settings before the first one trains
+            _check_step(step)
         manifest = self._open_manifest(initial, resume=resume, dry_run=dry_run)
         available = {role: Artifact(**record) for role, record in manifest["inputs"].items()}
         self._check_roles(steps, available)
@@ -88,6 +91,12 @@ class Runner:
             for role, artifact in record["outputs"].items():
                 available[role] = Artifact(**artifact)
         return manifest
+
+    def _load_data(self, input_shape: tuple[int, ...]) -> Any:
+        """The run's data; its full preprocessing goes into the manifest (``preprocess``)."""
+        data = self._data(input_shape)
+        self._preprocessing = data.preprocessing_record()
+        return data
 
     def _steps_until(self, until: str | None) -> list[Step]:
         if until is None:
@@ -213,27 +222,44 @@ class Runner:
         record["seconds"] = round(time.perf_counter() - start, 3)
         record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         put_stage_record(manifest, record)
+        if self._preprocessing is not None:
+            manifest["preprocess"] = self._preprocessing
         try:
             write_manifest(self.run_dir, manifest)
         except OSError as error:
             if not failing:
                 raise UserError(f"{record['name']}: cannot write the run manifest: {error.strerror or error}") from None
 
-    def _load_data(self, input_shape: tuple[int, ...]) -> Any:
+
+def _check_step(step: Step) -> None:
+    try:
+        stage_class(step.use)().check(step.config)
+    except UserError as error:
+        message = str(error)
+        raise type(error)(message if message.startswith(f"{step.use}:") else f"{step.use}: {message}") from None
+
+
+def data_loader(options: RunOptions) -> Callable[[tuple[int, ...]], Any]:
+    """``load_data(input_shape)`` for the stages of a run with ``options`` (one load per input shape)."""
+    cache: dict[tuple[int, ...], Any] = {}
+
+    def load_data(input_shape: tuple[int, ...]) -> Any:
         from pipeline.data import Preprocess, load_dataset
 
         key = tuple(input_shape)
-        if key not in self._data_cache:
-            prep = Preprocess(**{"scale": None, **_preprocess_kwargs(self.options.preprocess)}) if self.options.preprocess else None
-            self._data_cache[key] = load_dataset(
-                self.options.data,
+        if key not in cache:
+            prep = Preprocess(**{"scale": None, **_preprocess_kwargs(options.preprocess)}) if options.preprocess else None
+            cache[key] = load_dataset(
+                options.data,
                 preprocess=prep,
                 model_input_shape=key,
-                train_limit=self.options.train_limit,
-                test_limit=self.options.test_limit,
-                seed=self.options.seed,
+                train_limit=options.train_limit,
+                test_limit=options.test_limit,
+                seed=options.seed,
             )
-        return self._data_cache[key]
+        return cache[key]
+
+    return load_data
 
 
 def _files_under(directory: Path) -> set[Path]:

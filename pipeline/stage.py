@@ -67,6 +67,10 @@ class Stage:
     uses_data: ClassVar[bool] = True
     summary: ClassVar[str] = ""
 
+    def check(self, config: Any) -> None:
+        """Refuse a bad ``config`` with one ``UserError`` line before any stage of the run starts
+        (``--dry-run`` included); ``run`` may assume it passed."""
+
     def run(self, ctx: StageContext, config: Any, inputs: dict[str, Path]) -> StageResult:
         raise NotImplementedError
 

@@ -29,12 +29,18 @@ class ChannelPruneResult:
 
 @torch.no_grad()
 def max_output_difference(reference: nn.Module, candidate: nn.Module, *, inputs: tuple[torch.Tensor, ...]) -> float:
-    """``max |reference(x) - candidate(x)|`` over a batch, both models in eval mode."""
+    """``max |reference(x) - candidate(x)|`` over a batch, both models in eval mode and from the same
+    random state (a model that injects noise at inference, like EnResNet, draws the same noise)."""
     states = (reference.training, candidate.training)
     reference.eval()
     candidate.eval()
     try:
-        return float((reference(*inputs) - candidate(*inputs)).abs().max())
+        outputs = []
+        for model in (reference, candidate):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                outputs.append(model(*inputs))
+        return float((outputs[0] - outputs[1]).abs().max())
     finally:
         reference.train(states[0])
         candidate.train(states[1])

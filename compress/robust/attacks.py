@@ -9,13 +9,21 @@ Attacks", ICLR 2018, arXiv 1706.06083)::
 where ``Pi`` clips to the eps-ball around the clean input, then to the valid range ``[lo, hi]``.
 FGSM (Goodfellow et al., ICLR 2015, arXiv 1412.6572) is one step with ``alpha = eps``; IFGSM
 (Kurakin et al., arXiv 1607.02533) iterates from ``x`` without a random start; PGD adds the
-random start. Inputs are raw pixels: put normalisation inside the model (``Normalize``).
+random start.
+
+``x``, ``eps``, ``alpha`` and ``[lo, hi]`` are in *pixel* units (e.g. [0, 1] images). A model fed
+standardised inputs ``z = (x - mean[c]) / std[c]`` is attacked by giving the attack ``mean`` and
+``std``: it takes and returns ``z``, undoes the standardisation, perturbs and clips the pixels, and
+standardises again for every forward pass (the sign of the gradient is the same in both spaces,
+since ``std > 0``). Without them the inputs are the pixels themselves.
 
 During an attack every module is put in eval mode and restored afterwards, and only the input
 gradient is computed (``torch.autograd.grad``), so parameter ``.grad`` buffers are untouched.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -38,6 +46,8 @@ class LinfAttack:
         random_start: Start from ``x + U(-eps, eps)`` (PGD) instead of ``x``.
         lo: Lower end of the valid input range.
         hi: Upper end of the valid input range, ``> lo``.
+        mean: Per-channel mean of the model's input standardisation (empty: inputs are pixels).
+        std: Per-channel std of the same standardisation, ``> 0`` (empty: 1).
         seed: Seeds the attack's own ``torch.Generator`` (used for the random start); ``None`` draws
             a seed from torch's default generator once, at construction. Two attacks built with the
             same seed return identical outputs for the same sequence of calls; successive calls of
@@ -55,6 +65,8 @@ class LinfAttack:
         random_start: bool,
         lo: float = 0.0,
         hi: float = 1.0,
+        mean: Sequence[float] = (),
+        std: Sequence[float] = (),
         seed: int | None = None,
     ) -> None:
         _require(eps >= 0, f"eps must be >= 0; got eps={eps}")
@@ -67,6 +79,9 @@ class LinfAttack:
         self.random_start = bool(random_start)
         self.lo = float(lo)
         self.hi = float(hi)
+        _require(all(v > 0 for v in std), f"std must be > 0 per channel; got std={list(std)}")
+        self.mean = tuple(float(v) for v in mean)
+        self.std = tuple(float(v) for v in std)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
         self.generator = torch.Generator().manual_seed(seed)
@@ -74,7 +89,7 @@ class LinfAttack:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(eps={self.eps}, step_size={self.step_size}, steps={self.steps}, "
-            f"random_start={self.random_start}, lo={self.lo}, hi={self.hi})"
+            f"random_start={self.random_start}, lo={self.lo}, hi={self.hi}, mean={list(self.mean)}, std={list(self.std)})"
         )
 
     def __call__(
@@ -85,16 +100,16 @@ class LinfAttack:
         *,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Return adversarial inputs (detached, same shape and dtype as ``inputs``).
+        """Return adversarial inputs (detached, same shape, dtype and standardisation as ``inputs``).
 
         Args:
-            model: Maps raw inputs in ``[lo, hi]`` to logits.
-            inputs: Clean batch ``(N, ...)``.
+            model: Maps inputs (standardised with ``mean`` / ``std`` when given) to logits.
+            inputs: Clean batch ``(N, C, ...)``.
             targets: Class indices ``(N,)``.
             generator: Overrides the attack's own generator for the random start.
         """
-        clean = inputs.detach()
-        _check_range(clean, self.lo, self.hi)
+        mean, std = self._standardisation(inputs)
+        clean = self._pixels(inputs.detach() * std + mean)
         lower = torch.clamp(clean - self.eps, min=self.lo)
         upper = torch.clamp(clean + self.eps, max=self.hi)
         adversarial = self._start(clean, generator if generator is not None else self.generator)
@@ -104,12 +119,25 @@ class LinfAttack:
         try:
             with torch.enable_grad():
                 for _ in range(self.steps):
-                    step = self.step_size * _loss_gradient(model, adversarial, targets).sign()
-                    adversarial = torch.max(torch.min(adversarial + step, upper), lower)
+                    gradient = _loss_gradient(model, (adversarial - mean) / std, targets)
+                    adversarial = torch.max(torch.min(adversarial + self.step_size * gradient.sign(), upper), lower)
         finally:
             for module, training in modes:
                 module.training = training
-        return adversarial.detach()
+        return ((adversarial - mean) / std).detach()
+
+    def _standardisation(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mean`` and ``std`` shaped to broadcast over ``inputs`` (channel axis 1)."""
+        shape = (1, -1) + (1,) * (inputs.dim() - 2)
+        mean = torch.tensor(self.mean or (0.0,), dtype=inputs.dtype, device=inputs.device).view(shape)
+        std = torch.tensor(self.std or (1.0,), dtype=inputs.dtype, device=inputs.device).view(shape)
+        return mean, std
+
+    def _pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Clean pixels, checked to lie in ``[lo, hi]`` (up to the float error of undoing the
+        standardisation) and clipped there."""
+        _check_range(pixels, self.lo, self.hi, tolerance=1e-4 * (self.hi - self.lo) if self.std or self.mean else 0.0)
+        return pixels.clamp(self.lo, self.hi)
 
     def _start(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if not self.random_start or self.eps == 0:
@@ -118,12 +146,12 @@ class LinfAttack:
         return clean + (2 * noise.to(clean.device) - 1) * self.eps
 
 
-def _check_range(inputs: torch.Tensor, lo: float, hi: float) -> None:
-    low, high = float(inputs.min()), float(inputs.max())
-    if low < lo or high > hi:
+def _check_range(pixels: torch.Tensor, lo: float, hi: float, *, tolerance: float) -> None:
+    low, high = float(pixels.min()), float(pixels.max())
+    if low < lo - tolerance or high > hi + tolerance:
         raise ValueError(
-            f"attack inputs must lie in the valid range [{lo}, {hi}]; got values in [{low}, {high}] "
-            "(normalise inside the model with compress.robust.Normalize)"
+            f"attack inputs must lie in the valid range [{lo}, {hi}]; got pixel values in [{low}, {high}] "
+            "(give the attack the inputs' mean / std, or the range lo / hi they really span)"
         )
 
 
@@ -139,10 +167,10 @@ ATTACKS: Registry[LinfAttack] = Registry("attack")
 
 
 @ATTACKS.register("fgsm")
-def fgsm(*, eps: float = 8 / 255, lo: float = 0.0, hi: float = 1.0, seed: int | None = None) -> LinfAttack:
+def fgsm(*, eps: float = 8 / 255, lo: float = 0.0, hi: float = 1.0, mean: Sequence[float] = (), std: Sequence[float] = (), seed: int | None = None) -> LinfAttack:
     """FGSM: ``x' = clip_[lo,hi](x + eps * sign(grad_x CE))`` (Goodfellow et al., arXiv 1412.6572)."""
     step = eps if eps > 0 else 1.0
-    return LinfAttack(eps=eps, step_size=step, steps=1, random_start=False, lo=lo, hi=hi, seed=seed)
+    return LinfAttack(eps=eps, step_size=step, steps=1, random_start=False, lo=lo, hi=hi, mean=mean, std=std, seed=seed)
 
 
 @ATTACKS.register("ifgsm")
@@ -153,13 +181,15 @@ def ifgsm(
     steps: int = 20,
     lo: float = 0.0,
     hi: float = 1.0,
+    mean: Sequence[float] = (),
+    std: Sequence[float] = (),
     seed: int | None = None,
 ) -> LinfAttack:
     """IFGSM (basic iterative method, Kurakin et al., arXiv 1607.02533): iterate from ``x``, no random start.
 
     Defaults are the IFGSM^20 evaluation of Wang et al. (EnResNet): eps = 8/255, alpha = 2/255.
     """
-    return LinfAttack(eps=eps, step_size=step_size, steps=steps, random_start=False, lo=lo, hi=hi, seed=seed)
+    return LinfAttack(eps=eps, step_size=step_size, steps=steps, random_start=False, lo=lo, hi=hi, mean=mean, std=std, seed=seed)
 
 
 @ATTACKS.register("pgd")
@@ -170,13 +200,15 @@ def pgd(
     steps: int = 10,
     lo: float = 0.0,
     hi: float = 1.0,
+    mean: Sequence[float] = (),
+    std: Sequence[float] = (),
     seed: int | None = None,
 ) -> LinfAttack:
     """PGD with uniform random start (Madry et al., arXiv 1706.06083).
 
     Defaults are Madry's CIFAR-10 training attack: eps = 0.031, alpha = 0.007, 10 steps.
     """
-    return LinfAttack(eps=eps, step_size=step_size, steps=steps, random_start=True, lo=lo, hi=hi, seed=seed)
+    return LinfAttack(eps=eps, step_size=step_size, steps=steps, random_start=True, lo=lo, hi=hi, mean=mean, std=std, seed=seed)
 
 
 def create_attack(name: str, **kwargs) -> LinfAttack:

@@ -77,6 +77,7 @@ VARIANT = _obj(
         "stage": _text(),
         "accuracy": _ratio(nullable=True),
         "robust_accuracy": Field("map", values=_ratio(), required=False),
+        "robust_accuracy_tvm": Field("map", values=_ratio(), required=False),
         "weight_sparsity": _ratio(),
         "nonzero_weights": _count(),
         "params": _count(),

@@ -81,11 +81,11 @@ def robust_table(report: dict[str, Any]) -> Table | None:
         attacks.extend(a for a in variant.get("robust_accuracy", {}) if a not in attacks)
     if not attacks:
         return None
-    rows = [
-        [v["name"], fmt_ratio_pct(v["accuracy"])]
-        + [fmt_ratio_pct(v.get("robust_accuracy", {}).get(a)) for a in attacks]
-        for v in report["variants"]
-    ]
+    rows = []
+    for v in report["variants"]:
+        rows.append([v["name"], fmt_ratio_pct(v["accuracy"])] + [fmt_ratio_pct(v.get("robust_accuracy", {}).get(a)) for a in attacks])
+        if "robust_accuracy_tvm" in v:
+            rows.append([f"{v['name']} (TVM build)", ""] + [fmt_ratio_pct(v["robust_accuracy_tvm"].get(a)) for a in attacks])
     return _table("robust", "Robust accuracy", ["variant", "clean"] + attacks, rows)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import shlex
-import tempfile
 import sys
+import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import replace
@@ -59,10 +59,11 @@ def execute(
 
 def _execute(steps, *, model_path, run_dir, options, kwargs, resume, until, dry_run, log) -> dict[str, Any]:
     from pipeline import distributed
-    from pipeline.runner import Runner
+    from pipeline.runner import Runner, data_loader
 
     # the other ranks of a torchrun keep their copy of the input out of the shared directory
     input_root = run_dir if distributed.is_main() else Path(tempfile.mkdtemp(prefix="compress-input-"))
+    load_data = data_loader(options)
     if model_path.suffix == ".onnx":
         steps = _from_compile(steps)
         onnx_path = _checked_onnx(model_path)
@@ -72,8 +73,8 @@ def _execute(steps, *, model_path, run_dir, options, kwargs, resume, until, dry_
                 _input_copy((onnx_path.parent / relative).read_bytes(), input_root / INPUT_DIR / relative, resume=resume)
         initial = {"onnx": onnx_path if dry_run else _input_copy(onnx_path.read_bytes(), input_root / INPUT_DIR / onnx_path.name, resume=resume)}
     else:
-        initial = {"model": _import_input(model_path, input_root, options, kwargs, dry_run=dry_run, resume=resume)}
-    runner = Runner(steps, run_dir=run_dir, options=options, log=log)
+        initial = {"model": _import_input(model_path, input_root, options, kwargs, dry_run=dry_run, resume=resume, load_data=load_data)}
+    runner = Runner(steps, run_dir=run_dir, options=options, log=log, load_data=load_data)
     try:
         return runner.run(initial, resume=resume, until=until, dry_run=dry_run)
     except KeyboardInterrupt:
@@ -131,7 +132,7 @@ def _onnx_external_files(path: Path) -> list[Path]:
     return sorted(files)
 
 
-def _import_input(model_path: Path, run_dir: Path, options: RunOptions, kwargs: dict[str, Any], *, dry_run: bool, resume: bool) -> Path:
+def _import_input(model_path: Path, run_dir: Path, options: RunOptions, kwargs: dict[str, Any], *, dry_run: bool, resume: bool, load_data) -> Path:
     from pipeline.atomic import torch_bytes
     from pipeline.cli_options import parse_shape
     from pipeline.model_input import import_model
@@ -142,6 +143,7 @@ def _import_input(model_path: Path, run_dir: Path, options: RunOptions, kwargs: 
         input_shape=parse_shape(kwargs.get("input_shape"), what="--input-shape"),
         trust_pickle=options.trust_pickle,
     )
+    load_data(bundle.input_shape)  # the data, checked against the model's input shape before any stage
     if dry_run:
         return model_path.resolve()
     return _input_copy(torch_bytes(bundle.to_dict()), run_dir / INPUT_DIR / "model.pt", resume=resume)
@@ -165,12 +167,11 @@ def _input_copy(data: bytes, target: Path, *, resume: bool) -> Path:
     return target
 
 
-def summarise(manifest: dict[str, Any], *, run_dir: Path, as_json: bool, max_accuracy_drop: float | None) -> None:
-    """Print the result (JSON on stdout with ``--json``) and enforce the accuracy budget."""
+def summarise(manifest: dict[str, Any], *, run_dir: Path, as_json: bool, max_accuracy_drop: float | None, max_robust_drop: float | None = None) -> None:
+    """Print the result (JSON on stdout with ``--json``) and enforce the accuracy budgets (exit 3)."""
     summary = build_summary(manifest, run_dir=run_dir)
-    drop = summary.get("accuracy_drop")
-    over = max_accuracy_drop is not None and drop is not None and drop > max_accuracy_drop
-    summary["status"] = "accuracy-budget-exceeded" if over else "ok"
+    over = _over_budget(summary, max_accuracy_drop=max_accuracy_drop, max_robust_drop=max_robust_drop)
+    summary["status"] = ("robust-budget-exceeded" if over.startswith("robust") else "accuracy-budget-exceeded") if over else "ok"
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
     else:
@@ -178,7 +179,20 @@ def summarise(manifest: dict[str, Any], *, run_dir: Path, as_json: bool, max_acc
             click.echo(f"{stage['name']:<13} {stage['status']:<8} {stage.get('seconds', 0):>8.1f} s  {stage.get('headline', '')}")
         click.echo(f"run directory: {run_dir}")
     if over:
-        raise AccuracyBudgetError(f"accuracy dropped by {drop * 100:.2f} points, more than the allowed {max_accuracy_drop * 100:.2f}")
+        raise AccuracyBudgetError(over)
+
+
+def _over_budget(summary: dict[str, Any], *, max_accuracy_drop: float | None, max_robust_drop: float | None) -> str:
+    """The message of the first budget exceeded, or ``""``."""
+    drop = summary.get("accuracy_drop")
+    if max_accuracy_drop is not None and drop is not None and drop > max_accuracy_drop:
+        return f"accuracy dropped by {drop * 100:.2f} points, more than the allowed {max_accuracy_drop * 100:.2f}"
+    robust = summary.get("robust_drop")
+    if max_robust_drop is not None and robust is None:
+        return "robust accuracy was not measured, so --max-robust-drop cannot be checked (give the report stage robust: [pgd])"
+    if max_robust_drop is not None and robust > max_robust_drop:
+        return f"robust accuracy dropped by {robust * 100:.2f} points, more than the allowed {max_robust_drop * 100:.2f}"
+    return ""
 
 
 def build_summary(manifest: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
@@ -199,6 +213,10 @@ def build_summary(manifest: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
             }
         )
     summary = {"run_dir": str(run_dir), "stages": stages}
+    report = next((r.get("metrics") or {} for r in manifest["stages"] if r["name"] == "report" and r["status"] == "done"), {})
+    for key in ("robust_accuracy_dense", "robust_accuracy_final", "robust_drop"):
+        if key in report:
+            summary[key] = report[key]
     if len(accuracies) >= 2:
         summary.update(accuracy_dense=accuracies[0], accuracy_final=accuracies[-1], accuracy_drop=accuracies[0] - accuracies[-1])
     return summary

@@ -1,4 +1,5 @@
-"""``compress report RUN_DIR [--compare RUN_B]``: re-render a run's report, or two runs side by side."""
+"""``compress report RUN_DIR [--compare RUN_B] [--robust ATTACK]``: re-render a run's report, add robust
+accuracy to it, or show two runs side by side."""
 
 from __future__ import annotations
 
@@ -14,11 +15,25 @@ def make_command(name: str) -> click.Command:
     @click.argument("run_dir", type=click.Path(path_type=Path))
     @click.option("--compare", "other", default=None, type=click.Path(path_type=Path), help="second run directory to compare with")
     @click.option("--out", "out_dir", default=None, type=click.Path(path_type=Path), help="where to write compare.md / compare.html")
-    def command(run_dir: Path, other: Path | None, out_dir: Path | None) -> None:
-        """Re-render RUN_DIR's report (report.json -> .md / .html), or compare it with another run."""
-        from deploy.report import ReportSchemaError, compare_reports, load_report, write_report
+    @click.option("--robust", "attacks", multiple=True, type=click.Choice(["fgsm", "ifgsm", "pgd"]), help="add robust accuracy under this attack to every variant, the shipped ONNX and TVM build included (repeatable)")
+    @click.option("--robust-eps", default=0.3, show_default=True, type=float, metavar="FLOAT", help="L-inf radius, in pixel units ([0, 1] images)")
+    @click.option("--robust-steps", default=20, show_default=True, type=int, metavar="INTEGER", help="iterations of ifgsm / pgd (step 2.5 * eps / steps)")
+    @click.option("--robust-samples", default=500, show_default=True, type=int, metavar="INTEGER", help="test images attacked")
+    @click.option("--arch", default=None, help="with --robust: the package.module:factory the run was started with (code is named only on the command line)")
+    def command(run_dir: Path, other: Path | None, out_dir: Path | None, attacks: tuple[str, ...], robust_eps: float, robust_steps: int, robust_samples: int, arch: str | None) -> None:
+        """Re-render RUN_DIR's report (report.json -> .md / .html), add robust accuracy to it, or compare it with another run."""
+        from deploy.report import (
+            ReportSchemaError,
+            compare_reports,
+            load_report,
+            write_report,
+        )
 
         try:
+            if attacks:
+                if other is not None:
+                    raise UserError("--robust adds to one run; run it before --compare")
+                add_robust_to_run(run_dir, attacks, eps=robust_eps, steps=robust_steps, samples=robust_samples, arch=arch)
             report_a = load_report(find_report(run_dir))
             if other is None:
                 paths = write_report(report_a, find_report(run_dir).parent)
@@ -48,3 +63,49 @@ def find_report(run_dir: Path) -> Path:
         if record["name"] == "report" and record["status"] == "done":
             return Path(run_dir) / record["outputs"]["report-json"]["path"]
     raise UserError(f"{run_dir} has no finished report stage; finish the run with `compress run --resume --out {run_dir}`")
+
+
+def add_robust_to_run(run_dir: Path, attacks: tuple[str, ...], *, eps: float, steps: int, samples: int, arch: str | None = None) -> None:
+    """Measure robust accuracy of every variant of a finished run (as its report stage would with
+    ``robust: attacks``), write it into the run's report and its manifest record."""
+    from dataclasses import replace
+
+    from deploy.report import load_report, write_report
+    from pipeline.manifest import Artifact, read_manifest, write_manifest
+    from pipeline.report_data import collect_variants
+    from pipeline.report_robust import add_robust_accuracy
+    from pipeline.run_lock import run_lock
+    from pipeline.runner import data_loader
+    from pipeline.stage import RunOptions, StageContext
+    from pipeline.stages.report import ReportConfig, _validate, robust_headline
+
+    config = replace(ReportConfig(), robust=tuple(attacks), robust_eps=eps, robust_steps=steps, robust_samples=samples)
+    _validate(config)
+    with run_lock(run_dir):
+        manifest = read_manifest(run_dir)
+        stage_dir = find_report(run_dir).parent
+        record = next(r for r in reversed(manifest["stages"]) if r["name"] == "report" and r["status"] == "done")
+        saved = manifest["options"]
+        options = RunOptions(**{key: saved[key] for key in ("data", "seed", "train_limit", "test_limit", "preprocess", "target", "threads") if key in saved},
+                             progress=False, trusted_archs=(arch,) if arch else ())
+        ctx = StageContext(run_dir=Path(run_dir), stage_dir=stage_dir, stage_id=record["id"], options=options,
+                           history=manifest["stages"], load_data=data_loader(options), log=click.echo)
+        inputs = {role: Path(run_dir) / artifact["path"] for role, artifact in record["inputs"].items()}
+        variants, models = collect_variants(ctx, inputs, config)
+        notes = add_robust_accuracy(ctx, config, variants, models)
+        report = load_report(find_report(run_dir))
+        measured = {v["name"]: v for v in variants}
+        for variant in report["variants"]:
+            for key in ("robust_accuracy", "robust_accuracy_tvm"):
+                if key in measured.get(variant["name"], {}):
+                    variant[key] = measured[variant["name"]][key]
+        report["notes"] = [n for n in report.get("notes", []) if not n.startswith("Robust accuracy")] + notes
+        paths = write_report(report, stage_dir)
+        for role, kind in (("report-json", "json"), ("report-md", "md"), ("report-html", "html")):
+            record["outputs"][role] = Artifact.of(role, paths[kind], run_dir=Path(run_dir), stage=record["name"]).to_dict()
+        record["metrics"].update(robust_headline(report["variants"]))
+        write_manifest(Path(run_dir), manifest)
+    for variant in report["variants"]:
+        if "robust_accuracy" in variant:
+            values = ", ".join(f"{name} {value:.4f}" for name, value in variant["robust_accuracy"].items())
+            click.echo(f"{variant['name']:<15} robust accuracy {values}")

@@ -22,10 +22,11 @@ def make_command(name: str) -> click.Command:
     @click.option("--recipe", default=None, type=click.Path(path_type=Path), help="recipe YAML (default: the built-in recipe)")
     @click.option("--until", default=None, help="stop after this stage")
     @click.option("--device", default="", help="measure latency on a device: rpc://HOST:PORT[/KEY]")
-    @click.option("--max-accuracy-drop", default=None, type=float, help="exit 3 if accuracy drops by more than this fraction (0.005 = 0.5 points)")
+    @click.option("--max-accuracy-drop", default=None, type=float, metavar="RATIO", help="exit 3 if accuracy drops by more than this fraction (0.005 = 0.5 points)")
+    @click.option("--max-robust-drop", default=None, type=float, metavar="RATIO", help="exit 3 if robust accuracy (the report's attacks, on what ships) drops by more than this fraction")
     @run_options
     @click.pass_obj
-    def command(obj, model, target, recipe, until, device, max_accuracy_drop, **kwargs):
+    def command(obj, model, target, recipe, until, device, max_accuracy_drop, max_robust_drop, **kwargs):
         """Run train-sparse -> prune -> quantize -> export -> compile -> report on MODEL.
 
         MODEL is a checkpoint (state_dict + --arch), a compress bundle, TorchScript, a torch.export .pt2,
@@ -34,7 +35,7 @@ def make_command(name: str) -> click.Command:
         """
         as_json = kwargs.pop("as_json")
         try:
-            _run(obj, model, target, recipe, until, device, max_accuracy_drop, as_json=as_json, **kwargs)
+            _run(obj, model, target, recipe, until, device, (max_accuracy_drop, max_robust_drop), as_json=as_json, **kwargs)
         except AccuracyBudgetError:
             raise  # the JSON summary, with its status, is already on stdout
         except BaseException as error:
@@ -45,14 +46,18 @@ def make_command(name: str) -> click.Command:
     return command
 
 
-def _run(obj, model, target, recipe, until, device, max_accuracy_drop, *, as_json: bool, **kwargs) -> None:
+def _run(obj, model, target, recipe, until, device, budgets, *, as_json: bool, **kwargs) -> None:
     """The body of ``compress run`` (wrapped so that ``--json`` reports failures as JSON too)."""
     from pipeline.cli import log_function
     from pipeline.recipe import load_recipe
 
-    if max_accuracy_drop is not None and not math.isfinite(max_accuracy_drop):
-        raise UserError(f"--max-accuracy-drop must be a finite fraction (0.005 = 0.5 points), got {max_accuracy_drop}")
+    max_accuracy_drop, max_robust_drop = budgets
+    for flag, value in (("--max-accuracy-drop", max_accuracy_drop), ("--max-robust-drop", max_robust_drop)):
+        if value is not None and not math.isfinite(value):
+            raise UserError(f"{flag} must be a finite fraction (0.005 = 0.5 points), got {value}")
     steps = _with_target(load_recipe(recipe), target)
+    if max_robust_drop is not None:
+        _check_robust_report(steps, until)
     model_path = model or EXAMPLE_MODEL
     run_dir = Path(kwargs.pop("out_dir") or default_run_dir(model_path, target))
     resume, dry_run = kwargs.pop("resume"), kwargs.pop("dry_run")
@@ -63,7 +68,7 @@ def _run(obj, model, target, recipe, until, device, max_accuracy_drop, *, as_jso
         resume=resume, until=until, dry_run=dry_run, log=log_function(obj),
     )
     if not dry_run:
-        summarise(manifest, run_dir=run_dir, as_json=as_json, max_accuracy_drop=max_accuracy_drop)
+        summarise(manifest, run_dir=run_dir, as_json=as_json, max_accuracy_drop=max_accuracy_drop, max_robust_drop=max_robust_drop)
 
 
 def failure_summary(error: BaseException, out_dir: str | None) -> dict:
@@ -79,6 +84,15 @@ def failure_summary(error: BaseException, out_dir: str | None) -> dict:
     code = getattr(error, "exit_code", 130 if interrupted else 1)
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return {"status": "interrupted" if interrupted else "error", "stage": stage, "message": message, "exit_code": code}
+
+
+def _check_robust_report(steps, until: str | None) -> None:
+    """``--max-robust-drop`` needs a report stage that measures robust accuracy: say so before training."""
+    names = [step.use for step in steps]
+    last = names.index(until) if until in names else len(names) - 1
+    report = next((step for step in steps[: last + 1] if step.use == "report"), None)
+    if report is None or not report.config.robust:
+        raise UserError("--max-robust-drop needs robust accuracy: give the recipe a robust block (robust: {attack: pgd, eps: 0.3}) or the report step robust: [pgd]")
 
 
 def _with_target(steps, target: str):

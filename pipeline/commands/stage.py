@@ -6,7 +6,12 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_options import build_run_options, config_options, config_values, run_options
+from pipeline.cli_options import (
+    build_run_options,
+    config_options,
+    config_values,
+    run_options,
+)
 from pipeline.commands.execute import default_run_dir, execute, summarise
 from pipeline.config import config_from_dict
 from pipeline.recipe import Step
@@ -18,7 +23,7 @@ def make_command(name: str) -> click.Command:
 
     @click.command(name=name, help=f"{stage.summary}\n\nINPUT is a model file (an ONNX file for compile).")
     @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-    @config_options(stage.Config)
+    @config_options(stage.Config, stage=name)
     @run_options
     @click.pass_obj
     def command(obj, input_path, **kwargs):

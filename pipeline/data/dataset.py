@@ -24,6 +24,7 @@ class Dataset:
     test_x: torch.Tensor
     test_y: torch.Tensor
     preprocess: Preprocess
+    pixel_range: tuple[float, float] = (0.0, 1.0)
 
     @property
     def num_classes(self) -> int:
@@ -32,6 +33,22 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train_x.shape[1:])
+
+    def preprocessing_record(self) -> dict:
+        """The full input preprocessing a device must apply (recorded in the manifest, every stage's
+        bundle, the ONNX metadata and the arm64 bundle's ``preprocess.json``): scale, mean, std,
+        resize, layout, dtype, channels, the valid pixel range and the range of the preprocessed
+        test inputs."""
+        x = self.test_x
+        return {
+            **self.preprocess.to_dict(),
+            "formula": "x = (resize(raw) * scale - mean[c]) / std[c]",
+            "layout": "NCHW",
+            "dtype": "float32",
+            "channels": int(x.shape[1]),
+            "pixel_range": list(self.pixel_range),
+            "input_range": [float(x.min()), float(x.max())] if x.numel() else [],
+        }
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
@@ -89,6 +106,7 @@ def load_dataset(
             raise UserError(f"--{name} has {len(values)} values but data {raw.name} has {channels} channel(s): give {allowed}")
     train_x, train_y = _limit(raw.train_x, raw.train_y, train_limit)
     test_x, test_y = _limit(raw.test_x, raw.test_y, test_limit)
+    train_x_raw, test_x_raw = train_x, test_x
     train_x, test_x = prep.apply(train_x), prep.apply(test_x)
     for split, x in (("training", train_x), ("test", test_x)):
         if not bool(torch.isfinite(x).all()):
@@ -100,7 +118,21 @@ def load_dataset(
         test_x=test_x,
         test_y=torch.from_numpy(np.asarray(test_y, dtype=np.int64)),
         preprocess=prep,
+        pixel_range=_pixel_range(raw, prep.scale, (train_x_raw, test_x_raw)),
     )
+
+
+def _pixel_range(raw, scale: float, arrays) -> tuple[float, float]:
+    """The valid range of inputs after scaling, before mean / std (where attacks clip): ``[0, full
+    scale]`` for pixel data with a known full scale (8-bit images: ``[0, 255 * scale]``), otherwise
+    the range the data spans."""
+    if raw.unit_scale != 1.0:
+        ends = (0.0, scale / raw.unit_scale)
+    else:
+        values = [a for a in arrays if a.size]
+        ends = (min(float(a.min()) for a in values) * scale, max(float(a.max()) for a in values) * scale) if values else (0.0, 1.0)
+    low, high = min(ends), max(ends)
+    return (low, high) if high > low else (low, low + 1.0)
 
 
 def _limit(x: np.ndarray, y: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:

@@ -36,23 +36,8 @@ def save_model(ctx: StageContext, bundle: ModelBundle, model: nn.Module, **chang
     bad = has_non_finite(model)
     if bad:
         raise StageError(f"{ctx.stage_dir.name}: training left NaN or Inf in weight {bad}; lower the learning rate or check the data")
-    changes.setdefault("preprocess", effective_preprocess(ctx.load_data(bundle.input_shape)))
+    changes.setdefault("preprocess", ctx.load_data(bundle.input_shape).preprocessing_record())
     return save_bundle(Path(ctx.stage_dir) / MODEL_FILE, bundle.with_model(model, **changes))
-
-
-def effective_preprocess(data: Any) -> dict[str, Any]:
-    """The full input preprocessing a device must apply (recorded in the bundle, the ONNX metadata and
-    the arm64 bundle's ``preprocess.json``): scale, mean, std, resize, layout, dtype, channels and the
-    range of the preprocessed test inputs."""
-    x = data.test_x
-    return {
-        **data.preprocess.to_dict(),
-        "formula": "x = (resize(raw) * scale - mean[c]) / std[c]",
-        "layout": "NCHW",
-        "dtype": "float32",
-        "channels": int(x.shape[1]),
-        "input_range": [float(x.min()), float(x.max())] if x.numel() else [],
-    }
 
 
 def model_metrics(model: nn.Module, data: Any) -> dict[str, Any]:

@@ -47,9 +47,14 @@ class CompileStage(Stage):
     uses_data = False
     summary = "TVM compile for a target (arm64, android-arm64, host, rasp4b, OpenCL GPUs) with fused block-sparse kernels"
 
-    def run(self, ctx: StageContext, config: CompileConfig, inputs: dict) -> StageResult:
+    def check(self, config: CompileConfig) -> None:
         if config.batch < 1:
             raise UserError(f"batch must be >= 1, got {config.batch}")
+        if config.tune_trials < 0:
+            raise UserError(f"tune-trials must be >= 0, got {config.tune_trials}")
+
+    def run(self, ctx: StageContext, config: CompileConfig, inputs: dict) -> StageResult:
+        self.check(config)
         onnx_path = Path(inputs["onnx"])
         input_shape = (config.batch, *onnx_sample_shape(onnx_path))
         host = _compile(ctx, onnx_path, "host", input_shape, config)

@@ -11,7 +11,7 @@ from pipeline.atomic import atomic_path, write_text
 from pipeline.errors import StageError, UserError
 from pipeline.model_io import build_architecture
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
-from pipeline.stages.common import effective_preprocess, load_model
+from pipeline.stages.common import load_model
 
 ENCODINGS = ("auto", "dense", "csr", "bsr", "delta", "ternary", "binary", "int8")
 PARITY_ATOL = 1e-4
@@ -32,6 +32,12 @@ class ExportStage(Stage):
     produces = ("onnx",)
     summary = "ONNX export with compact CSR / BSR / packed ternary / int8 weights, lossless"
 
+    def check(self, config: ExportConfig) -> None:
+        if config.opset < 17:
+            raise UserError(f"opset must be >= 17, got {config.opset}")
+        if config.parity_batch < 1:
+            raise UserError(f"parity-batch must be >= 1, got {config.parity_batch}")
+
     def run(self, ctx: StageContext, config: ExportConfig, inputs: dict) -> StageResult:
         from compress.models.enresnet import set_noise_mode
         from deploy.onnx import OnnxFormatError, export_onnx, format_markdown
@@ -47,7 +53,7 @@ class ExportStage(Stage):
                     model, example, tmp, opset=config.opset, encoding=config.encoding,
                     layouts=[SparsityLayout.from_dict(d) for d in bundle.layouts],
                     quant=[QuantRecord.from_dict(d) for d in bundle.quant],
-                    preprocess=bundle.preprocess or effective_preprocess(data),
+                    preprocess=bundle.preprocess or data.preprocessing_record(),
                 )
                 if not result.max_abs_error <= PARITY_ATOL:
                     raise StageError(f"export: onnxruntime differs from torch by {result.max_abs_error:.3g} > {PARITY_ATOL}")

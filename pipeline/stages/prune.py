@@ -25,6 +25,12 @@ from compress.prune.channel_importance import IMPORTANCES
 from compress.selection import ParamSelector
 from compress.stats import channel_sparsity, output_channels
 from compress.types import BlockShape
+from pipeline.adversarial import (
+    AdversarialOptions,
+    adversarial_loss_fn,
+    check_training,
+    natural_training_warnings,
+)
 from pipeline.atomic import write_json
 from pipeline.errors import StageError, UserError
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
@@ -36,7 +42,7 @@ LAYER_RATIOS = ("uniform", "from-model")
 
 
 @dataclass(frozen=True)
-class PruneConfig:
+class PruneConfig(AdversarialOptions):
     pattern: str = field(default="unstructured", metadata={"choices": PATTERNS, "help": "weight sparsity pattern"})
     sparsity_ratio: float = field(default=0.9, metadata={"help": "target fraction of zero weights (0: no weight pruning)"})
     layer_ratios: str = field(default="uniform", metadata={"choices": LAYER_RATIOS, "help": "uniform: every layer to sparsity-ratio; from-model: each layer to the zeros it already has (left by train-sparse), at least sparsity-ratio"})
@@ -58,9 +64,13 @@ class PruneConfig:
 @STAGES.register("prune")
 class PruneStage(Stage):
     name = "prune"
-    version = "2"
+    version = "3"  # 3: adversarial fine-tuning options
     Config = PruneConfig
     summary = "unstructured / block / N:M / BCR pruning with masked fine-tuning, and physical channel removal"
+
+    def check(self, config: PruneConfig) -> None:
+        _validate(config)
+        check_training(config, what="prune")
 
     def run(self, ctx: StageContext, config: PruneConfig, inputs: dict) -> StageResult:
         _validate(config)
@@ -76,6 +86,8 @@ class PruneStage(Stage):
             notes += plan.notes
             differences.append(difference)
             removed += plan.removed_output_channels()
+        if config.epochs > 0:
+            notes += natural_training_warnings(ctx, config, model, data, label="prune")
         if config.sparsity_ratio > 0 or config.epochs > 0 or config.layer_ratios == "from-model":
             _prune_and_fine_tune(ctx, config, model, data)
         if config.remove_channels:
@@ -111,6 +123,7 @@ def _validate(config: PruneConfig) -> None:
 
 def _prune_and_fine_tune(ctx: StageContext, config: PruneConfig, model, data) -> None:
     rounds = max(config.epochs, 1) if config.schedule == "agp" else 1
+    loss_fn = adversarial_loss_fn(ctx, config, data)
     for index in range(rounds):
         ratio = _round_ratio(config, index, rounds)
         masks = _masks(model, config, ratio)
@@ -118,7 +131,7 @@ def _prune_and_fine_tune(ctx: StageContext, config: PruneConfig, model, data) ->
         epochs = 1 if config.schedule == "agp" else config.epochs
         if epochs > 0:
             label = f"prune-round{index + 1}" if rounds > 1 else "prune"
-            run_training(ctx, model, make_method(TrainingMethod, {"lr": config.lr}, what="prune"), data, epochs=epochs, batch_size=config.batch_size, label=label)
+            run_training(ctx, model, make_method(TrainingMethod, {"lr": config.lr}, what="prune"), data, epochs=epochs, batch_size=config.batch_size, label=label, loss_fn=loss_fn)
         bake_masks(model)
 
 

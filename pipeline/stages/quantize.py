@@ -11,6 +11,12 @@ from compress.quant import (
     mean_bits_per_weight,
     quant_report,
 )
+from pipeline.adversarial import (
+    AdversarialOptions,
+    adversarial_loss_fn,
+    check_training,
+    natural_training_warnings,
+)
 from pipeline.errors import UserError
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
 from pipeline.stages.common import load_model, make_method, model_metrics, save_model
@@ -18,7 +24,7 @@ from pipeline.training import run_training
 
 
 @dataclass(frozen=True)
-class QuantizeConfig:
+class QuantizeConfig(AdversarialOptions):
     method: str = field(default="ternary", metadata={"choices": list_quant_methods, "help": "quantization method"})
     epochs: int = field(default=1, metadata={"help": "fine-tuning epochs (0: project without fine-tuning)"})
     lr: float | None = field(default=None, metadata={"help": "fine-tuning learning rate (default: the method's own)"})
@@ -33,18 +39,24 @@ class QuantizeConfig:
 @STAGES.register("quantize")
 class QuantizeStage(Stage):
     name = "quantize"
-    version = "1"
+    version = "2"  # 2: adversarial fine-tuning options
     Config = QuantizeConfig
     summary = "ternary / binary / TTQ / BinaryRelax / int8 weight quantization, sparsity kept"
+
+    def check(self, config: QuantizeConfig) -> None:
+        check_training(config, what="quantize")
+        _make_method(config)
 
     def run(self, ctx: StageContext, config: QuantizeConfig, inputs: dict) -> StageResult:
         bundle, model = load_model(ctx, inputs["model"])
         data = ctx.load_data(bundle.input_shape)
         before = model_metrics(model, data)
         method = _make_method(config)
+        notes = natural_training_warnings(ctx, config, model, data, label="quantize") if config.epochs > 0 else []
+        loss_fn = adversarial_loss_fn(ctx, config, data)
         try:
             if config.epochs > 0:
-                run_training(ctx, model, method, data, epochs=config.epochs, batch_size=config.batch_size, label="quantize")
+                run_training(ctx, model, method, data, epochs=config.epochs, batch_size=config.batch_size, label="quantize", loss_fn=loss_fn)
             method.finalize(model)
         except ValueError as error:
             raise UserError(f"quantize: {error}") from None
@@ -59,6 +71,7 @@ class QuantizeStage(Stage):
             "mean_bits_per_weight": mean_bits_per_weight(rows),
             "quantized_layers": [record.fqn for record in records],
             "per_layer": [_row(row) for row in rows],
+            "notes": notes,
         }
         return StageResult(outputs={"model": path}, metrics=metrics)
 

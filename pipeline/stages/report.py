@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import UserError
-from pipeline.report_data import collect_variants, kernel_rows, artifact_rows
+from pipeline.report_data import artifact_rows, collect_variants, kernel_rows
 from pipeline.report_device import arm64_bundle_check
 from pipeline.report_latency import measure_latency
+from pipeline.report_robust import add_robust_accuracy
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
 
 ATTACKS = ("fgsm", "ifgsm", "pgd")
@@ -26,8 +27,8 @@ class ReportConfig:
     warmup: int = field(default=10, metadata={"help": "untimed warm-up runs per candidate"})
     tvm_dense: bool = field(default=True, metadata={"help": "also build and time the dense original with TVM"})
     robust: tuple[str, ...] = field(default=(), metadata={"help": "attacks for robust accuracy (fgsm, ifgsm, pgd)"})
-    robust_eps: float = field(default=0.3, metadata={"help": "L-inf radius of the evaluation attacks"})
-    robust_steps: int = field(default=20, metadata={"help": "iterations of ifgsm / pgd"})
+    robust_eps: float = field(default=0.3, metadata={"help": "L-inf radius of the evaluation attacks, in pixel units ([0, 1] images)"})
+    robust_steps: int = field(default=20, metadata={"help": "iterations of ifgsm / pgd (step 2.5 * robust-eps / robust-steps)"})
     robust_samples: int = field(default=500, metadata={"help": "test samples attacked"})
     device_images: int = field(default=500, metadata={"help": "test images run through the arm64 bundle under qemu (0: off)"})
 
@@ -35,11 +36,14 @@ class ReportConfig:
 @STAGES.register("report")
 class ReportStage(Stage):
     name = "report"
-    version = "2"  # 2: the arm64 bundle runs on test images under qemu
+    version = "3"  # 3: robust accuracy of the shipped ONNX and TVM build, attacks in pixel units
     Config = ReportConfig
     consumes = ("*",)
     produces = ("report-json", "report-md", "report-html")
     summary = "latency / size / accuracy report of the run (JSON, Markdown, HTML with plots)"
+
+    def check(self, config: ReportConfig) -> None:
+        _validate(config)
 
     def run(self, ctx: StageContext, config: ReportConfig, inputs: dict) -> StageResult:
         from deploy.bench import machine_info
@@ -47,7 +51,9 @@ class ReportStage(Stage):
 
         _validate(config)
         variants, models = collect_variants(ctx, inputs, config)
+        robust_notes = add_robust_accuracy(ctx, config, variants, models)
         latency, notes = measure_latency(ctx, config, inputs, models)
+        notes += robust_notes
         device_check, device_notes = arm64_bundle_check(ctx, models, images=config.device_images)
         notes += device_notes
         report = {
@@ -83,6 +89,8 @@ def _validate(config: ReportConfig) -> None:
     unknown = [a for a in config.robust if a not in ATTACKS]
     if unknown:
         raise UserError(f"unknown attack {unknown[0]!r}; allowed: {', '.join(ATTACKS)}")
+    if not config.robust_eps >= 0 or config.robust_steps < 1 or config.robust_samples < 1:
+        raise UserError(f"report needs robust-eps >= 0, robust-steps >= 1 and robust-samples >= 1, got {config.robust_eps}, {config.robust_steps}, {config.robust_samples}")
 
 
 def _threads(ctx: StageContext) -> int | None:
@@ -95,6 +103,17 @@ def _versions() -> dict[str, str]:
     return library_versions()
 
 
+def robust_headline(variants: list[dict[str, Any]]) -> dict[str, Any]:
+    """Robust accuracy of the dense input and of what ships (the last variant), per attack, and the
+    largest drop between them (what ``--max-robust-drop`` checks)."""
+    dense = next((v for v in variants if v["name"] == "dense"), None)
+    final = variants[-1] if variants else None
+    if dense is None or final is None or "robust_accuracy" not in dense or "robust_accuracy" not in final:
+        return {}
+    drops = [dense["robust_accuracy"][a] - final["robust_accuracy"][a] for a in dense["robust_accuracy"] if a in final["robust_accuracy"]]
+    return {"robust_accuracy_dense": dense["robust_accuracy"], "robust_accuracy_final": final["robust_accuracy"], "robust_drop": max(drops, default=0.0)}
+
+
 def _headline_metrics(report: dict[str, Any]) -> dict[str, Any]:
     by_name = {v["name"]: v for v in report["variants"]}
     final = report["variants"][-1]
@@ -103,6 +122,7 @@ def _headline_metrics(report: dict[str, Any]) -> dict[str, Any]:
         "test_accuracy": final["accuracy"],
         "latency": report["latency"],
     }
+    metrics.update(robust_headline(report["variants"]))
     best = max((row for row in report["latency"] if row["variant"] != "dense" and row["ratio_vs_baseline"]), key=lambda r: r["ratio_vs_baseline"], default=None)
     if best:
         metrics["headline"] = f"best {best['variant']} on {best['runtime']}: {best['ratio_vs_baseline']:.2f}x vs dense onnxruntime"

@@ -11,36 +11,38 @@ from compress.optim import METHODS, list_methods
 from compress.prune import removable_channel_ratio
 from compress.prune.dead_channels import silence_dead_channels_
 from compress.stats import channel_sparsity
-from pipeline.errors import UserError
+from pipeline.adversarial import (
+    AdversarialOptions,
+    adversarial_loss_fn,
+    check_training,
+    natural_training_warnings,
+)
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
 from pipeline.stages.common import load_model, make_method, model_metrics, save_model
 from pipeline.training import run_training
 
-ADVERSARIAL = ("none", "fgsm", "ifgsm", "pgd")
-
 
 @dataclass(frozen=True)
-class TrainSparseConfig:
+class TrainSparseConfig(AdversarialOptions):
     method: str = field(default="l1-prox", metadata={"choices": list_methods, "help": "sparse training method"})
     epochs: int = field(default=1, metadata={"help": "training epochs"})
     batch_size: int = field(default=64, metadata={"help": "mini-batch size"})
     lr: float | None = field(default=None, metadata={"help": "step size of the method's update (xrda: its initial step s; default: the method's own, see compress methods -v)"})
     params: dict[str, Any] = field(default_factory=dict, metadata={"help": "method hyperparameters, KEY=VALUE"})
     from_scratch: bool = field(default=False, metadata={"help": "re-initialise the weights before training"})
-    adversarial: str = field(default="none", metadata={"choices": ADVERSARIAL, "help": "adversarial training attack"})
-    adv_eps: float = field(default=0.3, metadata={"help": "L-inf radius of the training attack"})
-    adv_steps: int = field(default=10, metadata={"help": "attack iterations (ifgsm / pgd)"})
-    adv_step_size: float = field(default=0.01, metadata={"help": "attack step size"})
-    adv_weight: float = field(default=1.0, metadata={"help": "weight of the adversarial loss (1: adversarial only)"})
     silence_dead_channels: bool = field(default=True, metadata={"help": "zero the bias / batch-norm shift of filters whose weights are all zero, so prune removes them"})
 
 
 @STAGES.register("train-sparse")
 class TrainSparseStage(Stage):
     name = "train-sparse"
-    version = "2"
+    version = "3"  # 3: adversarial attacks in pixel units, step 2.5 eps / steps by default
     Config = TrainSparseConfig
     summary = "sparsity-promoting training (SSGD, RVSM/RGSM, SGL, xRDA, ADMM, L1, group lasso, slimming)"
+
+    def check(self, config: TrainSparseConfig) -> None:
+        check_training(config, what="train-sparse")
+        _make_method(config)
 
     def run(self, ctx: StageContext, config: TrainSparseConfig, inputs: dict) -> StageResult:
         bundle, model = load_model(ctx, inputs["model"])
@@ -50,7 +52,7 @@ class TrainSparseStage(Stage):
             _reinitialise(model)
         before = model_metrics(model, data)
         method = _make_method(config)
-        notes = _schedule_warnings(ctx, config, method)
+        notes = _schedule_warnings(ctx, config, method) + natural_training_warnings(ctx, config, model, data, label="train-sparse")
         history = _train(ctx, config, model, method, data)
         method.finalize(model)
         silenced = silence_dead_channels_(model) if config.silence_dead_channels else 0
@@ -99,16 +101,7 @@ def _schedule_warnings(ctx: StageContext, config: TrainSparseConfig, method) -> 
 
 
 def _train(ctx: StageContext, config: TrainSparseConfig, model, method, data) -> list[dict[str, float]]:
-    loss_fn = None
-    if config.adversarial != "none":
-        from compress.robust import adversarial_loss, create_attack
-
-        kwargs = {"eps": config.adv_eps, "seed": ctx.options.seed}
-        if config.adversarial != "fgsm":
-            kwargs.update(steps=config.adv_steps, step_size=config.adv_step_size)
-        loss_fn = adversarial_loss(create_attack(config.adversarial, **kwargs), trade_off=config.adv_weight)
-    if config.epochs < 0:
-        raise UserError(f"epochs must be >= 0, got {config.epochs}")
+    loss_fn = adversarial_loss_fn(ctx, config, data)
     return run_training(ctx, model, method, data, epochs=config.epochs, batch_size=config.batch_size, label="train", loss_fn=loss_fn)
 
 

@@ -151,3 +151,50 @@ def test_create_attack_raises_listing_allowed_names_when_unknown():
 def test_attacks_registry_raises_on_duplicate_name():
     with pytest.raises(ValueError, match="duplicate attack name 'pgd'"):
         ATTACKS.register("pgd")(lambda: None)
+
+
+# --- agreement with an independent implementation (the formulas written out with plain autograd) ---
+
+def _reference_attack(model, x, y, *, eps, alpha, steps, start_noise, lo, hi, mean, std):
+    """x is standardised: undo it, start (optionally) from x + noise, take signed-gradient steps in
+    pixel units, clip to the eps-ball and then to [lo, hi], standardise again."""
+    mean_t, std_t = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
+    pixels = x * std_t + mean_t
+    adversarial = pixels + start_noise
+    adversarial = torch.minimum(torch.maximum(adversarial, pixels - eps), pixels + eps).clamp(lo, hi)
+    for _ in range(steps):
+        adversarial = adversarial.detach().requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(model((adversarial - mean_t) / std_t), y, reduction="sum")
+        (gradient,) = torch.autograd.grad(loss, adversarial)
+        adversarial = adversarial.detach() + alpha * gradient.sign()
+        adversarial = torch.minimum(torch.maximum(adversarial, pixels - eps), pixels + eps).clamp(lo, hi)
+    return (adversarial - mean_t) / std_t
+
+
+@pytest.mark.parametrize("name", ["fgsm", "ifgsm", "pgd"])
+def test_attacks_agree_with_an_independent_implementation_after_undoing_the_standardisation(name):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 3)).eval()
+    mean, std = (0.4, 0.6), (0.2, 0.3)
+    pixels = torch.rand(5, 2, 6, 6)
+    pixels[:, :, 0, 0] = 0.0  # pixels at the ends of the range: the clip after undoing the standardisation matters
+    pixels[:, :, 1, 1] = 1.0
+    x = (pixels - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+    y = torch.tensor([0, 1, 2, 0, 1])
+    eps, alpha, steps = 0.1, 0.03, 4
+    settings = {"eps": eps, "lo": 0.0, "hi": 1.0, "mean": mean, "std": std, "seed": 7}
+    if name != "fgsm":
+        settings.update(step_size=alpha, steps=steps)
+    ours = create_attack(name, **settings)(model, x, y)
+    noise = torch.zeros_like(pixels)
+    if name == "pgd":  # the same uniform draw as the attack's seeded generator
+        noise = (2 * torch.rand(pixels.shape, generator=torch.Generator().manual_seed(7)) - 1) * eps
+    reference = _reference_attack(
+        model, x, y, eps=eps, alpha=eps if name == "fgsm" else alpha, steps=1 if name == "fgsm" else steps,
+        start_noise=noise, lo=0.0, hi=1.0, mean=mean, std=std,
+    )
+    assert torch.allclose(ours, reference, atol=1e-5)
+    ours_pixels = ours * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)
+    assert float(ours_pixels.min()) >= -1e-6 and float(ours_pixels.max()) <= 1 + 1e-6
+    assert float((ours_pixels - pixels).abs().max()) <= eps + 1e-5
+    assert not torch.allclose(ours, x), "the attack moved nothing: the comparison would prove nothing"

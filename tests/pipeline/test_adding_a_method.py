@@ -64,7 +64,7 @@ def test_a_bad_hyperparameter_of_a_plugin_method_is_one_line(tmp_path):
         "--method", "hard-threshold", "--params", "threshold=-1", "--data", "digits", "--out", str(tmp_path / "run"),
     )
     assert done.returncode == 2, done.stderr
-    assert done.stderr.strip().splitlines() == ["error: method hard-threshold: threshold must be >= 0, got -1.0"]
+    assert done.stderr.strip().splitlines() == ["error: train-sparse: method hard-threshold: threshold must be >= 0, got -1.0"]
 
 
 def test_a_plugin_that_fails_to_import_is_one_line(tmp_path):

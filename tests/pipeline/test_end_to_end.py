@@ -124,3 +124,29 @@ def test_dry_run_prints_plan_and_writes_nothing(tmp_path, capsys, tiny_model_pat
     err = capsys.readouterr().err
     assert err.count("[dry-run]") == 6
     assert not (tmp_path / "dry").exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--data", "fashion"], "unknown data 'fashion'"),
+        (["--std", "0.3,0.2"], "--std has 2 values"),
+        (["--recipe", "{recipe}"], "prune: sparsity-ratio must be in [0, 1), got 90"),
+        (["--recipe", "{report_recipe}"], "report: report needs runs >= 1"),
+    ],
+)
+def test_dry_run_validates_the_data_and_every_stage_before_anything_runs(tmp_path, capsys, tiny_model_path, args, message):
+    """--dry-run checks what a run would (data source and channels, every stage's settings) without
+    training; a real run refuses the same settings before its first stage trains."""
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("stages:\n  - use: train-sparse\n  - use: prune\n    with: {sparsity-ratio: 90}\n")
+    report_recipe = tmp_path / "bad-report.yaml"
+    report_recipe.write_text("stages:\n  - use: prune\n  - use: report\n    with: {runs: 0}\n")
+    args = [a.format(recipe=recipe, report_recipe=report_recipe) for a in args]
+    base = [a for a in FAST if a != "digits" and a != "--data"] if "--data" in args else FAST
+    for extra in (["--dry-run"], []):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["run", str(tiny_model_path), "--target", "host", "--out", str(tmp_path / "out"), *base, *args, *extra])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "out" / "01-train-sparse").exists() and not (tmp_path / "out" / "01-prune").exists()

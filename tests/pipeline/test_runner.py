@@ -59,11 +59,18 @@ def test_runner_refuses_resume_with_a_different_recipe(tmp_path, tiny_model_path
 
 
 def test_runner_records_failed_stage_and_reraises(tmp_path, tiny_model_path, digits_options):
-    recipe = "stages:\n  - use: prune\n    with: {sparsity-ratio: 0.5, pattern: block, block: [0, 1]}\n"
-    with pytest.raises(UserError, match="block"):
+    recipe = "stages:\n  - use: prune\n    with: {sparsity-ratio: 0.5, exclude: [no_such_layer]}\n"  # fails on the model
+    with pytest.raises(UserError, match="no_such_layer"):
         _run(tmp_path, tiny_model_path, digits_options, recipe=recipe)
     record = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"][0]
-    assert record["status"] == "failed" and "block" in record["error"]
+    assert record["status"] == "failed" and "no_such_layer" in record["error"]
+
+
+def test_runner_refuses_a_bad_stage_setting_before_any_stage_runs(tmp_path, tiny_model_path, digits_options):
+    recipe = "stages:\n  - use: train-sparse\n  - use: prune\n    with: {sparsity-ratio: 0.5, pattern: block, block: [0, 1]}\n"
+    with pytest.raises(UserError, match="prune: block must be two positive integers"):
+        _run(tmp_path, tiny_model_path, digits_options, recipe=recipe)
+    assert not (tmp_path / "run" / "manifest.json").exists(), "train-sparse must not have run"
 
 
 def test_runner_rejects_stage_whose_input_is_missing(tmp_path, tiny_model_path, digits_options):

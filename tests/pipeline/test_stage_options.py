@@ -99,3 +99,21 @@ def test_help_shows_the_type_of_every_numeric_option(capsys):
     text = capsys.readouterr().out
     for shown in ("--sparsity-ratio RATIO", "--epochs INTEGER", "--lr FLOAT", "--block A,B,..."):
         assert shown in text, shown
+
+
+@pytest.mark.parametrize("stage", ["train-sparse", "prune", "quantize"])
+def test_help_shows_the_built_in_recipes_value_of_every_option_it_sets(capsys, stage):
+    """``compress <stage> --help`` must not hide what ``compress run`` really does with that stage."""
+    import click
+
+    from pipeline.cli import cli
+    from pipeline.cli_options import _show, built_in_recipe_values
+
+    values = built_in_recipe_values(stage)
+    assert values, "the built-in recipe sets nothing for this stage: the test would prove nothing"
+    command = cli.get_command(click.Context(cli), stage)
+    helps = {param.name: " ".join((param.help or "").split()) for param in command.params if isinstance(param, click.Option)}
+    default_config = __import__("pipeline.stage", fromlist=["stage_class"]).stage_class(stage).Config()
+    for name, value in values.items():
+        if getattr(default_config, name) != value and not (isinstance(value, list) and tuple(value) == getattr(default_config, name)):
+            assert f"built-in recipe: {_show(value)}" in helps[name], (name, helps[name])

@@ -13,11 +13,11 @@ from compress.stats import has_non_finite
 from pipeline.errors import PickleRefused, UserError
 from pipeline.model_io import (
     BUNDLE_FORMAT,
-    ExportedProgramModule,
     ModelBundle,
     _load_weights_only,
     build_architecture,
     build_model,
+    load_source_module,
     trusted_archs_for,
 )
 
@@ -69,8 +69,8 @@ def check_forward(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tenso
 
 def _read_any(path: Path, *, arch: str | None, arch_kwargs: dict[str, Any], trust_pickle: bool, trusted: tuple[str, ...]) -> ModelBundle:
     if path.suffix == ".pt2":
-        return _from_module(f"export:{path}", _load_export(path), arch_kwargs)
-    if _is_torchscript(path):
+        return _from_module(f"export:{path}", load_source_module("export", path, trust_pickle=False), arch_kwargs)
+    if _is_torchscript(path):  # its weights now; it is converted to torch modules once the input shape is known
         try:
             module = torch.jit.load(str(path), map_location="cpu")
         except RuntimeError as error:
@@ -81,10 +81,7 @@ def _read_any(path: Path, *, arch: str | None, arch_kwargs: dict[str, Any], trus
     except PickleRefused:
         if not trust_pickle:
             raise
-        module = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(module, nn.Module):
-            raise UserError(f"{path} holds a {type(module).__name__}, not a torch.nn.Module") from None
-        return _from_module(f"pickle:{path}", module, arch_kwargs)
+        return _from_module(f"pickle:{path}", load_source_module("pickle", path, trust_pickle=True), arch_kwargs)
     return _from_checkpoint(path, data, arch=arch, arch_kwargs=arch_kwargs, trusted=trusted)
 
 
@@ -124,10 +121,3 @@ def _is_torchscript(path: Path) -> bool:
         return False
     with zipfile.ZipFile(path) as archive:
         return any("/code/" in name for name in archive.namelist())
-
-
-def _load_export(path: Path) -> nn.Module:
-    try:
-        return ExportedProgramModule(torch.export.load(str(path)).module())
-    except Exception as error:  # torch.export raises many types on a bad archive
-        raise UserError(f"{path} is not a loadable torch.export program: {str(error).splitlines()[0][:160]}") from None

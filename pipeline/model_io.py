@@ -94,24 +94,6 @@ def _check_records(bundle: ModelBundle, *, source: str) -> None:
             raise UserError(f"{source}: malformed model bundle ({name} must hold records, found {type(bad[0]).__name__})")
 
 
-class ExportedProgramModule(nn.Module):
-    """Holds the module of a ``torch.export`` program, whose ``train()`` / ``eval()`` are unsupported.
-
-    Exported programs are traced in one mode; switching modes only flips this wrapper's flag.
-    """
-
-    def __init__(self, program_module: nn.Module) -> None:
-        super().__init__()
-        self.program = program_module
-
-    def forward(self, *inputs):
-        return self.program(*inputs)
-
-    def train(self, mode: bool = True) -> "ExportedProgramModule":
-        self.training = mode
-        return self
-
-
 def save_bundle(path: Path, bundle: ModelBundle) -> Path:
     return save_torch(path, bundle.to_dict())
 
@@ -141,7 +123,7 @@ def trusted_archs_for(model_path: Path | None, *, arch: str | None, trust_pickle
 
 def build_model(bundle: ModelBundle, *, trust_pickle: bool = False, trusted_archs: tuple[str, ...] = ()) -> nn.Module:
     """Rebuild the module of a bundle and load its weights (strict key and shape match)."""
-    model = build_architecture(bundle.arch, bundle.arch_kwargs, trust_pickle=trust_pickle, trusted_archs=trusted_archs)
+    model = build_architecture(bundle.arch, bundle.arch_kwargs, trust_pickle=trust_pickle, trusted_archs=trusted_archs, input_shape=bundle.input_shape)
     if bundle.channel_plans:
         from compress.prune import ChannelPlan, ChannelPlanError, apply_channel_plan
 
@@ -156,9 +138,12 @@ def build_model(bundle: ModelBundle, *, trust_pickle: bool = False, trusted_arch
 
 
 def build_architecture(
-    arch: str, arch_kwargs: dict[str, Any], *, trust_pickle: bool = False, trusted_archs: tuple[str, ...] = ()
+    arch: str, arch_kwargs: dict[str, Any], *, trust_pickle: bool = False, trusted_archs: tuple[str, ...] = (),
+    input_shape: tuple[int, ...] = (),
 ) -> nn.Module:
-    """Instantiate a registered name, or a trusted ``package.module:factory`` or re-loaded source file.
+    """Instantiate a registered name, or a trusted ``package.module:factory`` or re-loaded source file
+    (TorchScript and ``.pt2`` sources as real torch modules, see ``pipeline.program_modules``;
+    TorchScript needs ``input_shape``).
 
     Anything but a registered name imports or loads code, so it must be vouched for by the command
     line (``trusted_archs``: ``--arch`` and the model file given) or by ``--trust-pickle``.
@@ -170,7 +155,7 @@ def build_architecture(
         )
     kind, _, location = arch.partition(":")
     if kind in SOURCE_KINDS and location:
-        return _load_source_module(kind, Path(location), trust_pickle=trust_pickle)
+        return load_source_module(kind, Path(location), trust_pickle=trust_pickle, input_shape=input_shape)
     if ":" in arch:
         return _factory_model(arch, arch_kwargs)
     from compress.models import create_model
@@ -221,16 +206,31 @@ def _factory_model(arch: str, arch_kwargs: dict[str, Any]) -> nn.Module:
     return model
 
 
-def _load_source_module(kind: str, path: Path, *, trust_pickle: bool) -> nn.Module:
+def load_source_module(kind: str, path: Path, *, trust_pickle: bool, input_shape: tuple[int, ...] = ()) -> nn.Module:
+    """The module of a TorchScript / ``.pt2`` / pickle source file (the first two converted to real
+    torch modules); a file that does not load or convert is one ``UserError`` line."""
+    from pipeline.program_modules import program_to_modules, torchscript_to_modules
+
     if not path.exists():
         raise UserError(f"model source {path} no longer exists")
-    if kind == "torchscript":
-        return torch.jit.load(str(path), map_location="cpu")
-    if kind == "export":
-        return ExportedProgramModule(torch.export.load(str(path)).module())
-    if not trust_pickle:
+    if kind == "torchscript" and not input_shape:
+        raise UserError(f"{path}: the input shape is unknown; pass --input-shape C,H,W")
+    if kind == "pickle" and not trust_pickle:
         raise UserError(f"{path} is a pickled module; loading it runs code: pass --trust-pickle if you trust it")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    what = {"torchscript": "TorchScript", "export": "torch.export program"}.get(kind, "pickled module")
+    try:
+        if kind == "torchscript":
+            return torchscript_to_modules(torch.jit.load(str(path), map_location="cpu"), torch.zeros(2, *input_shape))
+        if kind == "export":
+            return program_to_modules(torch.export.load(str(path)))
+        module = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # the loaders and the converter raise many types on a file they cannot take
+        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        hint = " (its classes must be importable from the working directory)" if kind == "pickle" else ""
+        raise UserError(f"{path}: cannot load the {what}{hint}: {first}") from None
+    if not isinstance(module, nn.Module):
+        raise UserError(f"{path} holds a {type(module).__name__}, not a torch.nn.Module")
+    return module
 
 
 def _is_pickle_refusal(path: Path, error: Exception) -> bool:

@@ -93,7 +93,7 @@ def _original_dense_sizes(ctx: StageContext, bundle, example, *, opset: int) -> 
     from deploy.onnx.torch_export import export_dense
 
     original = build_architecture(bundle.arch, bundle.arch_kwargs, trust_pickle=ctx.options.trust_pickle,
-                                  trusted_archs=ctx.options.trusted_archs)
+                                  trusted_archs=ctx.options.trusted_archs, input_shape=bundle.input_shape)
     data = export_dense(original, example, opset=opset).SerializeToString()
     return len(data), gzip_size(data)
 

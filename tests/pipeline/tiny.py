@@ -16,3 +16,19 @@ def tiny_cnn(num_classes: int = 10) -> nn.Module:
         nn.ReLU(),
         nn.Linear(32, num_classes),
     )
+
+
+class TinyResidual(nn.Module):
+    """A 1x8x8 CNN with batch norm and a residual add (for TorchScript / .pt2 / pickle inputs)."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        y = self.bn1(self.conv1(x)).relu()
+        y = (y + self.bn2(self.conv2(y))).relu()
+        return self.fc(self.pool(y).flatten(1))

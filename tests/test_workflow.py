@@ -87,7 +87,9 @@ def test_workflow_installs_python_torch_and_cross_toolchain_when_read():
 
     assert python["with"]["python-version"] == "3.11"
     assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in run
-    assert "pip install ." in run
+    assert 'pip install "${COMPRESS_PIP}"' in run
+    assert "pip install ." not in run and "pip install -e ." not in run, "that would install the user's repository, not compress"
+    assert python["with"]["cache-dependency-path"] == ".github/workflows/mobile-artifacts.yml", "cache: pip needs a file every user repo has"
     for package in ("gcc-aarch64-linux-gnu", "g++-aarch64-linux-gnu", "qemu-user"):
         assert package in run
 
@@ -120,3 +122,73 @@ def test_workflow_pins_node24_majors_when_action_used(action):
     versions = [s["uses"].split("@")[1] for s in _steps() if s.get("uses", "").startswith(action)]
 
     assert versions and all(int(v.lstrip("v").split(".")[0]) >= minimum for v in versions)
+
+
+def _stub(directory: Path, name: str, body: str) -> None:
+    path = directory / name
+    path.write_text("#!/usr/bin/env bash\n" + body)
+    path.chmod(0o755)
+
+
+def _run_steps(repo: Path, env: dict[str, str]) -> list[tuple[str, int, str]]:
+    """Run the workflow's shell steps in ``repo`` as the runner would (bash -e), skipping the steps
+    whose ``if`` is false when the NDK is absent; returns (step name, exit code, output) per step."""
+    results = []
+    for step in _steps():
+        if "run" not in step or step.get("if", "").startswith("steps.ndk"):
+            continue
+        done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+        results.append((step["name"], done.returncode, done.stdout + done.stderr))
+        if done.returncode != 0:
+            break
+    return results
+
+
+def test_workflow_steps_run_in_a_scratch_user_repository(tmp_path):
+    """The workflow's own shell steps, run in a directory standing in for a user's repository (a
+    model file, no requirements or pyproject): installs are stubbed (no network in tests) and recorded."""
+    import sys
+
+    import torch
+
+    from compress.models import create_model
+
+    repo = tmp_path / "user-repo"
+    repo.mkdir()
+    torch.manual_seed(0)
+    torch.save(create_model("lenet5").state_dict(), repo / "model.pt")
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    calls = tmp_path / "calls.log"
+    _stub(stubs, "sudo", f'echo "sudo $*" >> {calls}\n')
+    _stub(stubs, "pip", f'echo "pip $*" >> {calls}\n')
+    _stub(stubs, "python", f'if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then echo "python $*" >> {calls}; exit 0; fi\nexec {sys.executable} "$@"\n')
+    env = {
+        **os.environ,
+        "PATH": f"{stubs}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "MODEL": "model.pt",
+        "COMPRESS_ARGS": "--arch lenet5 --data digits --train-limit 96 --test-limit 48 --threads 1",
+        "COMPRESS_PIP": "compress @ git+https://example.invalid/compress@v0.1.0",
+        "GITHUB_OUTPUT": str(tmp_path / "github-output"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "step-summary.md"),
+    }
+    env.pop("ANDROID_NDK_HOME", None)
+    results = _run_steps(repo, env)
+    assert all(code == 0 for _, code, _ in results), [(name, output[-800:]) for name, code, output in results if code]
+    installs = calls.read_text()
+    assert "pip install compress @ git+https://example.invalid/compress@v0.1.0" in installs
+    assert "pip install .\n" not in installs
+    summary = json.loads((repo / "runs" / "arm64-summary.json").read_text())
+    assert summary["status"] == "ok" and [s["name"] for s in summary["stages"]][-1] == "report"
+    assert (repo / "runs" / "arm64" / "05-compile" / "bundle" / "manifest.json").is_file()
+    assert "found=false" in Path(env["GITHUB_OUTPUT"]).read_text()
+    assert "| variant |" in Path(env["GITHUB_STEP_SUMMARY"]).read_text(), "the report goes into the job summary"
+
+
+def test_workflow_install_step_fails_with_a_clear_message_without_compress_pip(tmp_path):
+    step = next(s for s in _steps() if s["name"].startswith("Install compress"))
+    env = {**os.environ, "COMPRESS_PIP": "", "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    for name in ("pip", "python"):
+        _stub(tmp_path, name, "exit 0\n")
+    done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "::error::set COMPRESS_PIP in this workflow's env" in done.stdout

@@ -12,6 +12,7 @@ from pipeline.report_data import VariantModel
 from pipeline.stage import StageContext
 
 BASELINE = ("dense", "onnxruntime")
+TORCH_WARMUP = 50  # torch eager's first calls (allocator, OpenMP pool start) are slow: never time them
 
 
 def measure_latency(ctx: StageContext, config, inputs: dict[str, Path], models: dict[str, VariantModel]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -22,9 +23,11 @@ def measure_latency(ctx: StageContext, config, inputs: dict[str, Path], models: 
     threads = ctx.options.threads or _tvm_default_threads()
     candidates, notes = _candidates(ctx, config, models, x, threads=threads)
     stats = {}
-    for group in (_group(candidates, torch_group=False), _group(candidates, torch_group=True)):
+    for torch_group in (False, True):
+        group = _group(candidates, torch_group=torch_group)
+        warmup = max(config.warmup, TORCH_WARMUP) if torch_group else config.warmup
         if group:
-            stats.update(measure_interleaved(group, warmup=config.warmup, runs=config.runs, progress=ctx.options.progress))
+            stats.update(measure_interleaved(group, warmup=warmup, runs=config.runs, progress=ctx.options.progress))
     baseline = stats.get("|".join(BASELINE))
     rows = []
     for key, stat in stats.items():
@@ -37,7 +40,8 @@ def measure_latency(ctx: StageContext, config, inputs: dict[str, Path], models: 
     notes.append(
         f"Latency: batch 1, median of {config.runs} interleaved runs after {config.warmup} warm-up runs each; "
         "ratio_vs_baseline = median of the dense model on onnxruntime / median of the row. "
-        "torch eager is timed in a separate interleaved group: its OpenMP threads keep spinning after each call "
+        "torch eager is timed in a separate interleaved group, after at least "
+        f"{TORCH_WARMUP} warm-up runs: its OpenMP threads keep spinning after each call "
         "and slowed the other runtimes 2-3x when interleaved with them (measured). "
         f"onnxruntime and the TVM runtime both ran with {threads} intra-op thread(s) "
         "(--threads, else the TVM runtime's default: one per physical core as TVM counts them); "
@@ -70,7 +74,6 @@ def _remote_latency(device: str, compiled: VariantModel, x: np.ndarray, config):
     """Latency of the target library on a TVM RPC device (its own timer)."""
     from deploy.bench import LatencyStats
     from deploy.runtimes import SessionError, load_session
-
     from pipeline.errors import UserError
 
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
+from deploy.report.headline import Headline
 from deploy.report.plots import Plot
 from deploy.report.tables import Table
 
@@ -18,6 +19,8 @@ th{background:#f6f8fa}tr:nth-child(even) td{background:#fbfcfd}
 figure{margin:1rem 0}figcaption{font-size:.85rem;color:#57606a}
 img{max-width:100%;height:auto;border:1px solid #eaeef2}
 .pair{display:grid;grid-template-columns:1fr 1fr;gap:1rem}.muted{color:#57606a}
+#headline{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:.5rem 1rem}
+#headline .verdict{font-size:1.05rem;font-weight:600}.warning{color:#9a6700}
 """
 
 
@@ -45,6 +48,17 @@ def html_figure(plot: Plot | None, *, caption: str) -> str:
     return (
         f'<figure><img src="{data_uri(plot.png)}" alt="{escape(plot.title)}" data-plot="{escape(plot.key)}">'
         f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
+
+
+def html_headline(headline: Headline) -> str:
+    """The opening box: in, out, verdict, warnings."""
+    warnings = "".join(f'<li class="warning">{escape(w)}</li>' for w in headline.warnings)
+    return (
+        f'<section id="headline"><p><b>In:</b> {escape(headline.went_in)}<br><b>Out:</b> {escape(headline.came_out)}</p>'
+        f'<p class="verdict">{escape(headline.verdict)}</p>'
+        + (f'<ul id="warnings">{warnings}</ul>' if warnings else "")
+        + "</section>"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from deploy.report.headline import Headline
 from deploy.report.tables import Table
 
 
@@ -20,8 +21,16 @@ def markdown_table(table: Table, *, level: int = 2) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_headline(headline: Headline) -> str:
+    """The opening lines: in, out, verdict, and each warning as a quoted line."""
+    lines = [f"**In:** {_cell(headline.went_in)}  ", f"**Out:** {_cell(headline.came_out)}  ", f"**Verdict:** {_cell(headline.verdict)}", ""]
+    lines += [f"> **Warning:** {_cell(warning)}" for warning in headline.warnings]
+    return "\n".join(lines) + "\n"
+
+
 def markdown_document(
-    *, title: str, tables: list[Table], images: list[tuple[str, str]] | None = None, notes: list[str] | None = None
+    *, title: str, tables: list[Table], images: list[tuple[str, str]] | None = None, notes: list[str] | None = None,
+    headline: Headline | None = None,
 ) -> str:
     """A whole Markdown document.
 
@@ -30,11 +39,14 @@ def markdown_document(
         tables: sections in order.
         images: ``(caption, relative path)`` pairs shown under "Plots".
         notes: free-text notes shown last.
+        headline: the opening summary, under the title.
 
     Returns:
         The Markdown text.
     """
     parts = [f"# {title}\n"]
+    if headline is not None:
+        parts.append(markdown_headline(headline))
     parts.extend(markdown_table(table) for table in tables)
     if images:
         parts.append("## Plots\n\n" + "\n".join(f"![{caption}]({path})\n" for caption, path in images))

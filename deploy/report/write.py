@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from deploy.report.files import atomic_write_bytes, atomic_write_text, report_json
-from deploy.report.html import html_figure, html_notes, html_page, html_table
+from deploy.report.headline import report_headline
+from deploy.report.html import (
+    html_figure,
+    html_headline,
+    html_notes,
+    html_page,
+    html_table,
+)
 from deploy.report.markdown import markdown_document
 from deploy.report.plots import Plot, report_plots
 from deploy.report.schema import validate_report
@@ -19,11 +26,12 @@ def report_title(report: dict[str, Any]) -> str:
 
 
 def render_html(report: dict[str, Any], *, tables: list[Table], plots: list[Plot]) -> str:
-    """The report page: run facts, plots, then the remaining tables and notes."""
+    """The report page: headline, run facts, plots, then the remaining tables and notes."""
     first, rest = tables[:1], tables[1:]
     figures = "".join(html_figure(plot, caption=plot.title) for plot in plots)
     body = (
-        "".join(html_table(t) for t in first)
+        html_headline(report_headline(report))
+        + "".join(html_table(t) for t in first)
         + f'<section id="plots"><h2>Plots</h2>{figures}</section>'
         + "".join(html_table(t) for t in rest)
         + html_notes(report.get("notes", []))
@@ -53,7 +61,8 @@ def write_report(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     plots = report_plots(report)
     images = [(plot.title, f"plots/{plot.key}.png") for plot in plots]
     markdown = markdown_document(
-        title=report_title(report), tables=tables, images=images, notes=report.get("notes", [])
+        title=report_title(report), tables=tables, images=images, notes=report.get("notes", []),
+        headline=report_headline(report),
     )
     html = render_html(report, tables=tables, plots=plots)
     paths: dict[str, Path] = {}

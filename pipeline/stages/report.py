@@ -65,12 +65,12 @@ class ReportStage(Stage):
                 "machine": machine_info(torch_threads=_threads(ctx), onnxruntime_threads=None),
                 "versions": _versions(),
                 "seed": ctx.options.seed,
-                "data": {"name": ctx.options.data, "split": "test", "samples": models["dense"].test_samples},
+                "data": _data_facts(ctx, config, models),
                 "baseline_variant": "dense" if any(v["name"] == "dense" for v in variants) else None,
             },
             "variants": variants,
             "latency": latency,
-            "kernels": kernel_rows(ctx.history),
+            "kernels": kernel_rows(ctx.history, next((v["layers"] for v in reversed(variants) if v["layers"]), [])),
             "artifacts": artifact_rows(ctx),
             "notes": notes,
         }
@@ -91,6 +91,15 @@ def _validate(config: ReportConfig) -> None:
         raise UserError(f"unknown attack {unknown[0]!r}; allowed: {', '.join(ATTACKS)}")
     if not config.robust_eps >= 0 or config.robust_steps < 1 or config.robust_samples < 1:
         raise UserError(f"report needs robust-eps >= 0, robust-steps >= 1 and robust-samples >= 1, got {config.robust_eps}, {config.robust_steps}, {config.robust_samples}")
+
+
+def _data_facts(ctx: StageContext, config: ReportConfig, models) -> dict[str, Any]:
+    """The evaluation data, with the limits that make numbers partial (the headline warns on them)."""
+    facts: dict[str, Any] = {"name": ctx.options.data, "split": "test", "samples": models["dense"].test_samples,
+                             "train_limit": ctx.options.train_limit, "test_limit": ctx.options.test_limit}
+    if config.robust:
+        facts["robust_samples"] = min(config.robust_samples, models["dense"].test_samples or config.robust_samples)
+    return facts
 
 
 def _threads(ctx: StageContext) -> int | None:

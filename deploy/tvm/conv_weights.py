@@ -15,7 +15,7 @@ import numpy as np
 
 from deploy.tvm.kernels.conv_geometry import ConvGeometry
 from deploy.tvm.kernels.direct_conv import tap_offset
-from deploy.tvm.row_blocks import nonzero_blocks, row_blocks
+from deploy.tvm.row_blocks import block_structure, nonzero_blocks, row_blocks
 
 TILE_REGISTERS = 8  # accumulator vectors of the target's width: 8 of 16 AVX2 / 32 AVX-512 registers,
 # 16 of NEON's 32 when a "vector" is two 128-bit registers
@@ -66,21 +66,21 @@ def encode_conv_taps(weight: np.ndarray, *, geometry: ConvGeometry, vector: int,
     target whose vectors hold ``vector_floats`` floats."""
     out_channels, channels, kernel_h, kernel_w = weight.shape
     rows = best_tile_rows(weight, vector=vector, vector_floats=vector_floats)
-    blocks = row_blocks(weight.reshape(out_channels, -1), rows)
-    keep = np.any(blocks != 0, axis=1)
-    block_row, tap = np.nonzero(keep)
+    flat = weight.reshape(out_channels, -1)
+    blocks = row_blocks(flat, rows)
+    structure = block_structure(flat, rows)
+    block_row, tap = np.repeat(np.arange(len(blocks)), np.diff(structure.indptr)), structure.indices
     table = np.array([tap_offset(geometry, c, ky, kx) for c in range(channels) for ky in range(kernel_h) for kx in range(kernel_w)],
                      dtype=np.int64)
     if int(table.max(initial=0)) >= 2**31:
         raise ValueError(f"convolution input of {geometry.phase_size} floats is too large for int32 offsets")
     data = blocks[block_row, :, tap].astype(np.float32)
-    indptr = np.zeros(len(blocks) + 1, dtype=np.int32)
-    np.cumsum(np.bincount(block_row, minlength=len(blocks)), out=indptr[1:])
+    indptr = structure.indptr.astype(np.int32)
     offsets = table[tap].astype(np.int32)
     if len(offsets) == 0:  # an all-zero weight: one zero block keeps the buffers non-empty
         data, offsets, indptr = np.zeros((1, rows), np.float32), np.zeros(1, np.int32), indptr + np.int32(1)
         indptr[0] = 0
-    return ConvTaps(np.ascontiguousarray(data.reshape(-1)), offsets, indptr, rows, float(1.0 - keep.mean()))
+    return ConvTaps(np.ascontiguousarray(data.reshape(-1)), offsets, indptr, rows, float(1.0 - structure.indices.size / blocks[:, 0].size))
 
 
 def decode_conv_taps(taps: ConvTaps, *, geometry: ConvGeometry, shape: tuple[int, int, int, int]) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse
 
 from deploy.onnx.codecs.common import (
     canonical_zeros,
@@ -62,22 +63,25 @@ def to_blocks(matrix: np.ndarray, block: tuple[int, int]) -> np.ndarray:
 
 
 def encode_bsr(weight: np.ndarray, *, block: tuple[int, int]) -> BsrArrays:
-    """Encode a float32 / float16 weight as BSR with ``block = (r, c)`` on its GEMM view.
+    """Encode a float32 / float16 weight as BSR with ``block = (r, c)`` on its GEMM view (block
+    structure from ``scipy.sparse.bsr_array``).
 
     Args:
         weight: dense weight of rank >= 1.
         block: block rows and columns; dims that do not divide are zero-padded.
     """
     check_float(weight, role="weight")
+    block = tuple(int(v) for v in block)
     grid_rows, grid_cols = block_grid(weight.shape, block)
-    blocks = to_blocks(gemm_view(canonical_zeros(np.ascontiguousarray(weight))), tuple(int(v) for v in block))
-    kept = nonzero_mask(blocks).any(axis=(2, 3))
-    block_rows, block_cols = np.nonzero(kept)
-    row_ptrs = np.concatenate([[0], np.cumsum(np.bincount(block_rows, minlength=grid_rows))])
+    blocks = to_blocks(gemm_view(canonical_zeros(np.ascontiguousarray(weight))), block)
+    padded_mask = nonzero_mask(blocks).transpose(0, 2, 1, 3).reshape(grid_rows * block[0], grid_cols * block[1])
+    structure = scipy.sparse.bsr_array(padded_mask.astype(np.int8), blocksize=block)  # blocks holding a non-zero
+    structure.sort_indices()
+    block_rows = np.repeat(np.arange(grid_rows), np.diff(structure.indptr))
     return BsrArrays(
-        values=blocks[block_rows, block_cols].copy(),
-        col_indices=block_cols.astype(narrowest_uint(max(grid_cols - 1, 0))),
-        row_ptrs=row_ptrs.astype(narrowest_uint(int(block_rows.size))),
+        values=blocks[block_rows, structure.indices].copy(),
+        col_indices=structure.indices.astype(narrowest_uint(max(grid_cols - 1, 0))),
+        row_ptrs=structure.indptr.astype(narrowest_uint(int(structure.indices.size))),
         shape=tuple(int(v) for v in weight.shape),
     )
 

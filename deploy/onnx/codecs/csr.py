@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse
 
 from deploy.onnx.codecs.common import (
     check_float,
-    check_row_ptrs,
     check_index_array,
+    check_row_ptrs,
     check_shape,
     gemm_shape,
     gemm_view,
@@ -40,7 +41,7 @@ class CsrArrays(RowCompressedArrays):
 
 
 def encode_csr(weight: np.ndarray) -> CsrArrays:
-    """Encode a float32 / float16 weight as CSR on its GEMM view.
+    """Encode a float32 / float16 weight as CSR on its GEMM view (structure from ``scipy.sparse.csr_array``).
 
     Args:
         weight: dense weight of rank >= 1.
@@ -51,13 +52,12 @@ def encode_csr(weight: np.ndarray) -> CsrArrays:
     check_float(weight, role="weight")
     matrix = gemm_view(np.ascontiguousarray(weight))
     rows, cols = matrix.shape
-    row_ids, col_ids = np.nonzero(nonzero_mask(matrix))
-    counts = np.bincount(row_ids, minlength=rows)
-    row_ptrs = np.concatenate([[0], np.cumsum(counts)])
+    structure = scipy.sparse.csr_array(nonzero_mask(matrix))  # the sparsity structure (dtype-agnostic: float16 too)
+    row_ids = np.repeat(np.arange(rows), np.diff(structure.indptr))
     return CsrArrays(
-        values=matrix[row_ids, col_ids].copy(),
-        col_indices=col_ids.astype(narrowest_uint(max(cols - 1, 0))),
-        row_ptrs=row_ptrs.astype(narrowest_uint(int(row_ids.size))),
+        values=matrix[row_ids, structure.indices].copy(),
+        col_indices=structure.indices.astype(narrowest_uint(max(cols - 1, 0))),
+        row_ptrs=structure.indptr.astype(narrowest_uint(int(structure.nnz))),
         shape=tuple(int(v) for v in weight.shape),
     )
 
@@ -70,6 +70,10 @@ def csr_row_ids(row_ptrs: np.ndarray, *, rows: int, nnz: int) -> np.ndarray:
 
 def csr_flat_indices(col_indices: np.ndarray, row_ptrs: np.ndarray, *, shape: tuple[int, ...]) -> np.ndarray:
     """Validated flat indices (into the GEMM view, row-major) of the stored entries.
+
+    Written here rather than left to ``scipy.sparse``'s ``check_format``: the arrays come from an
+    untrusted ONNX file, so every fault must be an ``OnnxFormatError`` naming it before anything is
+    allocated, and scipy accepts duplicate columns (it sums them), which would not decode exactly.
 
     Raises:
         OnnxFormatError: wrong dtypes or lengths, a column out of range, or a duplicate / unsorted

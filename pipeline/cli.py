@@ -24,6 +24,7 @@ COMMANDS = {
     "compile": ("pipeline.commands.stage", "TVM compile for a target (arm64, android-arm64, host, mobile GPU)"),
     "report": ("pipeline.commands.report", "latency / size / accuracy report of a run (or --compare two runs)"),
     "verify": ("pipeline.commands.verify", "recheck every artifact's sha256 and the numerical parity of a run"),
+    "bench-device": ("pipeline.commands.bench_device", "time a run's arm64 bundle on a device over adb / ssh and add it to the report"),
     "targets": ("pipeline.commands.listing", "list the compile targets"),
     "methods": ("pipeline.commands.listing", "list training, pruning and quantization methods"),
 }

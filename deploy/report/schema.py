@@ -9,7 +9,7 @@ from typing import Any
 from deploy.report.fields import Field, ReportSchemaError, check
 
 SCHEMA_ID = "compress-report/1"
-RUNTIMES = ("torch", "onnxruntime", "tvm-host", "tvm-rpc")
+RUNTIMES = ("torch", "onnxruntime", "tvm-host", "tvm-rpc", "tvm-device")
 KERNELS = ("sparse", "dense")
 
 

@@ -24,7 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.tvm.arm64_runtime import TVM_FFI_VERSION, TVM_VERSION, build_runner, fetch_arm64_runtime
+from deploy.tvm.arm64_runtime import (
+    TVM_FFI_VERSION,
+    TVM_VERSION,
+    build_runner,
+    fetch_arm64_runtime,
+)
 from deploy.tvm.errors import BundleError
 
 MANIFEST_FORMAT = "compress-tvm-bundle/1"
@@ -32,11 +37,19 @@ AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"
 _README = """compress TVM bundle for {target} (aarch64 Linux, glibc)
 
 Run on the device, in this directory:
-    ./runner model.so input.bin {shape} output.bin [REPEAT]
+    ./runner ./model.so input.bin {shape} output.bin
+    ./runner --latency ./model.so {shape} [WARMUP [RUNS]]
 
-input.bin  raw little-endian float32, shape {shape} (C order)
+(the ./ matters: a bare model.so is looked up on the library path, not in this directory)
+
+input.bin  raw little-endian float32, one or more samples of shape {shape} (C order)
 output.bin raw float32 outputs, concatenated; their shapes are printed
-REPEAT     optional number of timed runs; prints latency_ms=<mean>
+--latency  warm-up runs (default 10), then RUNS timed runs (default 100) of a zero input; prints
+           {{"warmup", "runs", "median_ms", "p90_ms", "min_ms", "mean_ms"}} as one JSON line
+           (`compress bench-device RUN --adb SERIAL | --ssh HOST` runs this and adds it to the report)
+
+This runtime is built for glibc (arm64 Linux boards). Android has no glibc: there the runtime and the
+runner must be built with the Android NDK (see the compress README, "Measuring on a phone").
 
 The runner finds lib/libtvm_runtime.so and lib/libtvm_ffi.so through its rpath ($ORIGIN/lib).
 Built with apache-tvm {tvm} / apache-tvm-ffi {ffi}.
@@ -136,7 +149,8 @@ def _manifest(bundle: Path, target: str, input_name: str, input_shape: tuple[int
         "format": MANIFEST_FORMAT, "target": target, "input_name": input_name,
         "input_shape": [int(v) for v in input_shape], "input_dtype": "float32",
         "runtime": {"apache-tvm": TVM_VERSION, "apache-tvm-ffi": TVM_FFI_VERSION, "libc": "glibc"},
-        "run": "./runner model.so input.bin " + ",".join(str(int(v)) for v in input_shape) + " output.bin",
+        "run": "./runner ./model.so input.bin " + ",".join(str(int(v)) for v in input_shape) + " output.bin",
+        "latency": "./runner --latency ./model.so " + ",".join(str(int(v)) for v in input_shape) + " 10 100",
         "files": [{"path": str(p.relative_to(bundle)), "size": p.stat().st_size,
                    "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in files],
     }

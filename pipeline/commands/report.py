@@ -57,12 +57,10 @@ def _labels(run_a: Path, run_b: Path) -> tuple[str, str]:
 def find_report(run_dir: Path) -> Path:
     """The ``report.json`` of a run directory (written by its report stage)."""
     from pipeline.manifest import read_manifest
+    from pipeline.report_update import finished_report_record
 
-    manifest = read_manifest(run_dir)
-    for record in reversed(manifest["stages"]):
-        if record["name"] == "report" and record["status"] == "done":
-            return Path(run_dir) / record["outputs"]["report-json"]["path"]
-    raise UserError(f"{run_dir} has no finished report stage; finish the run with `compress run --resume --out {run_dir}`")
+    record = finished_report_record(read_manifest(run_dir), Path(run_dir))
+    return Path(run_dir) / record["outputs"]["report-json"]["path"]
 
 
 def add_robust_to_run(run_dir: Path, attacks: tuple[str, ...], *, eps: float, steps: int, samples: int, arch: str | None = None) -> None:
@@ -70,41 +68,34 @@ def add_robust_to_run(run_dir: Path, attacks: tuple[str, ...], *, eps: float, st
     ``robust: attacks``), write it into the run's report and its manifest record."""
     from dataclasses import replace
 
-    from deploy.report import load_report, write_report
-    from pipeline.manifest import Artifact, read_manifest, write_manifest
     from pipeline.report_data import collect_variants
     from pipeline.report_robust import add_robust_accuracy
-    from pipeline.run_lock import run_lock
+    from pipeline.report_update import update_run_report
     from pipeline.runner import data_loader
     from pipeline.stage import RunOptions, StageContext
     from pipeline.stages.report import ReportConfig, _validate, robust_headline
 
     config = replace(ReportConfig(), robust=tuple(attacks), robust_eps=eps, robust_steps=steps, robust_samples=samples)
     _validate(config)
-    with run_lock(run_dir):
-        manifest = read_manifest(run_dir)
-        stage_dir = find_report(run_dir).parent
-        record = next(r for r in reversed(manifest["stages"]) if r["name"] == "report" and r["status"] == "done")
+
+    def change(report, manifest, record) -> None:
         saved = manifest["options"]
         options = RunOptions(**{key: saved[key] for key in ("data", "seed", "train_limit", "test_limit", "preprocess", "target", "threads") if key in saved},
                              progress=False, trusted_archs=(arch,) if arch else ())
-        ctx = StageContext(run_dir=Path(run_dir), stage_dir=stage_dir, stage_id=record["id"], options=options,
+        ctx = StageContext(run_dir=Path(run_dir), stage_dir=find_report(run_dir).parent, stage_id=record["id"], options=options,
                            history=manifest["stages"], load_data=data_loader(options), log=click.echo)
         inputs = {role: Path(run_dir) / artifact["path"] for role, artifact in record["inputs"].items()}
         variants, models = collect_variants(ctx, inputs, config)
         notes = add_robust_accuracy(ctx, config, variants, models)
-        report = load_report(find_report(run_dir))
         measured = {v["name"]: v for v in variants}
         for variant in report["variants"]:
             for key in ("robust_accuracy", "robust_accuracy_tvm"):
                 if key in measured.get(variant["name"], {}):
                     variant[key] = measured[variant["name"]][key]
         report["notes"] = [n for n in report.get("notes", []) if not n.startswith("Robust accuracy")] + notes
-        paths = write_report(report, stage_dir)
-        for role, kind in (("report-json", "json"), ("report-md", "md"), ("report-html", "html")):
-            record["outputs"][role] = Artifact.of(role, paths[kind], run_dir=Path(run_dir), stage=record["name"]).to_dict()
         record["metrics"].update(robust_headline(report["variants"]))
-        write_manifest(Path(run_dir), manifest)
+
+    report = update_run_report(run_dir, change)
     for variant in report["variants"]:
         if "robust_accuracy" in variant:
             values = ", ".join(f"{name} {value:.4f}" for name, value in variant["robust_accuracy"].items())

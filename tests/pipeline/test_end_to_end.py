@@ -4,6 +4,7 @@ that read a finished run: --json, verify, report, report --compare, --max-accura
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -150,3 +151,58 @@ def test_dry_run_validates_the_data_and_every_stage_before_anything_runs(tmp_pat
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
         assert not (tmp_path / "out" / "01-train-sparse").exists() and not (tmp_path / "out" / "01-prune").exists()
+
+
+def _fake_adb(directory, device_root):
+    """An ``adb`` stand-in: ``push`` copies into ``device_root``, ``shell`` runs the command there
+    with aarch64 executables under qemu (what a phone would run natively)."""
+    script = directory / "adb"
+    script.write_text(
+        "#!/usr/bin/env bash\n"
+        f'echo "adb $*" >> {directory}/adb.log\n'
+        'shift 2  # -s SERIAL\n'
+        'case "$1" in\n'
+        f'  push) mkdir -p {device_root}$3 && cp -r "$2" {device_root}$3 ;;\n'
+        f'  shell) command=$(printf "%s" "$2" | sed -e "s#/data/local/tmp#{device_root}/data/local/tmp#g" '
+        '-e "s#./runner#qemu-aarch64 -L /usr/aarch64-linux-gnu ./runner#") && bash -c "$command" ;;\n'
+        "esac\n"
+    )
+    script.chmod(0o755)
+
+
+@pytest.mark.slow
+def test_bench_device_times_the_bundle_over_adb_and_adds_it_to_the_report(finished_run, capsys, tmp_path, monkeypatch):
+    """The phone path without Python on the device: adb push the bundle, run its native runner's
+    latency mode, fold the JSON into the report (adb is a stand-in running the runner under qemu)."""
+    _, out = finished_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    bin_dir, device = tmp_path / "bin", tmp_path / "device"
+    bin_dir.mkdir()
+    _fake_adb(bin_dir, device)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    code, stdout, err = _cli(["bench-device", str(copy), "--adb", "emulator-5554", "--runs", "5", "--warmup", "1"], capsys)
+    assert code == 0, err
+    stats = json.loads(stdout.strip().splitlines()[-1])
+    assert stats["device"] == "adb:emulator-5554" and stats["runs"] == 5 and 0 < stats["min_ms"] <= stats["median_ms"] <= stats["p90_ms"]
+    log = (bin_dir / "adb.log").read_text()
+    assert "-s emulator-5554 push" in log and "./runner --latency ./model.so" in log
+    assert (device / "data/local/tmp/compress-bundle/model.so").is_file()
+    report = json.loads((copy / read_manifest(copy)["stages"][-1]["outputs"]["report-json"]["path"]).read_text())
+    rows = [r for r in report["latency"] if r["runtime"] == "tvm-device"]
+    assert len(rows) == 1 and rows[0]["device"] == "adb:emulator-5554" and rows[0]["median_ms"] == stats["median_ms"]
+    assert _cli(["verify", str(copy)], capsys)[0] == 0, "the manifest records the rewritten report"
+
+
+@pytest.mark.slow
+def test_bench_device_under_qemu_is_marked_as_not_device_latency(finished_run, capsys, tmp_path):
+    _, out = finished_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    code, stdout, err = _cli(["bench-device", str(copy), "--qemu", "--runs", "3", "--warmup", "1"], capsys)
+    assert code == 0, err
+    report = json.loads((copy / read_manifest(copy)["stages"][-1]["outputs"]["report-json"]["path"]).read_text())
+    assert any("NOT device latency" in note for note in report["notes"])
+    assert "emulated" in next(r for r in report["latency"] if r["runtime"] == "tvm-device")["device"]
+    code, _, err = _cli(["bench-device", str(copy), "--adb", "x", "--qemu"], capsys)
+    assert code == 2 and "exactly one of" in err

@@ -5,11 +5,14 @@
 //   -Wl,--no-as-needed -ltvm_runtime -ltvm_ffi
 // so the runtime's static initialisers register the library loader and the VM.
 //
-// Usage: runner MODEL.so INPUT.bin SHAPE OUTPUT.bin [REPEAT]
+// Usage: runner MODEL.so INPUT.bin SHAPE OUTPUT.bin
+//        runner --latency MODEL.so SHAPE [WARMUP [RUNS]]
 //   SHAPE  comma-separated positive input dims, e.g. 1,3,32,32
 //   INPUT.bin holds one or more samples of SHAPE back to back; the outputs of all samples are
 //          written back to back in OUTPUT.bin ("samples=<n>" is printed when n > 1).
-//   REPEAT timed runs of the first sample after one warm-up (default 0); prints "latency_ms=<mean>".
+//   --latency runs a zero input WARMUP times (default 10), then times RUNS single runs (default 100)
+//          with the steady clock and prints one JSON object on stdout:
+//          {"warmup": W, "runs": N, "median_ms": ..., "p90_ms": ..., "min_ms": ..., "mean_ms": ...}
 // Prints one line "output<i> shape=d0,d1,..." per output. Exit code 0 on success, 1 on any error
 // (unreadable input, bad shape, allocation failure, output not written), 2 on a usage error.
 
@@ -20,6 +23,7 @@
 #include <tvm/ffi/extra/module.h>
 #include <tvm/ffi/function.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -107,17 +111,56 @@ void WriteOutputs(std::ofstream& file, const std::string& path, const std::vecto
   }
 }
 
-int Run(int argc, char** argv) {
-  if (argc < 5) {
-    std::cerr << "usage: runner MODEL.so INPUT.bin SHAPE OUTPUT.bin [REPEAT]\n";
-    return 2;
-  }
-  int repeat = argc > 5 ? std::atoi(argv[5]) : 0;
-  ffi::Module library = ffi::Module::LoadFromFile(argv[1]);
+ffi::Function LoadMain(const char* path) {
+  ffi::Module library = ffi::Module::LoadFromFile(path);
   ffi::Module vm = library->GetFunction("vm_load_executable").value()().cast<ffi::Module>();
   vm->GetFunction("vm_initialization").value()(static_cast<int>(kDLCPU), 0, kPooledAllocator,
                                                  static_cast<int>(kDLCPU), 0, kPooledAllocator);
-  ffi::Function main_fn = vm->GetFunction("main").value();
+  return vm->GetFunction("main").value();
+}
+
+int ParseCount(const char* text, const char* what) {
+  std::string value(text);
+  bool digits = !value.empty() && value.size() <= 7 && value.find_first_not_of("0123456789") == std::string::npos;
+  if (!digits) throw std::runtime_error(std::string(what) + " must be a non-negative integer, got '" + value + "'");
+  return std::stoi(value);
+}
+
+// --latency MODEL.so SHAPE [WARMUP [RUNS]]: batch-1 latency statistics as one JSON line.
+int Latency(int argc, char** argv) {
+  if (argc < 4) {
+    std::cerr << "usage: runner --latency MODEL.so SHAPE [WARMUP [RUNS]]\n";
+    return 2;
+  }
+  int warmup = argc > 4 ? ParseCount(argv[4], "WARMUP") : 10;
+  int runs = argc > 5 ? ParseCount(argv[5], "RUNS") : 100;
+  if (runs < 1) throw std::runtime_error("RUNS must be >= 1");
+  ffi::Function main_fn = LoadMain(argv[2]);
+  ffi::Tensor input = NewInput(ParseShape(argv[3]));
+  std::fill_n(static_cast<char*>(input.data_ptr()), ffi::GetDataSize(input), 0);
+  for (int i = 0; i < warmup; ++i) main_fn(input);
+  std::vector<double> times;
+  for (int i = 0; i < runs; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    main_fn(input);
+    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  double mean = 0;
+  for (double t : times) mean += t / runs;
+  std::sort(times.begin(), times.end());
+  auto at = [&](double q) { return times[std::min(times.size() - 1, static_cast<size_t>(q * (times.size() - 1) + 0.5))]; };
+  std::printf("{\"warmup\": %d, \"runs\": %d, \"median_ms\": %.6f, \"p90_ms\": %.6f, \"min_ms\": %.6f, \"mean_ms\": %.6f}\n",
+              warmup, runs, at(0.5), at(0.9), times.front(), mean);
+  return 0;
+}
+
+int Run(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "--latency") return Latency(argc, argv);
+  if (argc < 5) {
+    std::cerr << "usage: runner MODEL.so INPUT.bin SHAPE OUTPUT.bin\n       runner --latency MODEL.so SHAPE [WARMUP [RUNS]]\n";
+    return 2;
+  }
+  ffi::Function main_fn = LoadMain(argv[1]);
   ffi::Tensor input = NewInput(ParseShape(argv[3]));
   std::ifstream in(argv[2], std::ios::binary);
   if (!in) throw std::runtime_error(std::string("cannot read the input file ") + argv[2]);
@@ -126,12 +169,6 @@ int Run(int argc, char** argv) {
   int samples = 0;
   while (ReadSample(in, argv[2], input)) {
     ffi::Any result = main_fn(input);
-    if (samples == 0 && repeat > 0) {
-      auto start = std::chrono::steady_clock::now();
-      for (int i = 0; i < repeat; ++i) result = main_fn(input);
-      std::chrono::duration<double, std::milli> spent = std::chrono::steady_clock::now() - start;
-      std::cout << "latency_ms=" << spent.count() / repeat << "\n";
-    }
     WriteOutputs(out, argv[4], Flatten(result), samples == 0);
     ++samples;
   }

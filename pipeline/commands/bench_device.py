@@ -1,0 +1,70 @@
+"""``compress bench-device RUN_DIR --adb SERIAL | --ssh HOST | --qemu``: time the run's arm64 bundle
+on a device with its native runner (no Python there) and add the result to the run's report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pipeline.errors import UserError
+
+
+def make_command(name: str) -> click.Command:
+    @click.command(name=name)
+    @click.argument("run_dir", type=click.Path(path_type=Path))
+    @click.option("--adb", "serial", default=None, metavar="SERIAL", help="an Android device (adb -s SERIAL); needs an NDK-built bundle, see the README")
+    @click.option("--ssh", "host", default=None, metavar="[USER@]HOST", help="an arm64 Linux board reachable with ssh / scp")
+    @click.option("--qemu", is_flag=True, help="this machine under qemu-aarch64: checks the path; the numbers are emulation, not device latency")
+    @click.option("--runs", default=100, show_default=True, type=int, metavar="INTEGER", help="timed runs on the device")
+    @click.option("--warmup", default=10, show_default=True, type=int, metavar="INTEGER", help="untimed warm-up runs")
+    def command(run_dir: Path, serial: str | None, host: str | None, qemu: bool, runs: int, warmup: int) -> None:
+        """Copy RUN_DIR's arm64 bundle to a device, time it there, add a tvm-device row to the report."""
+        from deploy.bench.device import DeviceError, DeviceLink, measure_on_device
+
+        links = [DeviceLink("adb", serial) if serial else None, DeviceLink("ssh", host) if host else None, DeviceLink("qemu") if qemu else None]
+        chosen = [link for link in links if link is not None]
+        if len(chosen) != 1:
+            raise UserError("give exactly one of --adb SERIAL, --ssh HOST, --qemu")
+        if runs < 1 or warmup < 0:
+            raise UserError(f"bench-device needs runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+        bundle, shape = _bundle(run_dir)
+        try:
+            stats = measure_on_device(bundle, shape, link=chosen[0], warmup=warmup, runs=runs)
+        except DeviceError as error:
+            raise UserError(f"bench-device: {error}") from None
+        _add_to_report(run_dir, stats, chosen[0])
+        click.echo(json.dumps({"device": chosen[0].label, **stats}, sort_keys=True))
+
+    return command
+
+
+def _bundle(run_dir: Path) -> tuple[Path, tuple[int, ...]]:
+    from pipeline.manifest import read_manifest
+
+    record = next((r for r in read_manifest(run_dir)["stages"] if r["name"] == "compile" and r["status"] == "done"), None)
+    if record is None or "bundle-manifest" not in record["outputs"]:
+        raise UserError(f"{run_dir} has no arm64 bundle; compile with --target arm64 (or android-arm64) first")
+    manifest_path = Path(run_dir) / record["outputs"]["bundle-manifest"]["path"]
+    shape = json.loads(manifest_path.read_text())["input_shape"]
+    return manifest_path.parent, tuple(int(v) for v in shape)
+
+
+def _add_to_report(run_dir: Path, stats: dict, link) -> None:
+    from pipeline.report_update import update_run_report
+
+    def change(report, manifest, record) -> None:
+        report["latency"] = [r for r in report["latency"] if not (r["runtime"] == "tvm-device" and r.get("device") == link.label)]
+        report["latency"].append({
+            "variant": "compiled", "runtime": "tvm-device", "device": link.label, "threads": None,
+            "median_ms": stats["median_ms"], "p90_ms": stats["p90_ms"], "min_ms": stats["min_ms"], "mean_ms": stats["mean_ms"],
+            "runs": int(stats["runs"]), "ratio_vs_baseline": None,
+        })
+        note = (f"tvm-device ({link.label}): the bundle's native runner, {stats['warmup']} warm-up and {stats['runs']} timed runs of a zero "
+                "input on the device's own clock; no speed-up is given (the dense baseline did not run there).")
+        if not link.real:
+            note += " Under qemu these numbers are emulation time, NOT device latency."
+        report["notes"] = [n for n in report.get("notes", []) if not n.startswith(f"tvm-device ({link.label})")] + [note]
+
+    update_run_report(run_dir, change)

@@ -73,7 +73,7 @@ def _execute(steps, *, model_path, run_dir, options, kwargs, resume, until, dry_
                 _input_copy((onnx_path.parent / relative).read_bytes(), input_root / INPUT_DIR / relative, resume=resume)
         initial = {"onnx": onnx_path if dry_run else _input_copy(onnx_path.read_bytes(), input_root / INPUT_DIR / onnx_path.name, resume=resume)}
     else:
-        initial = {"model": _import_input(model_path, input_root, options, kwargs, dry_run=dry_run, resume=resume, load_data=load_data)}
+        initial = {"model": _import_input(model_path, input_root, options, kwargs, dry_run=dry_run, resume=resume, load_data=load_data, log=log)}
     runner = Runner(steps, run_dir=run_dir, options=options, log=log, load_data=load_data)
     try:
         return runner.run(initial, resume=resume, until=until, dry_run=dry_run)
@@ -132,7 +132,7 @@ def _onnx_external_files(path: Path) -> list[Path]:
     return sorted(files)
 
 
-def _import_input(model_path: Path, run_dir: Path, options: RunOptions, kwargs: dict[str, Any], *, dry_run: bool, resume: bool, load_data) -> Path:
+def _import_input(model_path: Path, run_dir: Path, options: RunOptions, kwargs: dict[str, Any], *, dry_run: bool, resume: bool, load_data, log) -> Path:
     from pipeline.atomic import torch_bytes
     from pipeline.cli_options import parse_shape
     from pipeline.model_input import import_model
@@ -143,10 +143,23 @@ def _import_input(model_path: Path, run_dir: Path, options: RunOptions, kwargs: 
         input_shape=parse_shape(kwargs.get("input_shape"), what="--input-shape"),
         trust_pickle=options.trust_pickle,
     )
-    load_data(bundle.input_shape)  # the data, checked against the model's input shape before any stage
+    data = load_data(bundle.input_shape)  # the data, checked against the model's input shape before any stage
+    log(describe_data(data))
     if dry_run:
         return model_path.resolve()
     return _input_copy(torch_bytes(bundle.to_dict()), run_dir / INPUT_DIR / "model.pt", resume=resume)
+
+
+def describe_data(data) -> str:
+    """One line on the data and the preprocessing chosen for it (printed once per run)."""
+    prep = data.preprocess
+    formula = f"x = raw * {prep.scale:.6g}"
+    if prep.mean:
+        formula = f"x = (raw * {prep.scale:.6g} - mean {list(prep.mean)}) / std {list(prep.std) or [1.0]}"
+    low, high = (float(data.test_x.min()), float(data.test_x.max())) if len(data.test_y) else (0.0, 0.0)
+    resize = f", resized to {list(prep.resize)}" if prep.resize else ""
+    return (f"data {data.name}: {len(data.train_y):,} training / {len(data.test_y):,} test samples; "
+            f"{formula}{resize} (inputs in [{low:.3g}, {high:.3g}])")
 
 
 def _input_copy(data: bytes, target: Path, *, resume: bool) -> Path:

@@ -105,3 +105,16 @@ def test_an_idx_folder_with_mean_and_std_records_scale_mean_and_std_everywhere(t
         assert record["mean"] == pytest.approx([0.286]) and record["std"] == pytest.approx([0.353])
         low, high = record["input_range"]
         assert -0.82 <= low and high <= (1 - 0.286) / 0.353 + 1e-4
+
+
+def test_the_chosen_scale_is_printed_once(tmp_path, capsys):
+    """Integer pixels are scaled to [0, 1] whatever the source, and the run says so in one line."""
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 1, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "ints.npz", x=pixels, y=np.arange(40) % 10)
+    torch.save(TinyResidual().state_dict(), tmp_path / "state.pt")
+    with pytest.raises(SystemExit) as done:
+        main(["run", str(tmp_path / "state.pt"), "--arch", "tests.pipeline.tiny:TinyResidual", "--input-shape", "1,8,8",
+              "--data", str(tmp_path / "ints.npz"), "--mean", "0.5", "--std", "0.25", "--out", str(tmp_path / "run"), "--dry-run"])
+    err = capsys.readouterr().err
+    assert done.value.code == 0, err
+    assert err.count("x = (raw * 0.00392157 - mean [0.5]) / std [0.25]") == 1

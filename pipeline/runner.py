@@ -312,7 +312,8 @@ def _preprocess_kwargs(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _options_dict(options: RunOptions) -> dict[str, Any]:
-    return {**options.fingerprint(), "target": options.target, "threads": options.threads, "device": options.device}
+    return {**options.fingerprint(), "target": options.target, "threads": options.threads, "device": options.device,
+            "model": options.model_source}
 
 
 def _describe(error: BaseException) -> str:

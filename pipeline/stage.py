@@ -25,6 +25,7 @@ class RunOptions:
     preprocess: dict[str, Any] = field(default_factory=dict)
     max_accuracy_drop: float | None = None
     trusted_archs: tuple[str, ...] = ()
+    model_source: str = ""  # the model file the user named (the run works on its own copy in 00-input)
 
     def fingerprint(self) -> dict[str, Any]:
         """The options that change what stages compute (enter every stage id)."""

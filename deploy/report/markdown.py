@@ -24,7 +24,7 @@ def markdown_table(table: Table, *, level: int = 2) -> str:
 def markdown_headline(headline: Headline) -> str:
     """The opening lines: in, out, verdict, and each warning as a quoted line."""
     lines = [f"**In:** {_cell(headline.went_in)}  ", f"**Out:** {_cell(headline.came_out)}  ", f"**Verdict:** {_cell(headline.verdict)}", ""]
-    lines += [f"> **Warning:** {_cell(warning)}" for warning in headline.warnings]
+    lines += [f"> **Warning:** {_cell(warning)}\n" for warning in headline.warnings]  # one quote each
     return "\n".join(lines) + "\n"
 
 

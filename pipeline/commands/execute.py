@@ -47,7 +47,8 @@ def execute(
     from pipeline.run_lock import check_run_dir, run_lock
 
     _apply_threads(options.threads)
-    options = replace(options, trusted_archs=trusted_archs_for(model_path, arch=kwargs.get("arch"), trust_pickle=options.trust_pickle))
+    options = replace(options, trusted_archs=trusted_archs_for(model_path, arch=kwargs.get("arch"), trust_pickle=options.trust_pickle),
+                      model_source=str(model_path))
     guarded = distributed.is_main()  # under torchrun only rank 0 owns the run directory
     if guarded:
         check_run_dir(run_dir, resume=resume)

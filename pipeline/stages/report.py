@@ -59,7 +59,7 @@ class ReportStage(Stage):
         report = {
             "schema": "compress-report/1",
             "run": {
-                "model": str(models["dense"].source),
+                "model": ctx.options.model_source or str(models["dense"].source),
                 "target": ctx.options.target,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
                 "machine": machine_info(torch_threads=_threads(ctx), onnxruntime_threads=None),

@@ -87,7 +87,6 @@ def adversarial_loss_fn(ctx: StageContext, options: AdversarialOptions, data: An
         return None
     from compress.robust import adversarial_loss
 
-    check_options(options)
     attack = make_attack(options.adversarial, data, eps=options.adv_eps, steps=options.adv_steps, step_size=options.adv_step_size, seed=ctx.options.seed)
     return adversarial_loss(attack, trade_off=options.adv_weight)
 

@@ -55,7 +55,8 @@ def program_to_modules(program: torch.export.ExportedProgram) -> fx.GraphModule:
         if node.op != "call_function":
             continue
         lift = LIFTS.get(node.target)
-        if lift is not None and lift(module, node):
+        arguments = node.normalized_arguments(module, normalize_to_only_use_kwargs=True) if lift is not None else None
+        if arguments is not None and lift(module, node, arguments.kwargs):
             continue
         if node.target in TORCH_FUNCTIONS:
             node.target = TORCH_FUNCTIONS[node.target]
@@ -106,15 +107,12 @@ def _drop_guards(module: fx.GraphModule) -> None:
         delattr(module, "_guards_fn")
 
 
-def _owner_of(module: fx.GraphModule, node: Any, names: tuple[str, ...]) -> tuple[str, dict[str, torch.Tensor]] | None:
-    """``(owner path, {name: tensor})`` when the ``get_attr`` nodes behind ``node``'s arguments all
-    read ``owner.<name>`` of one attribute owner, each read once; otherwise ``None``."""
-    arguments = node.normalized_arguments(module, normalize_to_only_use_kwargs=True)
-    if arguments is None:
-        return None
+def _owner_of(module: fx.GraphModule, kwargs: dict[str, Any], names: tuple[str, ...]) -> tuple[str, dict[str, torch.Tensor]] | None:
+    """``(owner path, {name: tensor})`` when the ``get_attr`` nodes behind the call's arguments
+    ``kwargs`` all read ``owner.<name>`` of one attribute owner, each read once; otherwise ``None``."""
     owner, tensors = None, {}
     for name in names:
-        value = arguments.kwargs.get(name)
+        value = kwargs.get(name)
         if value is None:
             continue
         if not isinstance(value, fx.Node) or value.op != "get_attr" or len(value.users) != 1:
@@ -132,7 +130,7 @@ def _attribute(module: nn.Module, target: str) -> torch.Tensor:
     return getattr(module.get_submodule(path) if path else module, name)
 
 
-def _replace(module: fx.GraphModule, node: fx.Node, owner: str, layer: nn.Module, tensors: dict[str, torch.Tensor]) -> bool:
+def _replace(module: fx.GraphModule, node: fx.Node, source: fx.Node, owner: str, layer: nn.Module, tensors: dict[str, torch.Tensor]) -> bool:
     """Put ``layer`` (holding ``tensors``, plus the owner's other buffers) in the owner's place and call it."""
     old = module.get_submodule(owner)
     for name, value in list(old.named_buffers(recurse=False)) + list(old.named_parameters(recurse=False)):
@@ -144,7 +142,6 @@ def _replace(module: fx.GraphModule, node: fx.Node, owner: str, layer: nn.Module
             setattr(layer, name, value)
     parent, _, name = owner.rpartition(".")
     setattr(module.get_submodule(parent) if parent else module, name, layer)
-    source = node.normalized_arguments(module, normalize_to_only_use_kwargs=True).kwargs["input"]
     with module.graph.inserting_before(node):
         call = module.graph.call_module(owner, (source,))
     call.meta = dict(node.meta)
@@ -153,41 +150,39 @@ def _replace(module: fx.GraphModule, node: fx.Node, owner: str, layer: nn.Module
     return True
 
 
-def _lift_conv(module: fx.GraphModule, node: fx.Node) -> bool:
-    found = _owner_of(module, node, ("weight", "bias"))
+def _lift_conv(module: fx.GraphModule, node: fx.Node, kwargs: dict[str, Any]) -> bool:
+    found = _owner_of(module, kwargs, ("weight", "bias"))
     if found is None or "weight" not in found[1]:
         return False
     owner, tensors = found
-    kwargs = node.normalized_arguments(module, normalize_to_only_use_kwargs=True).kwargs
     weight = tensors["weight"]
     if weight.dim() != 4 or isinstance(kwargs.get("padding"), str):
         return False
     groups = int(kwargs.get("groups", 1))
     layer = nn.Conv2d(weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]), stride=_pair(kwargs.get("stride", 1)),
                       padding=_pair(kwargs.get("padding", 0)), dilation=_pair(kwargs.get("dilation", 1)), groups=groups, bias="bias" in tensors)
-    return _replace(module, node, owner, layer, tensors)
+    return _replace(module, node, kwargs["input"], owner, layer, tensors)
 
 
-def _lift_linear(module: fx.GraphModule, node: fx.Node) -> bool:
-    found = _owner_of(module, node, ("weight", "bias"))
+def _lift_linear(module: fx.GraphModule, node: fx.Node, kwargs: dict[str, Any]) -> bool:
+    found = _owner_of(module, kwargs, ("weight", "bias"))
     if found is None or "weight" not in found[1] or found[1]["weight"].dim() != 2:
         return False
     owner, tensors = found
     weight = tensors["weight"]
-    return _replace(module, node, owner, nn.Linear(weight.shape[1], weight.shape[0], bias="bias" in tensors), tensors)
+    return _replace(module, node, kwargs["input"], owner, nn.Linear(weight.shape[1], weight.shape[0], bias="bias" in tensors), tensors)
 
 
-def _lift_batch_norm(module: fx.GraphModule, node: fx.Node) -> bool:
-    found = _owner_of(module, node, ("weight", "bias", "running_mean", "running_var"))
+def _lift_batch_norm(module: fx.GraphModule, node: fx.Node, kwargs: dict[str, Any]) -> bool:
+    found = _owner_of(module, kwargs, ("weight", "bias", "running_mean", "running_var"))
     if found is None or not {"running_mean", "running_var"} <= set(found[1]):
         return False
     owner, tensors = found
-    kwargs = node.normalized_arguments(module, normalize_to_only_use_kwargs=True).kwargs
     value = kwargs["input"].meta.get("val") if isinstance(kwargs["input"], fx.Node) else None
     kind = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 5: nn.BatchNorm3d}.get(getattr(value, "ndim", 4), nn.BatchNorm2d)
     features = tensors["running_mean"].numel()
     layer = kind(features, eps=float(kwargs.get("eps", 1e-5)), momentum=kwargs.get("momentum", 0.1), affine="weight" in tensors)
-    return _replace(module, node, owner, layer, tensors)
+    return _replace(module, node, kwargs["input"], owner, layer, tensors)
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -195,7 +190,7 @@ def _pair(value: Any) -> tuple[int, int]:
     return (int(values[0]), int(values[-1]))
 
 
-LIFTS: dict[Any, Callable[[fx.GraphModule, fx.Node], bool]] = {
+LIFTS: dict[Any, Callable[[fx.GraphModule, fx.Node, dict[str, Any]], bool]] = {
     aten.conv2d.default: _lift_conv,
     aten.linear.default: _lift_linear,
     aten.batch_norm.default: _lift_batch_norm,

@@ -53,8 +53,9 @@ def collect_variants(ctx: StageContext, inputs: dict[str, Path], config) -> tupl
             variant, model = _model_variant(ctx, name, record["name"], path, config, accuracy=record["metrics"].get("test_accuracy"))
             variants.append(variant)
             models[variant["name"]] = model
-    _dense_onnx_sizes(records, variants)
-    compiled = _compiled_variant(ctx, records, inputs, variants[-1] if variants else None)
+    export = next((r for r in records if r["name"] == "export"), None)
+    _dense_onnx_sizes(export, variants)
+    compiled = _compiled_variant(ctx, export, inputs, variants[-1] if variants else None)
     if compiled is not None:
         variants.append(compiled[0])
         models["compiled"] = compiled[1]
@@ -83,10 +84,9 @@ def _model_variant(
     return variant, VariantModel(name, path, model, bundle.input_shape, len(data.test_y))
 
 
-def _dense_onnx_sizes(records, variants: list[dict[str, Any]]) -> None:
+def _dense_onnx_sizes(export: dict[str, Any] | None, variants: list[dict[str, Any]]) -> None:
     """The dense input's fp32 ONNX size (and gzip), measured by the export stage, under "dense": the
     reference of the size plot and of the headline's "x smaller"."""
-    export = next((r for r in records if r["name"] == "export"), None)
     dense = next((v for v in variants if v["name"] == "dense"), None)
     if export is None or dense is None:
         return
@@ -95,8 +95,7 @@ def _dense_onnx_sizes(records, variants: list[dict[str, Any]]) -> None:
     dense["size_bytes"]["onnx_gzip"] = int(metrics.get("original_dense_gzip_bytes", metrics["sizes"]["dense_gzip_bytes"]))
 
 
-def _compiled_variant(ctx: StageContext, records, inputs, last: dict[str, Any] | None):
-    export = next((r for r in records if r["name"] == "export"), None)
+def _compiled_variant(ctx: StageContext, export: dict[str, Any] | None, inputs, last: dict[str, Any] | None):
     onnx = inputs.get("onnx")
     library = inputs.get("host-library")
     if onnx is None or library is None:

@@ -9,6 +9,7 @@ only numbers are compared here.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ LOGIT_ATOL = 1e-3
 def arm64_bundle_check(ctx: StageContext, models: dict[str, VariantModel], *, images: int) -> tuple[dict[str, Any] | None, list[str]]:
     """Accuracy of the bundle under qemu and of onnxruntime on the same images, or ``None`` when
     there is no bundle, no qemu or ``images == 0`` (the note says which)."""
-    bundle = _bundle_dir(ctx)
+    bundle = bundle_dir(ctx.history, ctx.run_dir)
     compiled = models.get("compiled")
     if images == 0 or bundle is None or compiled is None or compiled.onnx is None:
         return None, []
@@ -60,8 +61,9 @@ def arm64_bundle_check(ctx: StageContext, models: dict[str, VariantModel], *, im
     return result, [note]
 
 
-def _bundle_dir(ctx: StageContext):
-    for record in reversed(ctx.history):
+def bundle_dir(history: list[dict[str, Any]], run_dir: Path) -> Path | None:
+    """The arm64 bundle folder of a run (from the stage records ``history``), or ``None``."""
+    for record in reversed(history):
         if record["status"] == "done" and "bundle-manifest" in record["outputs"]:
-            return Artifact(**record["outputs"]["bundle-manifest"]).resolve(ctx.run_dir).parent
+            return Artifact(**record["outputs"]["bundle-manifest"]).resolve(run_dir).parent
     return None

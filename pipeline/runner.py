@@ -56,7 +56,7 @@ class Runner:
         self.recipe = recipe_to_dict(steps)
         self.recipe_sha256 = sha256_json(self.recipe)
         self._data = load_data or data_loader(options)
-        self._preprocessing: dict[str, Any] | None = None
+        self._last_data: Any = None
 
     def run(self, initial: dict[str, Path], *, resume: bool = False, until: str | None = None, dry_run: bool = False) -> dict[str, Any]:
         if resume and distributed.is_distributed():
@@ -94,9 +94,8 @@ class Runner:
 
     def _load_data(self, input_shape: tuple[int, ...]) -> Any:
         """The run's data; its full preprocessing goes into the manifest (``preprocess``)."""
-        data = self._data(input_shape)
-        self._preprocessing = data.preprocessing_record()
-        return data
+        self._last_data = self._data(input_shape)
+        return self._last_data
 
     def _steps_until(self, until: str | None) -> list[Step]:
         if until is None:
@@ -222,8 +221,8 @@ class Runner:
         record["seconds"] = round(time.perf_counter() - start, 3)
         record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         put_stage_record(manifest, record)
-        if self._preprocessing is not None:
-            manifest["preprocess"] = self._preprocessing
+        if self._last_data is not None:
+            manifest["preprocess"] = self._last_data.preprocessing_record()
         try:
             write_manifest(self.run_dir, manifest)
         except OSError as error:

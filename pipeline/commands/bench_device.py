@@ -42,13 +42,13 @@ def make_command(name: str) -> click.Command:
 
 def _bundle(run_dir: Path) -> tuple[Path, tuple[int, ...]]:
     from pipeline.manifest import read_manifest
+    from pipeline.report_device import bundle_dir
 
-    record = next((r for r in read_manifest(run_dir)["stages"] if r["name"] == "compile" and r["status"] == "done"), None)
-    if record is None or "bundle-manifest" not in record["outputs"]:
+    bundle = bundle_dir(read_manifest(run_dir)["stages"], Path(run_dir).resolve())
+    if bundle is None:
         raise UserError(f"{run_dir} has no arm64 bundle; compile with --target arm64 (or android-arm64) first")
-    manifest_path = Path(run_dir) / record["outputs"]["bundle-manifest"]["path"]
-    shape = json.loads(manifest_path.read_text())["input_shape"]
-    return manifest_path.parent, tuple(int(v) for v in shape)
+    shape = json.loads((bundle / "manifest.json").read_text())["input_shape"]
+    return bundle, tuple(int(v) for v in shape)
 
 
 def _add_to_report(run_dir: Path, stats: dict, link) -> None:

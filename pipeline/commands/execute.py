@@ -157,7 +157,7 @@ def describe_data(data) -> str:
     formula = f"x = raw * {prep.scale:.6g}"
     if prep.mean:
         formula = f"x = (raw * {prep.scale:.6g} - mean {list(prep.mean)}) / std {list(prep.std) or [1.0]}"
-    low, high = (float(data.test_x.min()), float(data.test_x.max())) if len(data.test_y) else (0.0, 0.0)
+    low, high = data.preprocessing_record()["input_range"] or (0.0, 0.0)
     resize = f", resized to {list(prep.resize)}" if prep.resize else ""
     return (f"data {data.name}: {len(data.train_y):,} training / {len(data.test_y):,} test samples; "
             f"{formula}{resize} (inputs in [{low:.3g}, {high:.3g}])")

@@ -54,7 +54,6 @@ class CompileStage(Stage):
             raise UserError(f"tune-trials must be >= 0, got {config.tune_trials}")
 
     def run(self, ctx: StageContext, config: CompileConfig, inputs: dict) -> StageResult:
-        self.check(config)
         onnx_path = Path(inputs["onnx"])
         input_shape = (config.batch, *onnx_sample_shape(onnx_path))
         host = _compile(ctx, onnx_path, "host", input_shape, config)

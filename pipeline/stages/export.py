@@ -62,14 +62,14 @@ class ExportStage(Stage):
         table = result.sizes
         size_table = format_markdown(table)
         original, original_gzip = _original_dense_sizes(ctx, bundle, example, opset=config.opset) or (table.dense_bytes, table.dense_gzip_bytes)
+        ratio = original / max(table.compressed_bytes, 1)
         if bundle.channel_plans:
             size_table += (
                 f"\nThe dense fp32 ONNX of the original architecture (before channel removal): {original} bytes, "
-                f"gzip -9 {original_gzip} bytes; the compressed ONNX is {original / max(table.compressed_bytes, 1):.1f}x "
+                f"gzip -9 {original_gzip} bytes; the compressed ONNX is {ratio:.1f}x "
                 f"smaller, {original_gzip / max(table.compressed_gzip_bytes, 1):.1f}x smaller gzipped.\n"
             )
         write_text(ctx.stage_dir / "sizes.md", size_table)
-        ratio = original / max(table.compressed_bytes, 1)
         ctx.log(f"{size_table}\nexport: {ratio:.1f}x smaller than the original dense fp32 ONNX, parity {result.max_abs_error:.2e}")
         metrics = {
             "max_abs_error": result.max_abs_error,

@@ -73,7 +73,6 @@ class PruneStage(Stage):
         check_training(config, what="prune")
 
     def run(self, ctx: StageContext, config: PruneConfig, inputs: dict) -> StageResult:
-        _validate(config)
         bundle, model = load_model(ctx, inputs["model"])
         data = ctx.load_data(bundle.input_shape)
         example = (data.test_x[:16],)

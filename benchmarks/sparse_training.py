@@ -152,7 +152,7 @@ def method_config(method: str, arch: str, *, epochs: int, steps_per_epoch: int, 
     if method == "sgl":
         return dict(lr=1e-3, penalty="tl1", lam=0.1, beta=2.5)
     if method == "ssgd":
-        return dict(lr=0.01, p=0.0, keep_energy=ssgd_keep_energy, ssgd_epochs=ssgd_epochs(epochs))
+        return dict(lr=0.01, p=0.0, sparsity=None, keep_energy=ssgd_keep_energy, ssgd_epochs=ssgd_epochs(epochs))
     if method == "l1-prox":
         return dict(lr=0.01, lam=1e-4)
     if method == "group-lasso":
@@ -180,11 +180,15 @@ def batches(x: torch.Tensor, y: torch.Tensor, *, batch_size: int, seed: int | No
         yield x[index], y[index]
 
 
-def train(model: nn.Module, method, data: dict, *, epochs: int, batch_size: int, seed: int) -> None:
+def train(model: nn.Module, method, data: dict, *, epochs: int, batch_size: int, seed: int, lr_decay: bool = False) -> None:
+    """``lr_decay``: the learning rate drops 10x after half and after three quarters of the epochs."""
     steps = (len(data["train_x"]) + batch_size - 1) // batch_size
     optimizer = start_training(method, model, total_steps=epochs * steps)
     for epoch in range(epochs):
         start = time.time()
+        if lr_decay:
+            for group in optimizer.param_groups:
+                group["lr"] = method.hp.lr * 0.1 ** ((epoch >= epochs // 2) + (epoch >= 3 * epochs // 4))
         loss = train_epoch(model, batches(data["train_x"], data["train_y"], batch_size=batch_size, seed=seed + epoch), method, optimizer)
         method.on_epoch_end(model, epoch=epoch)
         acc = evaluate(model, batches(data["test_x"], data["test_y"], batch_size=1000, seed=None))
@@ -240,12 +244,22 @@ def removable_channels(model: nn.Module, data: dict) -> float:
 
 
 def dense_reference(arch: str, data: dict, args) -> tuple[dict, dict[str, Any]]:
+    """The dense start: momentum SGD (lr 0.05, 10x lower after 1/2 and 3/4 of the epochs), or its
+    copy in ``--dense-cache`` from an earlier run with the same model, epochs and seed."""
     torch.manual_seed(args.seed)
     model = create_model(arch)
-    dense = TrainingMethod.create(lr=0.05, momentum=0.9, weight_decay=5e-4)
-    print(f"[{arch}] dense pretraining, {args.pretrain_epochs} epochs", flush=True)
+    cached = args.dense_cache / f"{arch}-e{args.pretrain_epochs}-s{args.seed}.pt" if args.dense_cache else None
     start = time.time()
-    train(model, dense, data, epochs=args.pretrain_epochs, batch_size=args.batch_size, seed=args.seed)
+    if cached is not None and cached.exists():
+        print(f"[{arch}] dense start from {cached}", flush=True)
+        model.load_state_dict(torch.load(cached, weights_only=True))
+    else:
+        dense = TrainingMethod.create(lr=0.05, momentum=0.9, weight_decay=5e-4)
+        print(f"[{arch}] dense pretraining, {args.pretrain_epochs} epochs", flush=True)
+        train(model, dense, data, epochs=args.pretrain_epochs, batch_size=args.batch_size, seed=args.seed, lr_decay=True)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(model.state_dict(), cached)
     wall = time.time() - start
     acc = evaluate(model, batches(data["test_x"], data["test_y"], batch_size=1000, seed=None))
     row = dict(arch=arch, method="dense", accuracy=acc, sparsity=weight_sparsity(model), compression=1.0,
@@ -296,6 +310,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ssgd-keep-energy", type=float, default=0.95, help="SSGD keep_energy of this benchmark")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to (over)write after every row")
+    parser.add_argument("--dense-cache", type=Path, default=None, help="folder keeping each model's dense start between runs")
     parser.add_argument("--defaults", action="store_true", help="every method with its library defaults (no per-method settings of this script)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -61,13 +61,19 @@ class ExportStage(Stage):
             raise UserError(f"export: {error}") from None
         table = result.sizes
         size_table = format_markdown(table)
-        original, original_gzip = _original_dense_sizes(ctx, bundle, example, opset=config.opset) or (table.dense_bytes, table.dense_gzip_bytes)
+        stored_weights = sum(layer.stored_bytes for layer in table.layers)
+        dense_weights = sum(layer.dense_bytes for layer in table.layers)
+        original, original_gzip, original_weights = (
+            _original_dense_sizes(ctx, bundle, example, opset=config.opset) or (table.dense_bytes, table.dense_gzip_bytes, dense_weights)
+        )
         ratio = original / max(table.compressed_bytes, 1)
+        weight_ratio = original_weights / max(stored_weights, 1)
         if bundle.channel_plans:
             size_table += (
                 f"\nThe dense fp32 ONNX of the original architecture (before channel removal): {original} bytes, "
                 f"gzip -9 {original_gzip} bytes; the compressed ONNX is {ratio:.1f}x "
-                f"smaller, {original_gzip / max(table.compressed_gzip_bytes, 1):.1f}x smaller gzipped.\n"
+                f"smaller, {original_gzip / max(table.compressed_gzip_bytes, 1):.1f}x smaller gzipped. "
+                f"Its fp32 conv / linear weights: {original_weights} bytes; the stored weights are {weight_ratio:.1f}x smaller.\n"
             )
         write_text(ctx.stage_dir / "sizes.md", size_table)
         ctx.log(f"{size_table}\nexport: {ratio:.1f}x smaller than the original dense fp32 ONNX, parity {result.max_abs_error:.2e}")
@@ -75,6 +81,8 @@ class ExportStage(Stage):
             "max_abs_error": result.max_abs_error,
             "onnx_test_accuracy": onnx_accuracy(path, data),
             "compression_ratio": ratio,
+            "weight_compression_ratio": weight_ratio,
+            "original_dense_weight_bytes": original_weights,
             "original_dense_bytes": original,
             "original_dense_gzip_bytes": original_gzip,
             "sizes": table.to_dict(),
@@ -83,19 +91,22 @@ class ExportStage(Stage):
         return StageResult(outputs={"onnx": path, "size-table": ctx.stage_dir / "sizes.md"}, metrics=metrics)
 
 
-def _original_dense_sizes(ctx: StageContext, bundle, example, *, opset: int) -> tuple[int, int] | None:
-    """Bytes and gzip -9 bytes of the dense fp32 ONNX of the architecture before channel removal
-    (``None`` without removal): the size table compares layers of the slimmer network, the headline
-    ratios compare against what the user brought."""
+def _original_dense_sizes(ctx: StageContext, bundle, example, *, opset: int) -> tuple[int, int, int] | None:
+    """Bytes and gzip -9 bytes of the dense fp32 ONNX of the architecture before channel removal, and
+    the fp32 bytes of its conv / linear weights (``None`` without removal): the size table compares
+    layers of the slimmer network, the headline ratios compare against what the user brought."""
     if not bundle.channel_plans:
         return None
+    from torch import nn
+
     from deploy.onnx.sizes import gzip_size
     from deploy.onnx.torch_export import export_dense
 
     original = build_architecture(bundle.arch, bundle.arch_kwargs, trust_pickle=ctx.options.trust_pickle,
                                   trusted_archs=ctx.options.trusted_archs, input_shape=bundle.input_shape)
     data = export_dense(original, example, opset=opset).SerializeToString()
-    return len(data), gzip_size(data)
+    weights = sum(4 * module.weight.numel() for module in original.modules() if isinstance(module, (nn.Conv2d, nn.Linear)))
+    return len(data), gzip_size(data), weights
 
 
 def onnx_accuracy(path, data, *, batch_size: int = 500) -> float:

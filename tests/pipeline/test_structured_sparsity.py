@@ -56,5 +56,9 @@ def test_the_channels_train_sparse_reports_removable_are_the_ones_prune_removes(
     assert export["original_dense_bytes"] > export["sizes"]["dense_bytes"], "the ratio must compare with the model before removal"
     assert export["compression_ratio"] == pytest.approx(export["original_dense_bytes"] / export["sizes"]["compressed_bytes"])
     assert export["original_dense_gzip_bytes"] > export["sizes"]["dense_gzip_bytes"]
+    original_weights = sum(4 * w.numel() for w in torch.load(model, weights_only=True).values() if w.dim() >= 2)
+    assert export["original_dense_weight_bytes"] == original_weights
+    stored = sum(layer["stored_bytes"] for layer in export["sizes"]["layers"])
+    assert export["weight_compression_ratio"] == pytest.approx(original_weights / stored)
     table = read_manifest(exported_run)["stages"][0]["outputs"]["size-table"]["path"]
     assert "before channel removal" in (exported_run / table).read_text()

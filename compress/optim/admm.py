@@ -29,7 +29,7 @@ from compress.optim.method import (
     load_tensors,
 )
 from compress.prox.cardinality import CARDINALITY_MODES, cardinality_mask
-from compress.prox.group import GROUP_AXES, group_axis
+from compress.prox.group import CHANNEL_AXES, group_axis
 from compress.prune.masks import apply_masks_, mask_gradients_
 from compress.selection import ParamSelector
 
@@ -54,7 +54,7 @@ class ADMMHyperparameters(Hyperparameters):
     sparsity: float = 0.9
     layer_sparsity: dict[str, float] | None = None
     mode: str = field(default="element", metadata={"choices": CARDINALITY_MODES})
-    channel_axis: str = field(default="input", metadata={"choices": tuple(GROUP_AXES)})
+    channel_axis: str = field(default="input", metadata={"choices": tuple(CHANNEL_AXES)})
     rho: float = 1e-2
     rho_growth: float = 1.0
     z_update_interval: int = 0

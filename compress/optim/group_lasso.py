@@ -10,8 +10,9 @@ with ``c_g = sqrt(|g|)`` if ``scale_by_size`` else 1. With ``axes="both"`` the o
 input-channel prox are applied in sequence (a splitting approximation of the joint prox).
 
 Default strength from the step budget (ours): a group's norm shrinks by up to ``lambda * lr * T`` over
-``T`` steps, so unless ``lam`` is given ``lambda = lam_steps / (lr * T)`` with ``lam_steps = 0.3``
-(about half the norm of a trained LeNet filter); the fixed 1e-4 of before zeroed nothing in 1800 steps.
+``T`` steps, so unless ``lam`` is given ``lambda = lam_steps / (lr * T)`` with ``lam_steps = 0.45``
+(LeNet-5 / MNIST, 1,800 steps from a 99.22% start: 30% of the output channels removable at -0.37
+points; 0.3 zeroed no group, 0.6 lost 0.63 points); the fixed 1e-4 of before zeroed nothing.
 """
 
 from __future__ import annotations
@@ -24,17 +25,18 @@ from compress.optim.method import LAYER_KINDS, Hyperparameters, TrainingMethod
 from compress.regularizers import GroupLasso
 from compress.selection import ParamSelector
 
-SSL_AXES = {"output": ("output",), "input": ("input",), "both": ("output", "input")}
+SSL_AXES = {"output": ("output",), "input": ("input",), "both": ("output", "input"), "block": ("block",)}
 
 
 @dataclass(frozen=True)
 class GroupLassoHyperparameters(Hyperparameters):
     """Attributes: ``lam`` (group-lasso weight; ``None``: ``lam_steps / (lr * T)``), ``lam_steps`` (the
-    total shrink ``lam * lr * T``), ``axes`` (``"output"``, ``"input"`` or ``"both"``),
+    total shrink ``lam * lr * T``), ``axes`` (``"output"``, ``"input"``, ``"both"``, or ``"block"``: 16x1
+    row blocks),
     ``scale_by_size`` (weight each group by ``sqrt(|g|)``), ``layers``."""
 
     lam: float | None = None
-    lam_steps: float = 0.3
+    lam_steps: float = 0.45
     axes: str = field(default="output", metadata={"choices": tuple(SSL_AXES)})
     scale_by_size: bool = False
     layers: str = field(default="all", metadata={"choices": LAYER_KINDS})

@@ -36,8 +36,9 @@ from compress.selection import ParamSelector
 @dataclass(frozen=True)
 class RGSMHyperparameters(SplittingHyperparameters):
     """Attributes: ``lam1`` (group-L0 weight, reference 1e-2), ``lam2`` (group-lasso weight,
-    reference 1e-5), ``beta`` (reference 1), ``group_axis`` (``"output"``, or ``"input"``, the
-    reference), ``relative_threshold`` (per-layer cut as a fraction of the layer's median group norm;
+    reference 1e-5), ``beta`` (reference 1), ``group_axis`` (``"output"``, ``"input"`` (the
+    reference), or ``"block"``: 16x1 row blocks, the blocks the compiled kernels skip),
+    ``relative_threshold`` (per-layer cut as a fraction of the layer's median group norm;
     ``None``: the reference's ``sqrt(2 lambda1 / beta)`` for every layer; 0.8 removed a third of
     LeNet-5's channels at no loss in 1,800 steps, 1.0 collapsed LeNet-300-100)."""
 

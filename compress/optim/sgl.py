@@ -53,7 +53,8 @@ class SGLHyperparameters(Hyperparameters):
         num_train: ``N`` of the ``1/N`` normalisation (60000 for MNIST).
         a: TL1 ``a`` (1.0) or SCAD ``a`` (use 3.7 for SCAD).
         alpha: weight of the L2 term in L1 - alpha L2.
-        group_axis: ``"output"`` channels (paper-3 conv groups) or ``"input"``.
+        group_axis: ``"output"`` channels (paper-3 conv groups), ``"input"``, or ``"block"`` (16x1
+            row blocks, the blocks the compiled kernels skip).
         layers: ``"all"``, ``"conv"`` or ``"linear"``.
     """
 

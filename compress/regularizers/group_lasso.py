@@ -1,5 +1,6 @@
 """Group L2,1 (group lasso) and group L0 regularizers on output or input channels.
 
+Groups: output or input channels, or 16x1 row blocks (``compress.prox.group``).
 Group lasso (Yuan & Lin 2006; SSL, Wen et al. NIPS 2016): ``R(W) = sum_g c_g ||W_g||_2`` with
 ``c_g = sqrt(|g|)`` when ``scale_by_size`` (paper-3 convention) else 1; prox = block soft threshold (§1.5).
 Group L0: ``R(W) = #{g : W_g != 0}``; prox = group hard threshold at ``sqrt(2 mu)`` (§1.6).
@@ -17,19 +18,14 @@ from compress.prox.group import (
     group_norms,
     group_size,
     group_soft_threshold,
+    smooth_group_norm_sum,
 )
 from compress.regularizers.base import Regularizer
 from compress.selection import ALL_LAYERS, ParamSelector
 
 
-def smooth_group_norm_sum(weight: torch.Tensor, *, axis: int, eps: float = 1e-8) -> torch.Tensor:
-    """``sum_g sqrt(||W_g||^2 + eps)``: the differentiable group-lasso term used through autograd."""
-    dims = tuple(d for d in range(weight.dim()) if d != axis)
-    return (weight.pow(2).sum(dim=dims) + eps).sqrt().sum()
-
-
 class GroupLasso(Regularizer):
-    """``sum_g c_g ||W_g||_2`` over the groups along ``axis`` (``"output"`` or ``"input"`` channels)."""
+    """``sum_g c_g ||W_g||_2`` over the groups along ``axis`` (``"output"`` / ``"input"`` channels, ``"block"``)."""
 
     name = "group-lasso"
 

@@ -293,3 +293,31 @@ def test_slimming_keeps_a_floor_per_layer_and_fine_tunes_with_the_channels_held_
     method.finalize(model)
     assert bool((model[0].weight[dead] == 0).all()) and bool((model[1].weight[dead] == 0).all())
     assert bool((model[0].weight[~dead] != 0).any())
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "exclusive"),
+    [
+        ("rgsm", dict(lr=0.05, group_axis="block", relative_threshold=1.0), True),
+        ("group-lasso", dict(lr=0.1, lam=0.5, axes="block"), True),
+        ("sgl", dict(lam=0.1, beta=2.5, num_train=64, group_axis="block"), False),
+    ],
+)
+def test_block_mode_zeroes_whole_16x1_blocks_of_consecutive_output_rows(name, kwargs, exclusive):
+    from compress.prox.group import BLOCK, group_norms
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Flatten(), nn.Linear(32 * 4 * 4, 40), nn.ReLU(), nn.Linear(40, 3))
+    method = create_method(name, **kwargs)
+    optimizer = start_training(method, model, total_steps=8)
+    run_epochs(model, method, optimizer, epochs=2)
+    method.finalize(model)
+    zero_blocks = 0
+    for fqn, weight in model.named_parameters():
+        if weight.dim() < 2:
+            continue
+        in_zero_block = group_norms(weight.detach(), axis=BLOCK) == 0
+        zero_blocks += int(in_zero_block.sum())
+        if exclusive:
+            assert torch.equal(weight.detach() == 0, in_zero_block), f"{name}: {fqn} has zeros outside whole blocks"
+    assert zero_blocks > 0, f"{name} zeroed no 16x1 block"

@@ -151,3 +151,34 @@ def test_cardinality_mask_ranks_by_magnitude_not_sign():
 def test_cardinality_mask_raises_on_unknown_mode():
     with pytest.raises(ValueError, match="allowed: element, channel"):
         cardinality_mask(torch.ones(3), sparsity_ratio=0.5, mode="block")
+
+
+def _loop_block_norms(weight: torch.Tensor, rows: int = 16) -> torch.Tensor:
+    """Reference: each entry's 16x1 row-block norm, block by block (the last block may be shorter)."""
+    flat = weight.reshape(weight.shape[0], -1)
+    out = torch.empty_like(flat)
+    for start in range(0, flat.shape[0], rows):
+        for column in range(flat.shape[1]):
+            out[start : start + rows, column] = flat[start : start + rows, column].norm()
+    return out.reshape(weight.shape)
+
+
+@pytest.mark.parametrize("shape", [(40, 3, 2, 2), (16, 5), (7, 9)])
+def test_block_groups_are_16_consecutive_output_rows_at_one_input_position(shape):
+    from compress.prox.group import BLOCK, smooth_group_norm_sum
+
+    weight = torch.randn(*shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert torch.allclose(group_norms(weight, axis=BLOCK), _loop_block_norms(weight))
+    blocks = -(-shape[0] // 16) * (weight.numel() // shape[0])
+    assert smooth_group_norm_sum(weight, axis=BLOCK, eps=0.0).item() == pytest.approx(
+        sum(_loop_block_norms(weight).reshape(shape[0], -1)[::16].reshape(-1).tolist()))
+    assert blocks == _loop_block_norms(weight).reshape(shape[0], -1)[::16].numel()
+    norms = group_norms(weight, axis=BLOCK).unique()
+    cut = float(norms[len(norms) // 2 - 1 : len(norms) // 2 + 1].mean())  # between two block norms
+    hard = group_hard_threshold(weight, cut, axis=BLOCK)
+    soft = group_soft_threshold(weight, cut, axis=BLOCK)
+    for result in (hard, soft):
+        zero_blocks = (_loop_block_norms(result) == 0) == (_loop_block_norms(weight) <= cut)
+        assert bool(zero_blocks.all())
+    kept = _loop_block_norms(weight) > cut
+    assert torch.allclose(soft[kept], (weight * (1 - cut / _loop_block_norms(weight)))[kept])

@@ -128,7 +128,9 @@ def test_two_runs_with_one_seed_give_identical_onnx_and_manifest(tmp_path, refer
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_or_sigterm_stops_with_one_line_saying_how_to_resume(tmp_path, reference, signal_number):
-    model, recipe, _ = reference
+    model, _, _ = reference
+    recipe = tmp_path / "long.yaml"  # a train-sparse stage long enough to be caught running on a fast machine
+    recipe.write_text(RECIPE.replace("epochs: 3, lr: 0.05", "epochs: 300, lr: 0.05"))
     out = tmp_path / "run"
     process = subprocess.Popen(_command(model, out, recipe), cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300

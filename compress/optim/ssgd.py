@@ -20,7 +20,7 @@ magnitude cuts over all the selected layers remove a fraction ``sparsity`` of th
 cut ``k`` after ``k / R`` of the affine-scaled steps, the last (``s_R = sparsity``) where the masked
 fine-tune starts. Zero is absorbing under affine scaling (``s = 0`` for ``w = 0``), so a cut weight
 stays cut and the survivors keep training scaled. One cut over the whole network allots each layer
-its own ratio (LeNet-5 / MNIST: fc1 about 98%, conv1 about 20%); the energy rule below, applied layer
+its own ratio (LeNet-5 / MNIST, 1,800 steps: fc1 97%, conv1 15%); the energy rule below, applied layer
 by layer, kept 20% of fc1 and cut four fifths of conv1 (4.8x at ``keep_energy = 0.7``). With
 ``sparsity=None`` the per-layer energy rule prunes once, at the switch: with the entries sorted by
 magnitude ``|w_(1)| >= |w_(2)| >= ... >= |w_(n)|``, keep the smallest prefix that

@@ -125,14 +125,17 @@ def test_two_runs_with_one_seed_give_identical_onnx_and_manifest(tmp_path, refer
     assert _stable(read_manifest(tmp_path / "again")) == _stable(read_manifest(reference_run))
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_or_sigterm_stops_with_one_line_saying_how_to_resume(tmp_path, reference, signal_number):
-    model, _, _ = reference
-    recipe = tmp_path / "long.yaml"  # a train-sparse stage long enough to be caught running on a fast machine
-    recipe.write_text(RECIPE.replace("epochs: 3, lr: 0.05", "epochs: 300, lr: 0.05"))
+    model, recipe, _ = reference
     out = tmp_path / "run"
-    process = subprocess.Popen(_command(model, out, recipe), cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(_command(model, out, recipe), cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_default_sigint)  # a test run started in the background inherits SIGINT ignored
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None and not _stage_running(out, "train-sparse"):
         time.sleep(0.05)

@@ -67,8 +67,13 @@ def make_attack(name: str, data: Any, *, eps: float, steps: int, step_size: floa
     low, high = data.pixel_range
     kwargs: dict[str, Any] = {"eps": eps, "lo": low, "hi": high, "seed": seed, **_standardisation(data)}
     if name != "fgsm":
-        kwargs.update(steps=steps, step_size=step_size if step_size is not None else 2.5 * eps / steps if eps > 0 else 1.0)
+        kwargs.update(steps=steps, step_size=step_size if step_size is not None else default_step_size(eps, steps))
     return create_attack(name, **kwargs)
+
+
+def default_step_size(eps: float, steps: int) -> float:
+    """Madry et al.'s step for an iterative attack: ``2.5 * eps / steps`` (1 when ``eps`` is 0)."""
+    return 2.5 * eps / steps if eps > 0 else 1.0
 
 
 def _standardisation(data: Any) -> dict[str, tuple[float, ...]]:

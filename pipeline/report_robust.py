@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.adversarial import make_attack
+from pipeline.adversarial import default_step_size, make_attack
 from pipeline.report_data import VariantModel
 from pipeline.stage import StageContext
 
@@ -46,7 +46,7 @@ def add_robust_accuracy(ctx: StageContext, config, variants: list[dict[str, Any]
             compiled["robust_accuracy_tvm"] = {name: result["tvm"] for name, result in results.items()}
     return [
         f"Robust accuracy: {', '.join(a.upper() for a in config.robust)} at eps {config.robust_eps:g} (pixel units, "
-        f"valid range {list(data.pixel_range)}), {config.robust_steps} steps of {_step(config):g} for the iterative attacks, "
+        f"valid range {list(data.pixel_range)}), {config.robust_steps} steps of {default_step_size(config.robust_eps, config.robust_steps):g} for the iterative attacks, "
         f"on the first {limit} test images. The compiled variant is attacked through the torch model of its weights "
         f"({source.name}) and classified by onnxruntime on the exported ONNX (robust_accuracy) and by the TVM build "
         "(robust_accuracy_tvm)."
@@ -59,12 +59,8 @@ def _attack_source(models: dict[str, VariantModel]) -> VariantModel | None:
     return torch_models[-1] if torch_models else None
 
 
-def _step(config) -> float:
-    return 2.5 * config.robust_eps / config.robust_steps if config.robust_eps > 0 else 1.0
-
-
 def _attack(name: str, data, config, ctx: StageContext):
-    return make_attack(name, data, eps=config.robust_eps, steps=config.robust_steps, step_size=_step(config), seed=ctx.options.seed)
+    return make_attack(name, data, eps=config.robust_eps, steps=config.robust_steps, step_size=None, seed=ctx.options.seed)
 
 
 def _shipped_accuracy(compiled: VariantModel, model: torch.nn.Module, batches, attack) -> dict[str, float]:

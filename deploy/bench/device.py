@@ -15,10 +15,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.tvm.bundle import AARCH64_SYSROOT
+
 LINKS = ("adb", "ssh", "qemu")
 ANDROID_DIR = "/data/local/tmp/compress-bundle"
 SSH_DIR = "/tmp/compress-bundle"
-AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"
 
 
 class DeviceError(RuntimeError):

@@ -73,10 +73,10 @@ def add_robust_to_run(run_dir: Path, attacks: tuple[str, ...], *, eps: float, st
     from pipeline.report_update import update_run_report
     from pipeline.runner import data_loader
     from pipeline.stage import RunOptions, StageContext
-    from pipeline.stages.report import ReportConfig, _validate, robust_headline
+    from pipeline.stages.report import ReportConfig, ReportStage, robust_headline
 
     config = replace(ReportConfig(), robust=tuple(attacks), robust_eps=eps, robust_steps=steps, robust_samples=samples)
-    _validate(config)
+    ReportStage().check(config)
 
     def change(report, manifest, record) -> None:
         saved = manifest["options"]

@@ -1,4 +1,4 @@
-"""Per-layer weight statistics (sparsity, channel sparsity), as defined in the algorithms spec §7."""
+"""Per-layer weight statistics (sparsity, channel sparsity)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Wang, Yuan, Shi, Osher, "ResNets Ensemble via the Feynman-Kac Formalism to Improve Natural and
 Robust Accuracies", NeurIPS 2019 (arXiv 1811.10745); used with RGSM / RVSM by Dinh et al., "Sparsity
-Meets Robustness", arXiv 2003.00631 (algorithms.md §3.4). Each residual block computes::
+Meets Robustness", arXiv 2003.00631. Each residual block computes::
 
     out = conv2(relu(bn2(conv1(relu(bn1(x)))))) + shortcut(x)
     out = out + noise_coef * std(out) * N(0, I)          (std over the whole batch tensor)

@@ -1,9 +1,9 @@
 """ADMM weight pruning with a masked-retrain phase (Zhang et al., ECCV 2018; Ren et al., ADMM-NN, ASPLOS 2019).
 
-Problem ``min_W f(W)  s.t.  card(W_l) <= k_l``. Scaled-dual ADMM (spec §6.1, §3.3)::
+Problem ``min_W f(W)  s.t.  card(W_l) <= k_l``. Scaled-dual ADMM::
 
     W-step: SGD/Adam on  f(W) + sum_l rho/2 ||W_l - Z_l + U_l||^2          (penalty(), every batch)
-    Z-step: Z_l <- Pi_{k_l}(W_l + U_l)      (top-|.| elements, or top-norm channels)   (§1.9)
+    Z-step: Z_l <- Pi_{k_l}(W_l + U_l)      (top-|.| elements, or top-norm channels)
     U-step: U_l <- U_l + W_l - Z_l
     rho <- rho * rho_growth after every Z/U update
 

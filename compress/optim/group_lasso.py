@@ -1,5 +1,5 @@
 """SSL group lasso by proximal SGD (Wen, Wu, Wang, Chen, Li, "Learning structured sparsity in deep neural
-networks", NIPS 2016; spec §6.4 with the proximal variant of §1.5).
+networks", NIPS 2016).
 
 Objective ``f(W) + lambda sum_l sum_g ||W_{l,g}||_2`` over output channels (filters / rows), input
 channels (columns), or both. After each optimizer step with learning rate ``lr``::

@@ -1,5 +1,5 @@
 """RGSM: relaxed group-wise splitting for channel sparsity (Yang, Lyu, Zhang, Qi, Xin 2019; used by
-Dinh et al., "Sparsity meets robustness", arXiv 2003.00631, spec §3.2).
+Dinh et al., "Sparsity meets robustness", arXiv 2003.00631).
 
 Objective ``f(w) + lambda2 sum_g ||w_g||_2 + lambda1 #{g: u_g != 0} + beta/2 ||w - u||^2``; groups are
 input channels (``W[:, i, ...]``, the reference) or output channels. Per mini-batch::
@@ -7,7 +7,7 @@ input channels (``W[:, i, ...]``, the reference) or output channels. Per mini-ba
     loss = f(w) + lambda2 * sum_g sqrt(||w_g||^2 + 1e-8)       (group lasso through autograd, penalty())
     w <- w - lr * beta * (w - u)                               (coupling)
     w <- SGD-Nesterov-step(w, grad loss + wd w)
-    u <- group-hard-threshold(w, sqrt(2 lambda1 / beta))       (the group-L0 prox, spec §1.6)
+    u <- group-hard-threshold(w, sqrt(2 lambda1 / beta))       (the group-L0 prox)
 
 and at each epoch end ``w <- u`` (the reference swaps in the group-sparse copy) with a momentum reset.
 

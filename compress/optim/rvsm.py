@@ -5,7 +5,7 @@ Objective ``f(w) + lambda P(u) + beta/2 ||w - u||^2`` with ``P`` in {L0, L1, TL1
 
     w <- w - lr * beta * (w - u)          (coupling, before the optimizer step)
     w <- SGD-Nesterov-step(w, grad f + wd w)
-    u <- prox_{(lambda/beta) P}(w)         (L0: H_gamma, gamma = sqrt(2 lambda / beta); TL1: spec §1.3)
+    u <- prox_{(lambda/beta) P}(w)         (L0: H_gamma, gamma = sqrt(2 lambda / beta); TL1: closed form of Zhang & Xin, 2017)
 
 and at every epoch end ``w <- prox(w)`` in place and the momentum buffers are reset (the reference code
 re-creates its optimizer every epoch). ``finalize`` does the same overwrite, so ``w`` has exact zeros.

@@ -1,5 +1,5 @@
 """Nonconvex sparse group lasso by relaxed splitting (Bui, Park, Zhang, Qi, Xin, Front. Appl. Math. Stat.
-6:62, 2021; spec §4).
+6:62, 2021).
 
 Objective (``N`` = training-set size, groups = output channels by default)::
 
@@ -7,7 +7,7 @@ Objective (``N`` = training-set size, groups = output channels by default)::
     U = prox_{(lambda/beta) phi}(W),  phi in {l1, l0, tl1, l1-l2, scad}
 
 Per mini-batch: a gradient step on the loss above (U fixed; group lasso through autograd), then
-``U <- prox_{(lambda/beta) phi}(W)`` in closed form (spec §1.1-§1.4, §1.7). ``beta`` grows as
+``U <- prox_{(lambda/beta) phi}(W)`` in closed form. ``beta`` grows as
 ``beta0 * growth ** (epoch // every)`` (the paper: every 40 of 200+ epochs) or, by default (ours),
 ``beta0 * growth ** floor(4 t / T)``: four growths spread over the run's ``T`` steps whatever its length.
 

@@ -1,5 +1,5 @@
 """Network slimming: L1 on batch-norm scales, then channel pruning (Liu, Li, Shen, Huang, Yan, Zhang,
-"Learning efficient convolutional networks through network slimming", ICCV 2017; spec §6.3).
+"Learning efficient convolutional networks through network slimming", ICCV 2017).
 
 Training: ``L = CE + s sum |gamma|`` via the subgradient ``gamma.grad += s * sign(gamma)`` after backward.
 ``finalize``: the global threshold is the ``prune_ratio`` quantile of all ``|gamma|``; every channel with

@@ -1,6 +1,6 @@
 """SSGD: unbiased sparse SGD by affine scaling (Lee, Fedorov, Rao, Garudadri, ICASSP 2020; precursor
-Fedorov & Rao, "Re-weighted learning for sparsifying DNNs", arXiv 1802.01616). Spec §2 is a
-reconstruction [RECON] from the abstract; the choices below are ours and are stated as such.
+Fedorov & Rao, "Re-weighted learning for sparsifying DNNs", arXiv 1802.01616). The update is
+read from the papers; where they leave a choice open, ours is stated as such.
 
 Update, with ``g = grad L(w)`` (no sparsity penalty: "unbiased")::
 

@@ -1,7 +1,7 @@
 """xRDA: adaptively weighted (log-penalty) L1 with generalized regularized dual averaging.
 
-Siegel, Chen, Zhang, Xu, "Training sparse neural networks using compressed sensing", arXiv 2008.09661
-(spec §5). Objective ``E[l(w)] + wd/2 ||w||^2 + lambda sum_i log(eps + |w_i|)``, realised as a reweighted
+Siegel, Chen, Zhang, Xu, "Training sparse neural networks using compressed sensing", arXiv 2008.09661.
+Objective ``E[l(w)] + wd/2 ||w||^2 + lambda sum_i log(eps + |w_i|)``, realised as a reweighted
 L1. Per iteration t, with step ``s_t`` (cosine decay lr -> 0), averaging ``a_t`` (cosine ramp 0 -> 1)::
 
     g      = grad l(w) + wd w

@@ -1,7 +1,7 @@
 """Proximal operators as pure tensor functions.
 
 Convention: ``prox_P(y, mu) = argmin_x mu * P(x) + 1/2 ||x - y||^2``; in the splitting methods
-``mu = lambda / beta`` (algorithms spec §1).
+``mu = lambda / beta``.
 """
 
 from compress.prox.cardinality import (

@@ -2,7 +2,7 @@
 
 ``Pi_k(w) = argmin_{card(z) <= k} ||z - w||^2`` keeps the ``k`` largest ``|w_i|`` (element mode) or the
 ``k`` groups with the largest L2 norm (channel mode) and zeroes the rest. Ranking is by magnitude, not by
-signed value (spec §1.9 notes the signed-percentile bug of one reference).
+signed value (a signed percentile would keep large negative weights out).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A group is one slice along ``axis`` of a weight: ``axis=0`` groups output channe
 groups ``BLOCK_ROWS`` consecutive output rows at one input position, ``W[o:o+16, i, kh, kw]`` (the last
 block of a layer may be shorter): the 16x1 blocks the compiled kernels skip when they are zero.
 Reference for the group lasso prox: Yuan & Lin, "Model selection and estimation in regression with
-grouped variables", JRSS-B 68, 2006; spec §1.5-§1.6.
+grouped variables", JRSS-B 68, 2006.
 """
 
 from __future__ import annotations

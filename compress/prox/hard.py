@@ -24,7 +24,7 @@ def l0_threshold(mu: float) -> float:
     """Threshold ``sqrt(2*mu)`` at which ``prox_{mu*||.||_0}`` switches from 0 to identity.
 
     ``argmin_x mu*1{x != 0} + 1/2 (x - y)^2`` is ``y`` when ``y^2/2 > mu``, else 0. With ``mu = lambda/beta``
-    this is ``sqrt(2*lambda/beta)`` (algorithms spec §1.2).
+    this is ``sqrt(2*lambda/beta)``.
     """
     if mu < 0:
         raise ValueError(f"mu must be >= 0, got {mu}")

@@ -1,7 +1,7 @@
 """The L1 - alpha*L2 penalty and its (non-separable) proximal operator (Lou & Yan).
 
 Reference: Y. Lou and M. Yan, "Fast L1-L2 minimization via a proximal operator", J. Sci. Comput. 74, 2018.
-Algorithms spec §1.4. The operator acts on a whole tensor (flattened), not element-wise.
+The operator acts on a whole tensor (flattened), not element-wise.
 """
 
 from __future__ import annotations

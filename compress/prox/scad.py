@@ -1,7 +1,7 @@
 """SCAD penalty and its thresholding rule (Fan & Li).
 
 Reference: J. Fan and R. Li, "Variable selection via nonconcave penalized likelihood and its oracle
-properties", JASA 96, 2001. Algorithms spec §1.7.
+properties", JASA 96, 2001.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Transformed-L1 (TL1) penalty and its closed-form proximal operator (Zhang & Xin).
 
 Reference: S. Zhang and J. Xin, "Minimization of transformed L1 penalty: closed form representation and
-iterative thresholding algorithms", Comm. Math. Sci. 15(2), 2017. Algorithms spec §1.3.
+iterative thresholding algorithms", Comm. Math. Sci. 15(2), 2017.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""GRIM block-based column-row (BCR) pruning (Niu et al., "GRIM", arXiv 2108.11033; algorithms.md §6.2).
+"""GRIM block-based column-row (BCR) pruning (Niu et al., "GRIM", arXiv 2108.11033).
 
 The GEMM view ``[out, in*kh*kw]`` is cut into ``r x c`` blocks. Inside each block independently,
 the ``r - k_r`` rows with the smallest ``||W_b[row, :]||_2`` are pruned, then the ``c - k_c``

@@ -1,4 +1,4 @@
-"""MAC and parameter counts of conv / linear layers, measured with forward hooks (algorithms.md §7)."""
+"""MAC and parameter counts of conv / linear layers, measured with forward hooks."""
 
 from __future__ import annotations
 

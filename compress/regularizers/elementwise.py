@@ -1,4 +1,4 @@
-"""Sparsity penalties on individual weights with their closed-form prox (spec §1.1-§1.4, §1.7).
+"""Sparsity penalties on individual weights with their closed-form prox.
 
 L1 (soft threshold), L0 (hard threshold at ``sqrt(2 mu)``), transformed L1
 ``|x| (a + 1) / (a + |x|)`` (Zhang & Xin), L1 - alpha L2 on the whole tensor (Lou & Yan), SCAD (Fan & Li).

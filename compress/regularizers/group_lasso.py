@@ -2,8 +2,8 @@
 
 Groups: output or input channels, or 16x1 row blocks (``compress.prox.group``).
 Group lasso (Yuan & Lin 2006; SSL, Wen et al. NIPS 2016): ``R(W) = sum_g c_g ||W_g||_2`` with
-``c_g = sqrt(|g|)`` when ``scale_by_size`` (paper-3 convention) else 1; prox = block soft threshold (§1.5).
-Group L0: ``R(W) = #{g : W_g != 0}``; prox = group hard threshold at ``sqrt(2 mu)`` (§1.6).
+``c_g = sqrt(|g|)`` when ``scale_by_size`` (the convention of Bui et al., 2021) else 1; prox = block soft threshold.
+Group L0: ``R(W) = #{g : W_g != 0}``; prox = group hard threshold at ``sqrt(2 mu)``.
 """
 
 from __future__ import annotations

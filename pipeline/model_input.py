@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,13 @@ from compress.stats import has_non_finite
 from pipeline.errors import PickleRefused, UserError
 from pipeline.model_io import (
     BUNDLE_FORMAT,
+    SOURCE_KINDS,
     ModelBundle,
     _load_weights_only,
     build_architecture,
     build_model,
     load_source_module,
+    source_kind,
     trusted_archs_for,
 )
 
@@ -68,9 +69,12 @@ def check_forward(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tenso
 
 
 def _read_any(path: Path, *, arch: str | None, arch_kwargs: dict[str, Any], trust_pickle: bool, trusted: tuple[str, ...]) -> ModelBundle:
+    kind = source_kind(path)  # decided once, from the file's own records
+    if kind == "export":
+        return _from_module(f"export:{path}", load_source_module("export", path, trust_pickle=trust_pickle), arch_kwargs)
     if path.suffix == ".pt2":
-        return _from_module(f"export:{path}", load_source_module("export", path, trust_pickle=False), arch_kwargs)
-    if _is_torchscript(path):  # its weights now; it is converted to torch modules once the input shape is known
+        raise UserError(f"{path} is not a torch.export archive (no archive_format record saying pt2)")
+    if kind == "torchscript":  # its weights now; it is converted to torch modules once the input shape is known
         try:
             module = torch.jit.load(str(path), map_location="cpu")
         except RuntimeError as error:
@@ -96,6 +100,9 @@ def _from_checkpoint(path: Path, data: Any, *, arch: str | None, arch_kwargs: di
     state = data.get("state_dict", data)
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"{path} holds no state_dict of tensors")
+    if not arch and str(data.get("arch", "")).partition(":")[0] in SOURCE_KINDS:
+        raise UserError(f"{path} names a model file as its architecture ({str(data['arch'])[:80]!r}); a checkpoint may only "
+                        "name a registered architecture")
     arch = arch or data.get("arch")
     if not arch:
         from compress.models import list_models
@@ -115,9 +122,3 @@ def _registry_input_shape(arch: str) -> tuple[int, ...] | None:
 
     return model_input_shape(arch) if arch in list_models() else None
 
-
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any("/code/" in name for name in archive.namelist())

@@ -115,10 +115,26 @@ def trusted_archs_for(model_path: Path | None, *, arch: str | None, trust_pickle
     trusted = [arch] if arch else []
     if model_path is not None:
         resolved = Path(model_path).resolve()
-        trusted += [f"torchscript:{resolved}", f"export:{resolved}"]
+        kind = source_kind(resolved) if resolved.is_file() else None
+        if kind:  # only the kind the file's own structure shows: a checkpoint never becomes a program
+            trusted.append(f"{kind}:{resolved}")
         if trust_pickle:
             trusted.append(f"pickle:{resolved}")
     return tuple(trusted)
+
+
+def source_kind(path: Path) -> str | None:
+    """``"export"`` for a ``torch.export`` archive, ``"torchscript"`` for TorchScript, else ``None``,
+    decided once from the file's own records (never from its suffix or what a checkpoint says)."""
+    from pipeline.program_archive import is_program_archive
+
+    if is_program_archive(path):
+        return "export"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "torchscript" if any("/code/" in name for name in archive.namelist()) else None
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
 
 
 def build_model(bundle: ModelBundle, *, trust_pickle: bool = False, trusted_archs: tuple[str, ...] = ()) -> nn.Module:
@@ -209,6 +225,7 @@ def _factory_model(arch: str, arch_kwargs: dict[str, Any]) -> nn.Module:
 def load_source_module(kind: str, path: Path, *, trust_pickle: bool, input_shape: tuple[int, ...] = ()) -> nn.Module:
     """The module of a TorchScript / ``.pt2`` / pickle source file (the first two converted to real
     torch modules); a file that does not load or convert is one ``UserError`` line."""
+    from pipeline.program_archive import load_program
     from pipeline.program_modules import program_to_modules, torchscript_to_modules
 
     if not path.exists():
@@ -218,12 +235,16 @@ def load_source_module(kind: str, path: Path, *, trust_pickle: bool, input_shape
     if kind == "pickle" and not trust_pickle:
         raise UserError(f"{path} is a pickled module; loading it runs code: pass --trust-pickle if you trust it")
     what = {"torchscript": "TorchScript", "export": "torch.export program"}.get(kind, "pickled module")
+    if kind in ("torchscript", "export") and source_kind(path) != kind:
+        raise UserError(f"{path} is not a {what} file")
     try:
         if kind == "torchscript":
             return torchscript_to_modules(torch.jit.load(str(path), map_location="cpu"), torch.zeros(2, *input_shape))
         if kind == "export":
-            return program_to_modules(torch.export.load(str(path)))
+            return program_to_modules(load_program(path, trust_pickle=trust_pickle))
         module = torch.load(path, map_location="cpu", weights_only=False)
+    except UserError:
+        raise
     except Exception as error:  # the loaders and the converter raise many types on a file they cannot take
         first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
         hint = " (its classes must be importable from the working directory)" if kind == "pickle" else ""

@@ -61,11 +61,14 @@ def best_tile_rows(weight: np.ndarray, *, vector: int, vector_floats: int) -> in
     return min(costs, key=lambda rows: (costs[rows], -rows))
 
 
-def encode_conv_taps(weight: np.ndarray, *, geometry: ConvGeometry, vector: int, vector_floats: int) -> ConvTaps:
+def encode_conv_taps(weight: np.ndarray, *, geometry: ConvGeometry, vector: int, vector_floats: int,
+                     rows: int | None = None) -> ConvTaps:
     """Encode ``weight [O, C, KH, KW]`` (float32) for ``geometry``, a ``vector``-pixel tile and a
-    target whose vectors hold ``vector_floats`` floats."""
+    target whose vectors hold ``vector_floats`` floats, in ``rows x 1`` blocks (``None``: the
+    height :func:`best_tile_rows` picks)."""
     out_channels, channels, kernel_h, kernel_w = weight.shape
-    rows = best_tile_rows(weight, vector=vector, vector_floats=vector_floats)
+    if rows is None:
+        rows = best_tile_rows(weight, vector=vector, vector_floats=vector_floats)
     flat = weight.reshape(out_channels, -1)
     blocks = row_blocks(flat, rows)
     structure = block_structure(flat, rows)

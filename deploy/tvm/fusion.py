@@ -31,11 +31,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from deploy.tvm.conv_tiles import choose_conv_tile
 from deploy.tvm.conv_weights import encode_conv_taps
 from deploy.tvm.layer_report import KernelChoice, LayerReport
 from deploy.tvm.kernels.block_linear import block_linear_func
 from deploy.tvm.kernels.conv_geometry import ConvGeometry
 from deploy.tvm.kernels.direct_conv import ConvTile, Epilogue, depthwise_conv_func, direct_conv_func, phase_pad_func
+from deploy.tvm.kernels.tiled_conv import tiled_conv_func
 from deploy.tvm.linear_weights import LINEAR_UNROLL, best_linear_block_rows, encode_linear_blocks
 
 VECTOR_CHOICES = (16, 8, 4, 2, 1)
@@ -141,17 +143,31 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
                 choice = KernelChoice("depthwise-conv", 1, _sparsity(weight),
                                       f"depthwise direct convolution, {vector} pixels per vector; {chain.describe()}")
             else:
-                taps = encode_conv_taps(weight, geometry=geometry, vector=vector, vector_floats=vector_floats)
-                macs = geometry.macs * (1.0 - taps.zero_block_ratio)
-                func = direct_conv_func(geometry=geometry, tile=ConvTile(taps.block_rows, vector), nnz_blocks=taps.nnz_blocks,
-                                        epilogue=chain.epilogue(), parallel=macs >= PARALLEL_MIN_MACS)
-                operands = [xq, relax.const(taps.data), relax.const(taps.offsets), relax.const(taps.indptr), relax.const(bias), residual]
-                choice = KernelChoice("direct-conv", taps.block_rows, taps.zero_block_ratio,
-                                      f"direct convolution, {taps.zero_block_ratio:.1%} of the {taps.block_rows}x1 tap blocks "
-                                      f"zero and skipped; {chain.describe()}")
+                func, operands, choice = self._standard_conv(chain, weight, geometry, vector, xq, bias, residual)
             reports.append(LayerReport(name, "conv2d", tuple(int(v) for v in weight.shape), geometry.batch, choice))
             out_type = relax.TensorType((geometry.batch, geometry.out_channels, geometry.out_height, geometry.out_width), "float32")
             return relax.call_tir(self._add(func, name), operands, out_type)
+
+        def _standard_conv(self, chain: Chain, weight, geometry: ConvGeometry, vector: int, xq, bias, residual):
+            """groups = 1: the flat-pixel tiled kernel with the cost model's tile, else the row kernel."""
+            picked = choose_conv_tile(weight, geometry=geometry, vector_floats=vector_floats)
+            lanes = picked.tile.lanes if picked is not None else vector
+            rows = picked.tile.block_rows if picked is not None else None
+            taps = encode_conv_taps(weight, geometry=geometry, vector=lanes, vector_floats=vector_floats, rows=rows)
+            macs = geometry.macs * (1.0 - taps.zero_block_ratio)
+            parallel = macs >= PARALLEL_MIN_MACS
+            skipped = f"{taps.zero_block_ratio:.1%} of the {taps.block_rows}x1 tap blocks zero and skipped"
+            if picked is not None:
+                func = tiled_conv_func(geometry=geometry, tile=picked.tile, nnz_blocks=taps.nnz_blocks,
+                                       epilogue=chain.epilogue(), parallel=parallel)
+                how = (f"direct convolution over flat pixel tiles, {skipped}; channels x vectors x lanes "
+                       f"{picked.describe()}; {chain.describe()}")
+            else:
+                func = direct_conv_func(geometry=geometry, tile=ConvTile(taps.block_rows, vector), nnz_blocks=taps.nnz_blocks,
+                                        epilogue=chain.epilogue(), parallel=parallel)
+                how = f"direct convolution by rows, {vector} pixels per vector, {skipped}; {chain.describe()}"
+            operands = [xq, relax.const(taps.data), relax.const(taps.offsets), relax.const(taps.indptr), relax.const(bias), residual]
+            return func, operands, KernelChoice("direct-conv", taps.block_rows, taps.zero_block_ratio, how)
 
         def _linear(self, chain: Chain):
             weight = np.ascontiguousarray(chain.op.args[1].value.numpy().T)

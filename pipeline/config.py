@@ -41,13 +41,28 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+MAX_INT = 2**31 - 1
+COUNT_BOUNDS = {"epochs": 10_000, "steps": 1_000_000, "adv_steps": 10_000, "tune_trials": 1_000_000, "robust_steps": 10_000}
+
+
 def coerce(value: Any, field: dataclasses.Field, *, hint: Any, where: str) -> Any:
-    """Check ``value`` against the field's type ``hint`` and choices, converting str/int where lossless."""
+    """Check ``value`` against the field's type ``hint``, choices and bound, converting str/int where
+    lossless. Integers are bounded (``metadata["max"]``, else :data:`COUNT_BOUNDS` by field name,
+    else :data:`MAX_INT`): a recipe's ``epochs: 1e21`` is refused, not trained until killed."""
     converted = _coerce_type(value, hint, where=where)
+    _check_bound(converted, field, where=where)
     allowed = choices_of(field)
     if allowed is not None and converted not in allowed:
         raise UserError(f"{where}: {value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
     return converted
+
+
+def _check_bound(value: Any, field: dataclasses.Field, *, where: str) -> None:
+    values = value if isinstance(value, tuple) else (value,)
+    bound = field.metadata.get("max", COUNT_BOUNDS.get(field.name, MAX_INT))
+    for item in values:
+        if isinstance(item, int) and not isinstance(item, bool) and abs(item) > bound:
+            raise UserError(f"{where}: {item} is beyond the bound of {bound:,}")
 
 
 def _coerce_type(value: Any, hint: Any, *, where: str) -> Any:

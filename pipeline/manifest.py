@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -38,16 +39,30 @@ class Artifact:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def resolve(self, run_dir: Path) -> Path:
-        """The artifact's file, which must lie inside ``run_dir`` (a manifest never points elsewhere)."""
+    def resolve(self, run_dir: Path, *, must_exist: bool = False) -> Path:
+        """The artifact's file, which must lie inside ``run_dir`` with no symbolic link on the way
+        (``pipeline.run_files.run_path``: a manifest never points elsewhere)."""
+        from pipeline.run_files import run_path
+
         root = Path(run_dir).resolve()
-        path = (root / self.path).resolve()
-        if not path.is_relative_to(root):
+        if Path(self.path).is_absolute() or ".." in Path(self.path).parts:
             raise UserError(f"manifest artifact {self.role!r} points outside the run directory: {self.path!r}")
+        return run_path(root, self.path, must_exist=must_exist)
+
+    def verified(self, run_dir: Path) -> Path:
+        """:meth:`resolve`, and the file's sha256 must be the one recorded: what every command that
+        reads a run uses, so a file changed after the run wrote it is refused, not loaded."""
+        path = self.resolve(run_dir, must_exist=True)
+        if sha256_file(path) != self.sha256:
+            raise UserError(f"{path} does not match its sha256 in the manifest: it changed after the run wrote it "
+                            "(`compress verify` lists every difference)")
         return path
 
     def is_intact(self, run_dir: Path) -> bool:
-        path = self.resolve(run_dir)
+        try:
+            path = self.resolve(run_dir)
+        except UserError:
+            return False
         return path.is_file() and sha256_file(path) == self.sha256
 
 
@@ -77,7 +92,11 @@ def new_manifest(*, recipe: dict[str, Any], recipe_sha256: str, options: dict[st
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / MANIFEST_NAME
+    from pipeline.run_files import run_path
+
+    if not os.path.lexists(Path(run_dir) / MANIFEST_NAME):
+        raise UserError(f"{run_dir} is not a run directory (no {MANIFEST_NAME})")
+    path = run_path(run_dir, MANIFEST_NAME)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -87,6 +106,34 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
         raise UserError(f"{path} is not a compress manifest")
     return data
+
+
+STAGE_KEYS = ("index", "name", "status", "inputs", "outputs")
+ARTIFACT_KEYS = ("role", "path", "sha256", "bytes", "stage")
+
+
+def check_records(manifest: dict[str, Any]) -> None:
+    """A manifest with missing or malformed records is refused with one line, never half-read."""
+    if not isinstance(manifest.get("inputs"), dict) or not isinstance(manifest.get("stages"), list):
+        raise UserError("manifest.json lacks its 'inputs' or 'stages' record")
+    records = [("input", a) for a in manifest["inputs"].values()]
+    for index, record in enumerate(manifest["stages"]):
+        missing = [key for key in STAGE_KEYS if not isinstance(record, dict) or key not in record]
+        if missing:
+            raise UserError(f"manifest.json: stage record {index} lacks {', '.join(missing)}")
+        if not isinstance(record["outputs"], dict) or not isinstance(record["inputs"], dict) or not isinstance(record["index"], int):
+            raise UserError(f"manifest.json: stage record {index} has malformed index, inputs or outputs")
+        records += [(record["name"], a) for a in list(record["outputs"].values()) + list(record["inputs"].values())]
+    for where, artifact in records:
+        if not isinstance(artifact, dict) or any(key not in artifact for key in ARTIFACT_KEYS) or set(artifact) - set(ARTIFACT_KEYS):
+            raise UserError(f"manifest.json: an artifact record of {where} lacks one of {', '.join(ARTIFACT_KEYS)}")
+
+
+def open_run(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """``(resolved run directory, checked manifest)``: how every command that reads a run starts."""
+    manifest = read_manifest(run_dir)
+    check_records(manifest)
+    return Path(run_dir).resolve(), manifest
 
 
 def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:

@@ -48,6 +48,8 @@ def import_model(
     if not bundle.input_shape:
         raise UserError(f"{path}: the input shape is unknown; pass --input-shape C,H,W")
     model = build_model(bundle, trust_pickle=trust_pickle, trusted_archs=trusted)
+    if not any(True for _ in model.parameters()):
+        raise UserError(f"{path}: the model has no parameters; there is nothing to train, prune, quantize or compress")
     bad = has_non_finite(model)
     if bad:
         raise UserError(f"{path}: weight {bad} holds NaN or Inf values")

@@ -92,6 +92,14 @@ def _check_records(bundle: ModelBundle, *, source: str) -> None:
         bad = [record for record in getattr(bundle, name) if not isinstance(record, dict)]
         if bad:
             raise UserError(f"{source}: malformed model bundle ({name} must hold records, found {type(bad[0]).__name__})")
+    from compress.types import QuantRecord
+
+    for record in bundle.quant:
+        try:
+            QuantRecord.from_dict(record)
+        except (KeyError, TypeError, ValueError) as error:
+            missing = f"lacks {error}" if isinstance(error, KeyError) else str(error)
+            raise UserError(f"{source}: malformed model bundle (quant record {str(record.get('fqn', '?'))[:60]!r} {missing})") from None
 
 
 def save_bundle(path: Path, bundle: ModelBundle) -> Path:

@@ -16,6 +16,7 @@ from compress.stats import (
     parameter_count,
     weight_sparsity,
 )
+from pipeline.manifest import Artifact
 from pipeline.model_io import build_model, load_bundle
 from pipeline.stage import StageContext
 
@@ -43,12 +44,12 @@ def collect_variants(ctx: StageContext, inputs: dict[str, Path], config) -> tupl
     model_records = [r for r in records if "model" in r["outputs"]]
     variants, models = [], {}
     if model_records:
-        dense_path = ctx.run_dir / model_records[0]["inputs"]["model"]["path"]
+        dense_path = Artifact(**model_records[0]["inputs"]["model"]).verified(ctx.run_dir)  # confined and digest-checked
         variant, model = _model_variant(ctx, "dense", "input", dense_path, config)
         variants.append(variant)
         models["dense"] = model
         for record in model_records:
-            path = ctx.run_dir / record["outputs"]["model"]["path"]
+            path = Artifact(**record["outputs"]["model"]).verified(ctx.run_dir)
             name = VARIANT_NAMES.get(record["name"], record["name"])
             variant, model = _model_variant(ctx, name, record["name"], path, config, accuracy=record["metrics"].get("test_accuracy"))
             variants.append(variant)

@@ -5,6 +5,7 @@ Checked before anything is written, so a refused command leaves the directory ex
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from contextlib import contextmanager
@@ -30,13 +31,18 @@ def check_run_dir(run_dir: Path, *, resume: bool) -> None:
 
 
 @contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
-    """Hold ``run_dir/.compress.lock`` (an advisory ``flock``) for the whole run."""
+def run_lock(run_dir: Path, *, create: bool = True) -> Iterator[None]:
+    """Hold ``run_dir/.compress.lock`` (an advisory ``flock``) for the whole run or command; every
+    command that writes into a run takes it. ``create=False``: the run directory must exist already.
+    The lock file is opened without following a link (``O_NOFOLLOW``)."""
     run_dir = Path(run_dir)
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        if create:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise UserError(f"{run_dir / LOCK_NAME} is a symbolic link; a run directory holds only its own files") from None
         raise UserError(f"output directory {run_dir} is not writable: {error.strerror or error}") from None
     try:
         try:

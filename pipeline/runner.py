@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import traceback
@@ -16,6 +17,7 @@ from pipeline.errors import UserError
 from pipeline.manifest import (
     MANIFEST_NAME,
     Artifact,
+    check_records,
     new_manifest,
     put_stage_record,
     read_manifest,
@@ -23,6 +25,7 @@ from pipeline.manifest import (
     write_manifest,
 )
 from pipeline.recipe import Step, recipe_to_dict
+from pipeline.run_files import check_tree, run_path
 from pipeline.stage import RunOptions, StageContext, stage_class
 
 ALL_ROLES = "*"
@@ -71,8 +74,7 @@ class Runner:
 
     def _run(self, initial: dict[str, Path], *, resume: bool, until: str | None, dry_run: bool) -> dict[str, Any]:
         steps = self._steps_until(until)
-        for step in steps:  # every stage's settings before the first one trains
-            _check_step(step)
+        check_steps(steps)  # every stage's settings before the first one trains
         manifest = self._open_manifest(initial, resume=resume, dry_run=dry_run)
         available = {role: Artifact(**record) for role, record in manifest["inputs"].items()}
         self._check_roles(steps, available)
@@ -98,12 +100,7 @@ class Runner:
         return self._last_data
 
     def _steps_until(self, until: str | None) -> list[Step]:
-        if until is None:
-            return self.steps
-        names = [step.use for step in self.steps]
-        if until not in names:
-            raise UserError(f"--until {until!r} is not a stage of this recipe; allowed: {', '.join(names)}")
-        return self.steps[: names.index(until) + 1]
+        return steps_until(self.steps, until)
 
     def _open_manifest(self, initial: dict[str, Path], *, resume: bool, dry_run: bool) -> dict[str, Any]:
         exists = (self.run_dir / MANIFEST_NAME).exists()
@@ -111,7 +108,8 @@ class Runner:
             raise UserError(f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another --out")
         if resume and exists:
             manifest = read_manifest(self.run_dir)
-            if manifest["recipe_sha256"] != self.recipe_sha256:
+            check_records(manifest)
+            if manifest.get("recipe_sha256") != self.recipe_sha256:
                 raise UserError(f"cannot --resume {self.run_dir}: it was made by a different recipe or stage options")
             return manifest
         if not dry_run:
@@ -127,7 +125,7 @@ class Runner:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             probe = self.run_dir / ".write-test"
-            probe.write_bytes(b"")
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))  # never through a planted link
             probe.unlink()
         except OSError as error:
             raise UserError(f"output directory {self.run_dir} is not writable: {error.strerror or error}") from None
@@ -167,8 +165,7 @@ class Runner:
 
     def _execute(self, planned: PlannedStage, manifest: dict[str, Any]) -> dict[str, Any]:
         stage = stage_class(planned.step.use)()
-        stage_dir = self.run_dir / stage_dir_name(planned.index, stage.name)
-        stage_dir.mkdir(parents=True, exist_ok=True)
+        stage_dir = check_tree(self.run_dir, stage_dir_name(planned.index, stage.name))  # no link anywhere it writes
         record = {
             "index": planned.index,
             "name": stage.name,
@@ -196,11 +193,12 @@ class Runner:
                 load_data=self._load_data,
                 log=self.log,
             )
-            inputs = {role: artifact.resolve(self.run_dir) for role, artifact in planned.inputs.items()}
+            inputs = {role: artifact.verified(self.run_dir) for role, artifact in planned.inputs.items()}
             self.log(f"{stage.name}: running")
             result = _run_stage(stage, context, planned.step.config, inputs)
             record["outputs"] = {
-                role: Artifact.of(role, path, run_dir=self.run_dir, stage=stage.name).to_dict() for role, path in result.outputs.items()
+                role: Artifact.of(role, _own_output(self.run_dir, path), run_dir=self.run_dir, stage=stage.name).to_dict()
+                for role, path in result.outputs.items()
             }
             record["metrics"] = result.metrics
             record["status"] = "done"
@@ -230,6 +228,30 @@ class Runner:
                 raise UserError(f"{record['name']}: cannot write the run manifest: {error.strerror or error}") from None
 
 
+def steps_until(steps: list[Step], until: str | None) -> list[Step]:
+    """The steps up to and including ``until`` (all when ``None``)."""
+    if until is None:
+        return steps
+    names = [step.use for step in steps]
+    if until not in names:
+        raise UserError(f"--until {until!r} is not a stage of this recipe; allowed: {', '.join(names)}")
+    return steps[: names.index(until) + 1]
+
+
+def check_steps(steps: list[Step]) -> None:
+    """Every step's settings (each stage's ``check``): called before anything of a run is created."""
+    for step in steps:
+        _check_step(step)
+
+
+def _own_output(run_dir: Path, path: Path) -> Path:
+    """A stage's output: a regular file inside the run, no link on the way."""
+    absolute = Path(os.path.abspath(path))
+    if not absolute.is_relative_to(run_dir):
+        raise UserError(f"stage output {path} is not inside the run directory {run_dir}")
+    return run_path(run_dir, absolute.relative_to(run_dir))
+
+
 def _check_step(step: Step) -> None:
     try:
         stage_class(step.use)().check(step.config)
@@ -255,10 +277,18 @@ def data_loader(options: RunOptions) -> Callable[[tuple[int, ...]], Any]:
                 train_limit=options.train_limit,
                 test_limit=options.test_limit,
                 seed=options.seed,
+                workers=options.workers,
+                pin_memory=options.train_device != "cpu" and _has_cuda(),
             )
         return cache[key]
 
     return load_data
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _files_under(directory: Path) -> set[Path]:
@@ -286,9 +316,9 @@ def _own_copy(path: Path, run_dir: Path) -> Path:
     """An input inside the run directory as is; one outside copied into ``00-input/`` (a manifest names only its own files)."""
     path = path.resolve()
     if path.is_relative_to(run_dir):
-        return path
-    copy = run_dir / "00-input" / path.name
-    copy.parent.mkdir(parents=True, exist_ok=True)
+        return run_path(run_dir, path.relative_to(run_dir))
+    copy = check_tree(run_dir, "00-input") / path.name
+    run_path(run_dir, copy.relative_to(run_dir), must_exist=False)
     shutil.copyfile(path, copy)
     return copy
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,11 +10,7 @@ import numpy as np
 
 from pipeline.atomic import sha256_file
 from pipeline.errors import UserError
-from pipeline.manifest import Artifact, read_manifest
-
-
-STAGE_KEYS = ("index", "name", "status", "inputs", "outputs")
-ARTIFACT_KEYS = ("role", "path", "sha256", "bytes", "stage")
+from pipeline.manifest import Artifact, open_run
 
 
 def verify_run(run_dir: Path, *, atol: float, trusted_archs: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -23,28 +18,11 @@ def verify_run(run_dir: Path, *, atol: float, trusted_archs: tuple[str, ...] = (
 
     Only a registered architecture, or one in ``trusted_archs`` (``--arch``), is rebuilt in torch.
     """
-    run_dir = Path(run_dir).resolve()
-    manifest = read_manifest(run_dir)
-    _check_fields(manifest)
+    run_dir, manifest = open_run(run_dir)
     checks = _digest_checks(run_dir, manifest)
     if all(c["ok"] for c in checks):
         checks += _parity_checks(run_dir, manifest, atol=atol, trusted_archs=trusted_archs)
     return checks
-
-
-def _check_fields(manifest: dict[str, Any]) -> None:
-    """A manifest with missing records is a failure, never a stage silently skipped."""
-    if not isinstance(manifest.get("inputs"), dict) or not isinstance(manifest.get("stages"), list):
-        raise UserError("manifest.json lacks its 'inputs' or 'stages' record")
-    records = [("input", a) for a in manifest["inputs"].values()]
-    for index, record in enumerate(manifest["stages"]):
-        missing = [key for key in STAGE_KEYS if not isinstance(record, dict) or key not in record]
-        if missing:
-            raise UserError(f"manifest.json: stage record {index} lacks {', '.join(missing)}")
-        records += [(record["name"], a) for a in record["outputs"].values()]
-    for where, artifact in records:
-        if not isinstance(artifact, dict) or any(key not in artifact for key in ARTIFACT_KEYS):
-            raise UserError(f"manifest.json: an artifact record of {where} lacks one of {', '.join(ARTIFACT_KEYS)}")
 
 
 def _artifacts(manifest: dict[str, Any]) -> list[Artifact]:
@@ -67,19 +45,18 @@ def _digest_checks(run_dir: Path, manifest: dict[str, Any]) -> list[dict[str, An
 
 
 def _bundle_file_checks(run_dir: Path, bundle_manifest: Path) -> list[dict[str, Any]]:
-    """Every file the arm64 bundle's own manifest lists, against its sha256 (the bundle manifest's digest is in the run manifest)."""
+    """Every file of the arm64 bundle against its own manifest (whose digest is in the run manifest):
+    listed files by sha256, and no unlisted file, link or special file (``deploy.tvm.bundle.audit_bundle``)."""
+    from deploy.tvm.bundle import audit_bundle
+    from deploy.tvm.errors import BundleError
+
     try:
-        files = json.loads(bundle_manifest.read_text(encoding="utf-8"))["files"]
-        entries = [(str(f["path"]), str(f["sha256"])) for f in files]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        return [{"check": "arm64 bundle manifest", "ok": False, "detail": f"unreadable: {error}"}]
-    checks = []
-    for relative, digest in entries:
-        path = (bundle_manifest.parent / relative).resolve()
-        if not path.is_relative_to(run_dir):
-            raise UserError(f"arm64 bundle manifest names a file outside the run directory: {relative!r}")
-        checks.append(_digest_check(str(path.relative_to(run_dir)), path, digest, against="the bundle manifest"))
-    return checks
+        _, findings = audit_bundle(bundle_manifest.parent)
+    except BundleError as error:
+        return [{"check": "arm64 bundle manifest", "ok": False, "detail": str(error)}]
+    where = bundle_manifest.parent.relative_to(run_dir)
+    return [{"check": f"sha256 {where / f.path}" if f.detail.startswith("sha256") or f.detail == "missing" else f"bundle file {where / f.path}",
+             "ok": f.ok, "detail": f.detail} for f in findings]
 
 
 def _digest_check(name: str, path: Path, digest: str, *, against: str) -> dict[str, Any]:

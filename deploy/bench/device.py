@@ -9,6 +9,7 @@ whole path, whose numbers are emulation time, not device latency.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from deploy.tvm.bundle import AARCH64_SYSROOT
 LINKS = ("adb", "ssh", "qemu")
 ANDROID_DIR = "/data/local/tmp/compress-bundle"
 SSH_DIR = "/tmp/compress-bundle"
+ADDRESS = re.compile(r"[A-Za-z0-9_.@:%\[\]][A-Za-z0-9_.@:%\[\]-]{0,252}")
 
 
 class DeviceError(RuntimeError):
@@ -33,6 +35,11 @@ class DeviceLink:
 
     kind: str
     address: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind in ("adb", "ssh") and not ADDRESS.fullmatch(self.address):
+            raise DeviceError(f"{self.kind} address {self.address[:80]!r} must be a host name / serial ([user@]host: letters, "
+                              "digits, . _ - @ : [ ] %), not starting with '-' (it would be read as an option)")
 
     @property
     def label(self) -> str:
@@ -66,8 +73,8 @@ def _commands(bundle: Path, arguments: str, link: DeviceLink) -> list[list[str]]
         return [adb + ["push", f"{bundle}/.", ANDROID_DIR],
                 adb + ["shell", f"cd {ANDROID_DIR} && chmod 755 runner && ./runner {arguments}"]]
     if link.kind == "ssh":
-        return [["ssh", link.address, f"mkdir -p {SSH_DIR}"], ["scp", "-q", "-r", f"{bundle}/.", f"{link.address}:{SSH_DIR}/"],
-                ["ssh", link.address, f"cd {SSH_DIR} && ./runner {arguments}"]]
+        return [["ssh", "--", link.address, f"mkdir -p {SSH_DIR}"], ["scp", "-q", "-r", "--", f"{bundle}/.", f"{link.address}:{SSH_DIR}/"],
+                ["ssh", "--", link.address, f"cd {SSH_DIR} && ./runner {arguments}"]]
     return [["bash", "-c", f"cd {shlex.quote(str(bundle))} && qemu-aarch64 -L {AARCH64_SYSROOT} ./runner {arguments}"]]
 
 

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ from deploy.tvm.arm64_runtime import (
 from deploy.tvm.errors import BundleError
 
 MANIFEST_FORMAT = "compress-tvm-bundle/1"
+MAX_INPUT_VALUES = 2**26  # values per input, as for model bundles
 AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"
 _README = """compress TVM bundle for {target} (aarch64 Linux, glibc)
 
@@ -134,6 +138,108 @@ def verify_arm64_bundle(bundle_dir: str | Path, input: np.ndarray, expected: np.
     return BundleCheck(error, atol, tuple(expected.shape), time.perf_counter() - start)
 
 
+@dataclass(frozen=True)
+class BundleFinding:
+    """One file of a bundle against its manifest: ``path`` relative to the bundle."""
+
+    path: str
+    ok: bool
+    detail: str
+
+
+def add_bundle_file(bundle_dir: str | Path, name: str, data: bytes) -> Path:
+    """Write ``name`` into the bundle and list it (size, sha256) in the bundle's manifest."""
+    bundle = Path(bundle_dir)
+    (bundle / name).write_bytes(data)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"] = _file_entries(bundle)
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return bundle / name
+
+
+def audit_bundle(bundle_dir: str | Path) -> tuple[dict, list[BundleFinding]]:
+    """The bundle's manifest (its ``input_shape`` checked) and one finding per file: every listed
+    file must be a regular file (no symbolic link on its path) with the listed sha256, and no other
+    file, link or special file may be in the bundle. ``os.lstat`` throughout: links are never followed.
+
+    Raises:
+        BundleError: the manifest itself is missing, a link, unreadable or malformed.
+    """
+    bundle = Path(bundle_dir)
+    manifest = _read_bundle_manifest(bundle)
+    listed = {}
+    for entry in manifest["files"]:
+        relative = entry.get("path") if isinstance(entry, dict) else None
+        if not isinstance(relative, str) or not isinstance(entry.get("sha256"), str) or not _plain_relative(relative):
+            raise BundleError(f"{bundle}/manifest.json: malformed file entry {str(entry)[:80]}")
+        listed[relative] = entry["sha256"]
+    findings = [_listed_finding(bundle, relative, digest) for relative, digest in sorted(listed.items())]
+    for parent, folders, files in os.walk(bundle, followlinks=False):
+        for name in sorted(folders + files):
+            path = Path(parent) / name
+            relative = str(path.relative_to(bundle))
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                findings.append(BundleFinding(relative, False, "is a symbolic link (a bundle holds only its own files)"))
+            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                findings.append(BundleFinding(relative, False, "is not a regular file"))
+            elif stat.S_ISREG(mode) and relative not in listed and relative != "manifest.json":
+                findings.append(BundleFinding(relative, False, "is not listed in the bundle manifest"))
+    return manifest, findings
+
+
+def checked_bundle(bundle_dir: str | Path) -> dict:
+    """:func:`audit_bundle`'s manifest when every finding is ok.
+
+    Raises:
+        BundleError: the first problem found.
+    """
+    manifest, findings = audit_bundle(bundle_dir)
+    bad = [f for f in findings if not f.ok]
+    if bad:
+        raise BundleError(f"bundle file {bad[0].path} {bad[0].detail}")
+    return manifest
+
+
+def _read_bundle_manifest(bundle: Path) -> dict:
+    path = bundle / "manifest.json"
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            raise BundleError(f"{path} is not a regular file")
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise BundleError(f"{path} is unreadable: {str(error)[:160]}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT or not isinstance(manifest.get("files"), list):
+        raise BundleError(f"{path} is not a {MANIFEST_FORMAT} manifest with a files list")
+    shape = manifest.get("input_shape")
+    if (not isinstance(shape, list) or not 1 <= len(shape) <= 8 or not all(type(v) is int and v > 0 for v in shape)
+            or math.prod(shape) > MAX_INPUT_VALUES):
+        raise BundleError(f"{path}: input_shape must be 1 to 8 positive integers with at most {MAX_INPUT_VALUES} values, "
+                          f"got {str(shape)[:80]}")
+    return manifest
+
+
+def _plain_relative(relative: str) -> bool:
+    parts = Path(relative).parts
+    return bool(parts) and not Path(relative).is_absolute() and ".." not in parts and "." not in parts and "\\" not in relative
+
+
+def _listed_finding(bundle: Path, relative: str, digest: str) -> BundleFinding:
+    current = bundle
+    for part in Path(relative).parts:
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            return BundleFinding(relative, False, "missing")
+        if stat.S_ISLNK(mode):
+            return BundleFinding(relative, False, "is a symbolic link (a bundle holds only its own files)")
+    if not stat.S_ISREG(mode):
+        return BundleFinding(relative, False, "is not a regular file")
+    ok = hashlib.sha256(current.read_bytes()).hexdigest() == digest
+    return BundleFinding(relative, ok, "sha256 matches" if ok else "sha256 differs from the bundle manifest")
+
+
 def elf_machine(path: str | Path) -> str:
     """Machine of an ELF file from its header: ``"aarch64"``, ``"x86-64"``, ``"arm"`` or ``"other"``."""
     header = Path(path).read_bytes()[:20]
@@ -144,13 +250,17 @@ def elf_machine(path: str | Path) -> str:
 
 
 def _manifest(bundle: Path, target: str, input_name: str, input_shape: tuple[int, ...]) -> dict:
-    files = sorted(p for p in bundle.rglob("*") if p.is_file() and p.name != "manifest.json")
     return {
         "format": MANIFEST_FORMAT, "target": target, "input_name": input_name,
         "input_shape": [int(v) for v in input_shape], "input_dtype": "float32",
         "runtime": {"apache-tvm": TVM_VERSION, "apache-tvm-ffi": TVM_FFI_VERSION, "libc": "glibc"},
         "run": "./runner ./model.so input.bin " + ",".join(str(int(v)) for v in input_shape) + " output.bin",
         "latency": "./runner --latency ./model.so " + ",".join(str(int(v)) for v in input_shape) + " 10 100",
-        "files": [{"path": str(p.relative_to(bundle)), "size": p.stat().st_size,
-                   "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in files],
+        "files": _file_entries(bundle),
     }
+
+
+def _file_entries(bundle: Path) -> list[dict]:
+    files = sorted(p for p in bundle.rglob("*") if p.is_file() and p.name != "manifest.json")
+    return [{"path": str(p.relative_to(bundle)), "size": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+            for p in files]

@@ -10,6 +10,8 @@ import click
 
 from pipeline.errors import UserError
 
+MAX_RUNS = 1_000_000  # timed (and warm-up) runs on the device
+
 
 def make_command(name: str) -> click.Command:
     @click.command(name=name)
@@ -23,12 +25,16 @@ def make_command(name: str) -> click.Command:
         """Copy RUN_DIR's arm64 bundle to a device, time it there, add a tvm-device row to the report."""
         from deploy.bench.device import DeviceError, DeviceLink, measure_on_device
 
-        links = [DeviceLink("adb", serial) if serial else None, DeviceLink("ssh", host) if host else None, DeviceLink("qemu") if qemu else None]
+        try:
+            links = [DeviceLink("adb", serial) if serial is not None else None, DeviceLink("ssh", host) if host is not None else None,
+                     DeviceLink("qemu") if qemu else None]
+        except DeviceError as error:
+            raise UserError(f"bench-device: {error}") from None
         chosen = [link for link in links if link is not None]
         if len(chosen) != 1:
             raise UserError("give exactly one of --adb SERIAL, --ssh HOST, --qemu")
-        if runs < 1 or warmup < 0:
-            raise UserError(f"bench-device needs runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+        if not (1 <= runs <= MAX_RUNS and 0 <= warmup <= MAX_RUNS):
+            raise UserError(f"bench-device needs 1 <= runs <= {MAX_RUNS} and 0 <= warmup <= {MAX_RUNS}, got runs={runs}, warmup={warmup}")
         bundle, shape = _bundle(run_dir)
         try:
             stats = measure_on_device(bundle, shape, link=chosen[0], warmup=warmup, runs=runs)
@@ -41,14 +47,22 @@ def make_command(name: str) -> click.Command:
 
 
 def _bundle(run_dir: Path) -> tuple[Path, tuple[int, ...]]:
-    from pipeline.manifest import read_manifest
-    from pipeline.report_device import bundle_dir
+    """The run's arm64 bundle folder and input shape, after checking the bundle manifest against the
+    run manifest and every bundle file against the bundle manifest (nothing unlisted, no links)."""
+    from deploy.tvm.bundle import checked_bundle
+    from deploy.tvm.errors import BundleError
+    from pipeline.manifest import Artifact, open_run
 
-    bundle = bundle_dir(read_manifest(run_dir)["stages"], Path(run_dir).resolve())
-    if bundle is None:
+    run_dir, manifest = open_run(run_dir)
+    records = [r for r in manifest["stages"] if r["status"] == "done" and "bundle-manifest" in r["outputs"]]
+    if not records:
         raise UserError(f"{run_dir} has no arm64 bundle; compile with --target arm64 (or android-arm64) first")
-    shape = json.loads((bundle / "manifest.json").read_text())["input_shape"]
-    return bundle, tuple(int(v) for v in shape)
+    bundle_manifest = Artifact(**records[-1]["outputs"]["bundle-manifest"]).verified(run_dir)
+    try:
+        shape = checked_bundle(bundle_manifest.parent)["input_shape"]
+    except BundleError as error:
+        raise UserError(f"bench-device: {error}; nothing was copied") from None
+    return bundle_manifest.parent, tuple(shape)
 
 
 def _add_to_report(run_dir: Path, stats: dict, link) -> None:

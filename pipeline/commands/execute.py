@@ -45,17 +45,47 @@ def execute(
     from pipeline import distributed
     from pipeline.model_io import trusted_archs_for
     from pipeline.run_lock import check_run_dir, run_lock
+    from pipeline.runner import check_steps, steps_until
 
     _apply_threads(options.threads)
+    check_steps(steps_until(steps, until))  # a refused setting leaves nothing behind: checked before anything is made
     options = replace(options, trusted_archs=trusted_archs_for(model_path, arch=kwargs.get("arch"), trust_pickle=options.trust_pickle),
                       model_source=str(model_path))
     guarded = distributed.is_main()  # under torchrun only rank 0 owns the run directory
     if guarded:
         check_run_dir(run_dir, resume=resume)
-    with run_lock(run_dir) if guarded and not dry_run else nullcontext():
-        if guarded:
-            check_run_dir(run_dir, resume=resume)  # another process may have finished a run here meanwhile
-        return _execute(steps, model_path=model_path, run_dir=run_dir, options=options, kwargs=kwargs, resume=resume, until=until, dry_run=dry_run, log=log)
+    existed, locked = run_dir.exists(), False
+    fresh = guarded and not dry_run and not (existed and any(p.name != ".compress.lock" for p in run_dir.iterdir()))
+    try:
+        with run_lock(run_dir) if guarded and not dry_run else nullcontext():
+            locked = True
+            if guarded:
+                check_run_dir(run_dir, resume=resume)  # another process may have finished a run here meanwhile
+            return _execute(steps, model_path=model_path, run_dir=run_dir, options=options, kwargs=kwargs, resume=resume, until=until, dry_run=dry_run, log=log)
+    except BaseException:
+        if fresh and locked:  # only what this process made, under its own lock
+            _remove_unstarted(run_dir, existed=existed)
+        raise
+
+
+def _remove_unstarted(run_dir: Path, *, existed: bool) -> None:
+    """A new run that failed before its manifest was written (its input refused, its data unreadable)
+    leaves nothing half-made: remove the input copy and the lock file it made, and the folder if it
+    made that too, so the corrected command can use the same --out."""
+    import shutil
+
+    from pipeline.manifest import MANIFEST_NAME
+    from pipeline.run_lock import LOCK_NAME
+
+    if (run_dir / MANIFEST_NAME).exists() or (run_dir / INPUT_DIR).is_symlink():
+        return
+    shutil.rmtree(run_dir / INPUT_DIR, ignore_errors=True)
+    (run_dir / LOCK_NAME).unlink(missing_ok=True)
+    if not existed:
+        try:
+            run_dir.rmdir()
+        except OSError:
+            pass
 
 
 def _execute(steps, *, model_path, run_dir, options, kwargs, resume, until, dry_run, log) -> dict[str, Any]:
@@ -66,13 +96,17 @@ def _execute(steps, *, model_path, run_dir, options, kwargs, resume, until, dry_
     input_root = run_dir if distributed.is_main() else Path(tempfile.mkdtemp(prefix="compress-input-"))
     load_data = data_loader(options)
     if model_path.suffix == ".onnx":
-        steps = _from_compile(steps)
+        from pipeline.cli_options import parse_shape
+        from pipeline.onnx_input import onnx_input_bytes
+
+        steps = _from_compile(steps, log=log)
         onnx_path = _checked_onnx(model_path)
+        onnx_bytes = onnx_input_bytes(onnx_path, sample_shape=parse_shape(kwargs.get("input_shape"), what="--input-shape"))
         external = _onnx_external_files(onnx_path)
         if not dry_run:
             for relative in external:
                 _input_copy((onnx_path.parent / relative).read_bytes(), input_root / INPUT_DIR / relative, resume=resume)
-        initial = {"onnx": onnx_path if dry_run else _input_copy(onnx_path.read_bytes(), input_root / INPUT_DIR / onnx_path.name, resume=resume)}
+        initial = {"onnx": onnx_path if dry_run else _input_copy(onnx_bytes, input_root / INPUT_DIR / onnx_path.name, resume=resume)}
     else:
         initial = {"model": _import_input(model_path, input_root, options, kwargs, dry_run=dry_run, resume=resume, load_data=load_data, log=log)}
     runner = Runner(steps, run_dir=run_dir, options=options, log=log, load_data=load_data)
@@ -96,10 +130,14 @@ def _apply_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def _from_compile(steps: list[Step]) -> list[Step]:
+def _from_compile(steps: list[Step], *, log) -> list[Step]:
+    from pipeline.onnx_input import onnx_run_notice
+
     names = [step.use for step in steps]
     if "compile" not in names:
         raise UserError("an ONNX model starts at the compile stage, but this recipe has no compile stage")
+    if names.index("compile") > 0:
+        log(onnx_run_notice(names[: names.index("compile")]))
     return steps[names.index("compile") :]
 
 
@@ -166,7 +204,10 @@ def describe_data(data) -> str:
 def _input_copy(data: bytes, target: Path, *, resume: bool) -> Path:
     """The run's own copy of its input; on ``--resume`` it must be byte-identical to the earlier one."""
     from pipeline.atomic import sha256_bytes, sha256_file, write_bytes
+    from pipeline.run_files import run_path
 
+    root = next(p for p in target.parents if p.name == INPUT_DIR).parent
+    run_path(root, target.relative_to(root), must_exist=False)  # no link on the way into the run
     if resume and target.is_file():
         if sha256_file(target) != sha256_bytes(data):
             raise UserError(

@@ -3,6 +3,7 @@ accuracy to it, or show two runs side by side."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -22,24 +23,22 @@ def make_command(name: str) -> click.Command:
     @click.option("--arch", default=None, help="with --robust: the package.module:factory the run was started with (code is named only on the command line)")
     def command(run_dir: Path, other: Path | None, out_dir: Path | None, attacks: tuple[str, ...], robust_eps: float, robust_steps: int, robust_samples: int, arch: str | None) -> None:
         """Re-render RUN_DIR's report (report.json -> .md / .html), add robust accuracy to it, or compare it with another run."""
-        from deploy.report import (
-            ReportSchemaError,
-            compare_reports,
-            load_report,
-            write_report,
-        )
+        from deploy.report import ReportSchemaError, compare_reports, load_report
+        from pipeline.report_update import update_run_report
+        from pipeline.run_lock import run_lock
 
         try:
             if attacks:
                 if other is not None:
                     raise UserError("--robust adds to one run; run it before --compare")
                 add_robust_to_run(run_dir, attacks, eps=robust_eps, steps=robust_steps, samples=robust_samples, arch=arch)
-            report_a = load_report(find_report(run_dir))
             if other is None:
-                paths = write_report(report_a, find_report(run_dir).parent)
+                update_run_report(run_dir)  # re-rendered under the lock, digests recorded
+                paths = {kind: find_report(run_dir).with_name(f"report.{kind}") for kind in ("json", "md", "html")}
             else:
-                report_b = load_report(find_report(other))
-                paths = compare_reports(report_a, report_b, out_dir or run_dir, labels=_labels(run_dir, other))
+                report_a, report_b = load_report(find_report(run_dir)), load_report(find_report(other))
+                with run_lock(Path(run_dir), create=False) if out_dir is None else nullcontext():
+                    paths = compare_reports(report_a, report_b, _compare_dir(run_dir, out_dir), labels=_labels(run_dir, other))
         except ReportSchemaError as error:
             raise UserError(f"report: {error}") from None
         for kind, path in paths.items():
@@ -54,13 +53,25 @@ def _labels(run_a: Path, run_b: Path) -> tuple[str, str]:
     return names if names[0] != names[1] else (f"A: {names[0]}", f"B: {names[1]}")
 
 
-def find_report(run_dir: Path) -> Path:
-    """The ``report.json`` of a run directory (written by its report stage)."""
-    from pipeline.manifest import read_manifest
-    from pipeline.report_update import finished_report_record
+def _compare_dir(run_dir: Path, out_dir: Path | None) -> Path:
+    """``--out``, or the run directory itself (its compare.md / .html checked like any run file)."""
+    if out_dir is not None:
+        return out_dir
+    from pipeline.run_files import run_path
 
-    record = finished_report_record(read_manifest(run_dir), Path(run_dir))
-    return Path(run_dir) / record["outputs"]["report-json"]["path"]
+    for name in ("compare.md", "compare.html"):
+        run_path(run_dir, name, must_exist=False)
+    return Path(run_dir)
+
+
+def find_report(run_dir: Path) -> Path:
+    """The ``report.json`` of a run directory (written by its report stage), confined to the run and
+    matching its recorded sha256."""
+    from pipeline.manifest import open_run
+    from pipeline.report_update import finished_report_record, report_json_path
+
+    run_dir, manifest = open_run(run_dir)
+    return report_json_path(run_dir, finished_report_record(manifest, run_dir))
 
 
 def add_robust_to_run(run_dir: Path, attacks: tuple[str, ...], *, eps: float, steps: int, samples: int, arch: str | None = None) -> None:
@@ -68,6 +79,7 @@ def add_robust_to_run(run_dir: Path, attacks: tuple[str, ...], *, eps: float, st
     ``robust: attacks``), write it into the run's report and its manifest record."""
     from dataclasses import replace
 
+    from pipeline.manifest import Artifact
     from pipeline.report_data import collect_variants
     from pipeline.report_robust import add_robust_accuracy
     from pipeline.report_update import update_run_report
@@ -84,7 +96,7 @@ def add_robust_to_run(run_dir: Path, attacks: tuple[str, ...], *, eps: float, st
                              progress=False, trusted_archs=(arch,) if arch else ())
         ctx = StageContext(run_dir=Path(run_dir), stage_dir=find_report(run_dir).parent, stage_id=record["id"], options=options,
                            history=manifest["stages"], load_data=data_loader(options), log=click.echo)
-        inputs = {role: Path(run_dir) / artifact["path"] for role, artifact in record["inputs"].items()}
+        inputs = {role: Artifact(**artifact).verified(Path(run_dir).resolve()) for role, artifact in record["inputs"].items()}
         variants, models = collect_variants(ctx, inputs, config)
         notes = add_robust_accuracy(ctx, config, variants, models)
         measured = {v["name"]: v for v in variants}

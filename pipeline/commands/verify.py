@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from pipeline.errors import StageError
+from pipeline.errors import StageError, UserError
+
+MAX_ATOL = 100.0  # allowed max abs difference between runtimes, at most
 
 
 def make_command(name: str) -> click.Command:
@@ -21,6 +23,8 @@ def make_command(name: str) -> click.Command:
 
         from pipeline.verify import verify_run
 
+        if not 0 <= atol <= MAX_ATOL:  # NaN fails this too
+            raise UserError(f"--atol must be a finite number in [0, {MAX_ATOL:g}], got {atol}")
         checks = verify_run(run_dir, atol=atol, trusted_archs=(arch,) if arch else ())
         if as_json:
             click.echo(json.dumps(checks, indent=2))

@@ -84,11 +84,14 @@ def _ship_preprocess(onnx_path: Path, bundle_dir: Path, input_shape) -> None:
     """Copy the input preprocessing into the bundle so the device applies the same."""
     import onnx
 
+    import json
+
     from deploy.onnx import read_preprocess
-    from pipeline.atomic import write_json
+    from deploy.tvm.bundle import add_bundle_file
 
     preprocess = read_preprocess(onnx.load(str(onnx_path), load_external_data=False)) or {}
-    write_json(bundle_dir / "preprocess.json", {"input_shape": list(input_shape), "preprocess": preprocess})
+    document = {"input_shape": list(input_shape), "preprocess": preprocess}
+    add_bundle_file(bundle_dir, "preprocess.json", (json.dumps(document, indent=2, sort_keys=True, default=str) + "\n").encode())  # listed in the bundle manifest
 
 
 def _compile(ctx: StageContext, onnx_path: Path, target: str, input_shape, config: CompileConfig):

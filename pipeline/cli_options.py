@@ -32,6 +32,11 @@ def run_options(command: Callable) -> Callable:
         click.option("--std", default=None, help="per-channel std divided after the mean, e.g. 0.3081"),
         click.option("--resize", default=None, help="resize inputs to H,W (default: the model's input size)"),
         click.option("--threads", default=0, type=int, help="torch / runtime threads (0: library default)"),
+        click.option("--workers", default=None, type=int, help="DataLoader worker processes decoding batches (default: 2 for image folders, 0 for arrays)"),
+        click.option("--train-device", default="auto", show_default=True, help="where training runs: auto (CUDA when available) | cpu | cuda"),
+        click.option("--amp", is_flag=True, help="mixed precision training (float16 on CUDA, bfloat16 on the CPU)"),
+        click.option("--checkpoint-every", default=0, type=int, metavar="STEPS", help="also checkpoint training every N steps, so a killed epoch resumes at the step (0: epoch ends only)"),
+        click.option("--epoch-steps", default=0, type=int, metavar="STEPS", help="train at most N batches per epoch (0: whole epochs; for smoke tests and benchmarks)"),
         click.option("--out", "out_dir", default=None, help="run directory (default: runs/<model>-<target>-<time>)"),
         click.option("--resume", is_flag=True, help="continue the run in --out, skipping finished stages"),
         click.option("--dry-run", is_flag=True, help="print the plan, write nothing"),
@@ -99,6 +104,7 @@ def build_run_options(kwargs: dict[str, Any], *, target: str, device: str = "", 
     # Without --scale the data source's own unit scale applies (1/255 for integer pixels, 1 for float
     # data), whatever the source: ``load_dataset`` fills it in and records it.
     _check_preprocess(preprocess)
+    _check_training_options(kwargs)
     return RunOptions(
         data=kwargs["data"],
         seed=kwargs["seed"],
@@ -111,7 +117,29 @@ def build_run_options(kwargs: dict[str, Any], *, target: str, device: str = "", 
         device=device,
         preprocess=preprocess,
         max_accuracy_drop=max_accuracy_drop,
+        workers=kwargs.get("workers"),
+        train_device=kwargs.get("train_device") or "auto",
+        amp=bool(kwargs.get("amp")),
+        checkpoint_every=kwargs.get("checkpoint_every") or 0,
+        epoch_steps=kwargs.get("epoch_steps") or 0,
+        lr_scale=1.0 if kwargs.get("lr_scale") is None else kwargs["lr_scale"],
     )
+
+
+def _check_training_options(kwargs: dict[str, Any]) -> None:
+    """One line for a training knob out of range (the device is resolved now: ``cuda`` without a GPU fails before any stage)."""
+    import math
+
+    from pipeline.devices import resolve_train_device
+
+    for flag in ("workers", "checkpoint_every", "epoch_steps"):
+        value = kwargs.get(flag)
+        if value is not None and value < 0:
+            raise UserError(f"--{flag.replace('_', '-')} must be >= 0, got {value}")
+    scale = kwargs.get("lr_scale")
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise UserError(f"--lr-scale must be a positive finite number, got {scale}")
+    resolve_train_device(kwargs.get("train_device") or "auto")
 
 
 def config_options(config_type: type, *, stage: str | None = None) -> Callable[[Callable], Callable]:

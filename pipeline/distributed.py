@@ -1,4 +1,6 @@
-"""Data-parallel training under ``torchrun``: process group, rank helpers, batch sharding, sync check.
+"""Data-parallel training under ``torchrun``: process group, rank helpers, sync check.
+
+Each rank streams its own shard of the data (``DistributedSampler`` in ``pipeline.data.loader``).
 
 ``torchrun --nproc_per_node N`` sets ``WORLD_SIZE`` / ``RANK`` / ``LOCAL_RANK``; without them (or with
 ``WORLD_SIZE=1``) every helper here is a no-op and a run behaves exactly as a plain single process.
@@ -12,7 +14,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -103,29 +105,6 @@ def wrap(model: nn.Module) -> nn.Module:
     device = next(model.parameters()).device
     setup(device=device)
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-
-def check_batch_sizes(*, samples: int, batch_size: int) -> None:
-    """Every rank must get at least one sample of every global batch (the last one included)."""
-    size = world_size()
-    last = samples % batch_size or batch_size
-    if min(batch_size, last) < size:
-        raise UserError(
-            f"under torchrun with {size} processes every batch needs >= {size} samples, but "
-            f"{samples} samples in batches of {batch_size} leave a last batch of {last}; change --batch-size or --train-limit"
-        )
-
-
-def shard_batches(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
-    """This rank's contiguous slice of each global batch, with its loss weight ``world * n_rank / n``.
-
-    A rank's mean loss times that weight, averaged over ranks by DDP, is exactly the mean loss of the
-    whole global batch, so gradients equal a single-process run's even when the slices differ by one.
-    """
-    size, me = world_size(), rank()
-    for inputs, targets in batches:
-        x, y = torch.tensor_split(inputs, size)[me], torch.tensor_split(targets, size)[me]
-        yield x, y, size * len(y) / len(targets)
 
 
 def check_in_sync(model: nn.Module, *, what: str) -> None:

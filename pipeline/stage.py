@@ -26,16 +26,25 @@ class RunOptions:
     max_accuracy_drop: float | None = None
     trusted_archs: tuple[str, ...] = ()
     model_source: str = ""  # the model file the user named (the run works on its own copy in 00-input)
+    workers: int | None = None  # DataLoader worker processes (None: 2 for image folders, 0 for arrays)
+    train_device: str = "auto"  # auto | cpu | cuda: where training runs (export, compile, report stay on the CPU)
+    amp: bool = False  # mixed precision training (float16 on CUDA, bfloat16 on the CPU)
+    checkpoint_every: int = 0  # also checkpoint every N training steps (0: at epoch ends only)
+    lr_scale: float = 1.0  # multiplies every training stage's learning rate
+    epoch_steps: int = 0  # train at most N batches per epoch (0: whole epochs)
 
     def fingerprint(self) -> dict[str, Any]:
-        """The options that change what stages compute (enter every stage id)."""
-        return {
+        """The options that change what stages compute (enter every stage id); the knobs added later
+        enter only when set, so the ids of runs without them stay as they were."""
+        values = {
             "data": self.data,
             "seed": self.seed,
             "train_limit": self.train_limit,
             "test_limit": self.test_limit,
             "preprocess": self.preprocess,
         }
+        changed = {"amp": (self.amp, False), "lr_scale": (self.lr_scale, 1.0), "epoch_steps": (self.epoch_steps, 0)}
+        return {**values, **{key: value for key, (value, default) in changed.items() if value != default}}
 
 
 @dataclass

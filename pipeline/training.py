@@ -1,19 +1,23 @@
-"""Epoch loop shared by the training stages: progress, evaluation, per-epoch checkpoints, resume.
+"""Epoch loop shared by the training stages: device, streamed batches, progress, evaluation, checkpoints, resume.
 
-Each epoch's batch order and RNG depend only on ``(seed, epoch)``, so a run killed mid-epoch and
-resumed from the last epoch checkpoint ends with the same weights as an uninterrupted run.
+Each epoch's batch order and augmentation depend only on ``(seed, epoch)`` (``pipeline.data.loader``)
+and the global RNG is reseeded per epoch, so a run killed mid-epoch and resumed from its last
+checkpoint (epoch end, or every ``--checkpoint-every`` steps) ends with the same weights as an
+uninterrupted run.
 
-Under ``torchrun`` (see ``pipeline.distributed``) the model runs inside DistributedDataParallel: each
-global batch of ``batch_size`` samples is split across the ranks, and each rank's loss is weighted so
-the averaged gradient equals the single-process gradient of the whole batch. The method's verbs act on
-the unwrapped model; every rank applies the same update, so method state stays identical (checked
-after every epoch). Only rank 0 logs and writes epoch checkpoints.
+Under ``torchrun`` (see ``pipeline.distributed``) the model runs inside DistributedDataParallel and
+each rank streams only its ``DistributedSampler`` shard: ``batch_size / world`` samples of every
+global batch, so the averaged gradient is the single-process gradient of the whole batch. The
+method's verbs act on the unwrapped model; every rank applies the same update, so method state stays
+identical (checked after every epoch). Only rank 0 logs, evaluates and writes checkpoints.
 """
 
 from __future__ import annotations
 
+import time
+from itertools import islice
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -22,12 +26,29 @@ from compress.optim.loop import evaluate, start_training, train_epoch
 from compress.optim.method import TrainingMethod
 from compress.stats import weight_sparsity
 from pipeline import distributed
-from pipeline.atomic import save_torch
+from pipeline import training_checkpoint as checkpoints
+from pipeline.devices import Precision, resolve_train_device
 from pipeline.errors import UserError
 from pipeline.progress import progress_bar
 from pipeline.stage import StageContext
+from pipeline.training_checkpoint import CHECKPOINT_NAME, Position
 
-CHECKPOINT_NAME = "epoch-checkpoint.pt"
+__all__ = ["CHECKPOINT_NAME", "run_training", "evaluate_model", "train_device"]
+
+
+def train_device(ctx: StageContext) -> torch.device:
+    return resolve_train_device(ctx.options.train_device, local_rank=distributed.local_rank())
+
+
+def evaluate_model(ctx: StageContext, model: nn.Module, data: Any) -> float:
+    """Test accuracy on the training device, measured by rank 0 only (the other ranks read no test data)."""
+    device = train_device(ctx)
+    accuracy = None
+    if distributed.is_main():
+        original = next(model.parameters(), torch.empty(0)).device
+        accuracy = evaluate(model.to(device), data.test_batches(), device=device)
+        model.to(original)
+    return distributed.broadcast_object(accuracy)
 
 
 def run_training(
@@ -41,44 +62,96 @@ def run_training(
     label: str,
     loss_fn: Callable | None = None,
     after_epoch: Callable[[nn.Module, int], None] | None = None,
+    augment: str = "auto",
 ) -> list[dict[str, float]]:
-    """Train ``model`` in place for ``epochs`` epochs; returns per-epoch metrics."""
+    """Train ``model`` in place for ``epochs`` epochs on the training device (it comes back on the CPU);
+    returns per-epoch metrics."""
     _check_settings(label, epochs=epochs, batch_size=batch_size)
-    _check_labels(label, model, data)
-    steps_per_epoch = data.num_train_batches(batch_size)
-    parallel = distributed.is_distributed()
-    if parallel:
-        _check_parallel(data, batch_size=batch_size, loss_fn=loss_fn)
-    optimizer = start_training(method, model, total_steps=max(epochs * steps_per_epoch, 1))
-    trainee = distributed.wrap(model) if parallel else model  # after prepare: it may add parameters
+    options, world = ctx.options, distributed.world_size()
+    device = train_device(ctx)
+    steps = _steps_per_epoch(data, batch_size=batch_size, world=world, limit=options.epoch_steps)
+    if world > 1 and loss_fn is not None:
+        raise UserError("adversarial training is not supported under torchrun yet; run it in a single process")
+    model.to(device)
+    _check_labels(label, model, data, device)
+    optimizer = start_training(method, model, total_steps=max(epochs * steps, 1))
+    trainee = distributed.wrap(model) if world > 1 else model  # after prepare: it may add parameters
+    learner = _OnModule(method, model) if world > 1 else method
     checkpoint = Path(ctx.stage_dir) / f"{label}-{CHECKPOINT_NAME}"
-    history, start_epoch = _resume(checkpoint, ctx.stage_id, model, method, optimizer)
-    if start_epoch:
-        ctx.log(f"{label}: resuming after epoch {start_epoch} from {checkpoint.name}")
-    for epoch in range(start_epoch, epochs):
-        torch.manual_seed(ctx.options.seed * 7919 + epoch)
-        enabled = ctx.options.progress and distributed.is_main()
-        bar = progress_bar(total=steps_per_epoch, desc=f"{label} epoch {epoch + 1}/{epochs}", enabled=enabled)
-        with bar:
-            def on_batch(_: int, loss: float, accuracy: float) -> None:
-                bar.set_postfix(loss=f"{loss:.3f}", acc=f"{accuracy:.3f}", refresh=False)
-                bar.update(1)
-
-            batches = data.train_batches(batch_size=batch_size, seed=ctx.options.seed, epoch=epoch)
-            if parallel:
-                loss = _parallel_epoch(trainee, model, batches, method, optimizer, samples=len(data.train_y), on_batch=on_batch)
-            else:
-                loss = train_epoch(model, batches, method, optimizer, loss_fn=loss_fn, on_batch=on_batch)
+    position = checkpoints.resume(checkpoint, ctx.stage_id, model=model, method=method, optimizer=optimizer, device=device)
+    if position.epoch or position.step:
+        ctx.log(f"{label}: resuming at epoch {position.epoch + 1}, step {position.step} from {checkpoint.name}")
+    augmentation = data.augmentation(augment)
+    precision = Precision.of(device, amp=options.amp)
+    started, first_epoch = time.perf_counter(), position.epoch
+    for epoch in range(position.epoch, epochs):
+        if position.step and position.rng is not None:
+            torch.set_rng_state(position.rng)
+        else:
+            torch.manual_seed(options.seed * 7919 + epoch)
+        clock = time.perf_counter()
+        batches = data.train_batches(batch_size=batch_size, seed=options.seed, epoch=epoch, augment=augmentation,
+                                     start_step=position.step, rank=distributed.rank(), world=world)
+        loss, samples = _epoch(ctx, trainee, learner, optimizer, batches, position, precision=precision, device=device,
+                               steps=steps, label=f"{label} epoch {epoch + 1}/{epochs}", loss_fn=loss_fn,
+                               save=lambda: checkpoints.save(checkpoint, ctx.stage_id, position, model=model, method=method, optimizer=optimizer))
+        seconds = time.perf_counter() - clock
         method.on_epoch_end(model, epoch=epoch)
         if after_epoch is not None:
             after_epoch(model, epoch)
         distributed.check_in_sync(model, what=f"{label} epoch {epoch + 1}")
-        accuracy = evaluate(model, data.test_batches())
-        history.append({"epoch": epoch + 1, "loss": loss, "test_accuracy": accuracy, "weight_sparsity": weight_sparsity(model)})
-        ctx.log(f"{label} epoch {epoch + 1}/{epochs}: loss {loss:.4f}, test accuracy {accuracy:.4f}, sparsity {history[-1]['weight_sparsity']:.3f}")
-        if distributed.is_main():
-            _save(checkpoint, ctx.stage_id, epoch + 1, model, method, optimizer, history)
-    return history
+        accuracy = evaluate_model(ctx, model, data)
+        rate = samples / max(seconds, 1e-9)
+        position.history.append({"epoch": epoch + 1, "loss": loss, "test_accuracy": accuracy, "weight_sparsity": weight_sparsity(model),
+                                 "images_per_second": round(rate, 2)})
+        position.epoch, position.step, position.loss_sum, position.samples = epoch + 1, 0, 0.0, 0
+        eta = (time.perf_counter() - started) / (epoch + 1 - first_epoch) * (epochs - epoch - 1)
+        ctx.log(f"{label} epoch {epoch + 1}/{epochs}: loss {loss:.4f}, test accuracy {accuracy:.4f}, sparsity "
+                f"{position.history[-1]['weight_sparsity']:.3f}, {rate:.1f} images/s, {seconds:.1f} s"
+                + (f", ETA {_clock(eta)} for the remaining {epochs - epoch - 1} epoch(s)" if epoch + 1 < epochs else ""))
+        checkpoints.save(checkpoint, ctx.stage_id, position, model=model, method=method, optimizer=optimizer)
+    model.to("cpu")
+    return position.history
+
+
+def _epoch(ctx, trainee, learner, optimizer, batches, position: Position, *, precision: Precision, device, steps: int,
+           label: str, loss_fn, save) -> tuple[float, int]:
+    """One (possibly resumed) epoch; returns the global mean training loss and this rank's samples."""
+    options = ctx.options
+    local = {"size": 0}
+    start_step, samples_before = position.step, position.samples
+    bar = progress_bar(total=steps - start_step, desc=label, unit="batch", enabled=options.progress and distributed.is_main())
+
+    def on_device() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for inputs, targets in islice(batches, max(steps - start_step, 0)):
+            local["size"] = len(targets)
+            yield inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+
+    def on_batch(_: int, loss: float, accuracy: float) -> None:
+        position.step += 1
+        position.loss_sum += loss * local["size"]
+        position.samples += local["size"]
+        bar.set_postfix(loss=f"{loss:.3f}", acc=f"{accuracy:.3f}", refresh=False)
+        bar.update(1)
+        if options.checkpoint_every and position.step % options.checkpoint_every == 0 and position.step < steps:
+            save()
+
+    with bar:
+        train_epoch(trainee, on_device(), learner, optimizer, loss_fn=loss_fn, on_batch=on_batch,
+                    autocast=precision.autocast, scaler=precision.scaler)
+    total = distributed.all_reduce_sum(position.loss_sum)
+    count = distributed.all_reduce_sum(float(position.samples))
+    return total / max(count, 1.0), position.samples - samples_before
+
+
+def _steps_per_epoch(data: Any, *, batch_size: int, world: int, limit: int) -> int:
+    steps = data.num_train_batches(batch_size, world=world)
+    return min(steps, limit) if limit else steps
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 class _OnModule:
@@ -106,71 +179,12 @@ def _check_settings(label: str, *, epochs: int, batch_size: int) -> None:
         raise UserError(f"{label}: epochs must be >= 0, got {epochs}")
 
 
-def _check_labels(label: str, model: nn.Module, data: Any) -> None:
+def _check_labels(label: str, model: nn.Module, data: Any, device: torch.device) -> None:
     """Labels must index the model's outputs (cross-entropy would fail mid-epoch with a traceback)."""
     was_training = model.training
     with torch.no_grad():
-        outputs = int(model.eval()(data.train_x[:1]).shape[-1])
+        outputs = int(model.eval()(data.train_x[:1].to(device)).shape[-1])
     model.train(was_training)
     largest = int(max(data.train_y.max(), data.test_y.max()))
     if largest >= outputs:
         raise UserError(f"{label}: the data has label {largest} but the model has {outputs} outputs (labels 0..{outputs - 1})")
-
-
-def _check_parallel(data: Any, *, batch_size: int, loss_fn: Callable | None) -> None:
-    if loss_fn is not None:
-        raise UserError("adversarial training is not supported under torchrun yet; run it in a single process")
-    distributed.check_batch_sizes(samples=len(data.train_y), batch_size=batch_size)
-
-
-def _parallel_epoch(trainee: nn.Module, module: nn.Module, batches, method, optimizer, *, samples: int, on_batch) -> float:
-    """One epoch on this rank's slices of the global batches; returns the global mean training loss."""
-    current = {"weight": 1.0, "loss_sum": 0.0}
-
-    def local_batches():
-        for inputs, targets, weight in distributed.shard_batches(batches):
-            current["weight"] = weight
-            yield inputs, targets
-
-    def weighted_loss(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        loss = nn.functional.cross_entropy(net(inputs), targets)
-        current["loss_sum"] += float(loss.detach()) * len(targets)
-        return loss * current["weight"]
-
-    train_epoch(trainee, local_batches(), _OnModule(method, module), optimizer, loss_fn=weighted_loss, on_batch=on_batch)
-    return distributed.all_reduce_sum(current["loss_sum"]) / max(samples, 1)
-
-
-def _save(path: Path, stage_id: str, epoch: int, model, method, optimizer, history) -> None:
-    save_torch(
-        path,
-        {
-            "stage_id": stage_id,
-            "epoch": epoch,
-            "model": model.state_dict(),
-            "method": method.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "history": history,
-        },
-    )
-
-
-def _resume(path: Path, stage_id: str, model, method, optimizer) -> tuple[list[dict[str, float]], int]:
-    state = distributed.broadcast_object(_read_checkpoint(path, stage_id) if distributed.is_main() else None)
-    if state is None:
-        return [], 0
-    model.load_state_dict(state["model"])
-    method.load_state_dict(state["method"])
-    optimizer.load_state_dict(state["optimizer"])
-    return list(state["history"]), int(state["epoch"])
-
-
-def _read_checkpoint(path: Path, stage_id: str) -> dict[str, Any] | None:
-    """The epoch checkpoint of this stage, or None (missing, cut by a crash, or of another stage id)."""
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a checkpoint cut by a crash is simply ignored
-        return None
-    return state if state.get("stage_id") == stage_id else None

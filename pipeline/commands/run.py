@@ -9,7 +9,9 @@ from pathlib import Path
 
 import click
 
+from pipeline import distributed
 from pipeline.cli_options import build_run_options, run_options
+from pipeline.commands.overrides import apply_overrides, training_overrides
 from pipeline.commands.execute import EXAMPLE_MODEL, default_run_dir, execute, summarise
 from pipeline.errors import AccuracyBudgetError, RunInterrupted, UserError
 from pipeline.manifest import read_manifest
@@ -24,6 +26,7 @@ def make_command(name: str) -> click.Command:
     @click.option("--device", default="", help="measure latency on a device: rpc://HOST:PORT[/KEY]")
     @click.option("--max-accuracy-drop", default=None, type=float, metavar="RATIO", help="exit 3 if accuracy drops by more than this fraction (0.005 = 0.5 points)")
     @click.option("--max-robust-drop", default=None, type=float, metavar="RATIO", help="exit 3 if robust accuracy (the report's attacks, on what ships) drops by more than this fraction")
+    @training_overrides
     @run_options
     @click.pass_obj
     def command(obj, model, target, recipe, until, device, max_accuracy_drop, max_robust_drop, **kwargs):
@@ -55,7 +58,7 @@ def _run(obj, model, target, recipe, until, device, budgets, *, as_json: bool, *
     for flag, value in (("--max-accuracy-drop", max_accuracy_drop), ("--max-robust-drop", max_robust_drop)):
         if value is not None and not math.isfinite(value):
             raise UserError(f"{flag} must be a finite fraction (0.005 = 0.5 points), got {value}")
-    steps = _with_target(load_recipe(recipe), target)
+    steps = apply_overrides(_with_target(load_recipe(recipe), target), kwargs)
     if max_robust_drop is not None:
         _check_robust_report(steps, until)
     model_path = model or EXAMPLE_MODEL
@@ -67,7 +70,7 @@ def _run(obj, model, target, recipe, until, device, budgets, *, as_json: bool, *
         steps, model_path=model_path, run_dir=run_dir, options=options, kwargs=kwargs,
         resume=resume, until=until, dry_run=dry_run, log=log_function(obj),
     )
-    if not dry_run:
+    if not dry_run and distributed.is_main():  # under torchrun only rank 0 reports
         summarise(manifest, run_dir=run_dir, as_json=as_json, max_accuracy_drop=max_accuracy_drop, max_robust_drop=max_robust_drop)
 
 

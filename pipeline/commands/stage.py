@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from pipeline import distributed
 from pipeline.cli_options import (
     build_run_options,
     config_options,
@@ -40,7 +41,7 @@ def make_command(name: str) -> click.Command:
             [Step(name, config)], model_path=input_path, run_dir=run_dir, options=options, kwargs=kwargs,
             resume=resume, until=None, dry_run=dry_run, log=log_function(obj),
         )
-        if not dry_run:
+        if not dry_run and distributed.is_main():  # under torchrun only rank 0 reports
             summarise(manifest, run_dir=run_dir, as_json=as_json, max_accuracy_drop=None)
 
     return command

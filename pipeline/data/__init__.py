@@ -1,6 +1,7 @@
-"""Data sources (MNIST IDX, scikit-learn digits, .npz, image folders), preprocessing and batching."""
+"""Data sources (MNIST IDX, scikit-learn digits, .npz, image folders) opened lazily, preprocessing,
+augmentation and streamed batches on ``torch.utils.data``."""
 
-from pipeline.data.dataset import Dataset, load_dataset
+from pipeline.data.dataset import AUGMENT_MODES, Dataset, load_dataset
 from pipeline.data.preprocess import Preprocess
 
-__all__ = ["Dataset", "Preprocess", "load_dataset"]
+__all__ = ["AUGMENT_MODES", "Dataset", "Preprocess", "load_dataset"]

@@ -1,7 +1,8 @@
 """Reader for the IDX format of the MNIST files (LeCun), gzip-compressed or not.
 
 Layout: magic (2 zero bytes, a dtype code, the number of dims), then one big-endian int32 per dim,
-then the data in row-major order.
+then the data in row-major order. ``open_idx`` maps the payload lazily (a ``.gz`` file is inflated
+into an anonymous temporary file first); ``read_idx`` reads it all into memory.
 """
 
 from __future__ import annotations
@@ -27,6 +28,35 @@ def read_idx(path: Path) -> np.ndarray:
     except (OSError, EOFError) as error:
         raise UserError(f"cannot read IDX file {path}: {error}") from None
     return parse_idx(raw, source=str(path))
+
+
+def open_idx(path: Path) -> np.ndarray:
+    """The array of one IDX file, memory-mapped read-only (big-endian values; samples convert on read)."""
+    from pipeline.data.arrays import spill
+
+    path = Path(path)
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as stream:
+            handle = spill(stream) if path.suffix == ".gz" else None
+            source = handle or stream
+            shape, dtype, header = _header(source.read(4), source, source=str(path))
+            size = source.seek(0, 2)
+            if size - header != math.prod(shape) * dtype.itemsize:
+                raise UserError(f"{path}: IDX payload has {size - header} bytes, header says {math.prod(shape) * dtype.itemsize}")
+            return np.memmap(handle if handle is not None else path, dtype=dtype, mode="r", offset=header, shape=shape)
+    except (OSError, EOFError) as error:
+        raise UserError(f"cannot read IDX file {path}: {error}") from None
+
+
+def _header(magic: bytes, stream, *, source: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and header length of an IDX stream whose first 4 bytes are ``magic``."""
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _DTYPES or magic[3] == 0:
+        raise UserError(f"{source} is not an IDX file (bad magic number)")
+    dims = stream.read(4 * magic[3])
+    if len(dims) < 4 * magic[3]:
+        raise UserError(f"{source}: truncated IDX header")
+    shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(magic[3]))
+    return shape, np.dtype(_DTYPES[magic[2]]), 4 + 4 * magic[3]
 
 
 def parse_idx(raw: bytes, *, source: str = "<bytes>") -> np.ndarray:

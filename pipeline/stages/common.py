@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from compress.optim.loop import evaluate
 from compress.stats import (
     count_nonzero_weights,
     layer_stats,
@@ -15,11 +15,26 @@ from compress.stats import (
     weight_sparsity,
 )
 from pipeline.config import config_from_dict
+from pipeline.data import AUGMENT_MODES
 from pipeline.errors import UserError
 from pipeline.model_io import ModelBundle, build_model, load_bundle, save_bundle
 from pipeline.stage import StageContext
 
 MODEL_FILE = "model.pt"
+
+
+def augment_field() -> Any:
+    """The ``augment`` setting of a training stage's config (the training transform; evaluation never augments)."""
+    return dataclasses.field(default="auto", metadata={"choices": AUGMENT_MODES, "help": "training augmentation, random-resized-crop + horizontal flip (auto: on for RGB image folders, off for other data)"})
+
+
+def training_notes(ctx: StageContext, data: Any, augment: str) -> dict[str, Any]:
+    """The training transform and device a stage used (its metrics; the device's transform is the preprocessing record)."""
+    from pipeline.training import train_device
+
+    augmentation = data.augmentation(augment)
+    return {"augmentation": augmentation.to_dict() if augmentation is not None else None,
+            "train_device": str(train_device(ctx)), "amp": ctx.options.amp}
 
 
 def load_model(ctx: StageContext, path: Path) -> tuple[ModelBundle, nn.Module]:
@@ -40,10 +55,12 @@ def save_model(ctx: StageContext, bundle: ModelBundle, model: nn.Module, **chang
     return save_bundle(Path(ctx.stage_dir) / MODEL_FILE, bundle.with_model(model, **changes))
 
 
-def model_metrics(model: nn.Module, data: Any) -> dict[str, Any]:
-    """Accuracy on the held-out split and the weight statistics of §7 of the algorithms spec."""
+def model_metrics(ctx: StageContext, model: nn.Module, data: Any) -> dict[str, Any]:
+    """Accuracy on the held-out split (on the training device) and the weight statistics of §7 of the algorithms spec."""
+    from pipeline.training import evaluate_model
+
     return {
-        "test_accuracy": evaluate(model, data.test_batches()),
+        "test_accuracy": evaluate_model(ctx, model, data),
         "weight_sparsity": weight_sparsity(model),
         "nonzero_weights": count_nonzero_weights(model),
         "parameters": parameter_count(model),
@@ -51,9 +68,14 @@ def model_metrics(model: nn.Module, data: Any) -> dict[str, Any]:
     }
 
 
-def make_method(cls: type, values: dict[str, Any], *, what: str) -> Any:
+def make_method(cls: type, values: dict[str, Any], *, what: str, lr_scale: float = 1.0) -> Any:
     """``cls`` (a training or quantization method) with its typed ``Hyperparameters`` built from
-    ``values`` by the code that checks stage configs; a bad name or value is one ``UserError`` line."""
+    ``values`` by the code that checks stage configs; a bad name or value is one ``UserError`` line.
+    ``lr_scale`` multiplies the learning rate (the given one, else the method's default)."""
+    if lr_scale != 1.0:
+        defaults = {f.name: f.default for f in dataclasses.fields(cls.Hyperparameters)}
+        if "lr" in defaults:
+            values = {**values, "lr": float(values.get("lr", defaults["lr"])) * lr_scale}
     hp = config_from_dict(cls.Hyperparameters, values, where=what)
     try:  # a check that needs two settings at once (SCAD's shape) is made by the method itself
         return cls(hp)

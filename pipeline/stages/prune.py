@@ -34,7 +34,7 @@ from pipeline.adversarial import (
 from pipeline.atomic import write_json
 from pipeline.errors import StageError, UserError
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
-from pipeline.stages.common import load_model, make_method, model_metrics, save_model
+from pipeline.stages.common import augment_field, load_model, make_method, model_metrics, save_model, training_notes
 from pipeline.training import run_training
 
 SCHEDULES = ("one-shot", "agp")
@@ -59,6 +59,7 @@ class PruneConfig(AdversarialOptions):
     importance: str = field(default="l1", metadata={"choices": tuple(IMPORTANCES), "help": "channel importance"})
     channel_multiple: int = field(default=8, metadata={"help": "with channel-ratio: keep channel counts at multiples of this (CPU kernels prefer 8)"})
     remove_channels: bool = field(default=True, metadata={"help": "physically remove all-zero channels (checked for identical outputs)"})
+    augment: str = augment_field()
 
 
 @STAGES.register("prune")
@@ -76,7 +77,7 @@ class PruneStage(Stage):
         bundle, model = load_model(ctx, inputs["model"])
         data = ctx.load_data(bundle.input_shape)
         example = (data.test_x[:16],)
-        before = {**model_metrics(model, data), **_compute(model, example)}
+        before = {**model_metrics(ctx, model, data), **_compute(model, example)}
         channels_before = output_channels(model)
         plans, notes, differences, removed = list(bundle.channel_plans), [], [], 0
         if config.channel_ratio > 0:
@@ -99,11 +100,11 @@ class PruneStage(Stage):
         layouts = _layouts(model, config)
         notes += _empty_layer_warnings(ctx, layouts)
         zero_rows = round(channel_sparsity(model) * output_channels(model))
-        after = {**model_metrics(model, data), **_compute(model, example),
+        after = {**model_metrics(ctx, model, data), **_compute(model, example),
                  "channel_sparsity": (removed + zero_rows) / max(channels_before, 1)}  # removed channels count
         plan_path = write_json(ctx.stage_dir / "channel-plans.json", plans)
         path = save_model(ctx, bundle, model, channel_plans=plans, layouts=[layout.to_dict() for layout in layouts])
-        metrics = {**after, "before": before, "notes": notes, "pattern": config.pattern, "block": list(config.block),
+        metrics = {**after, "before": before, "notes": notes, **training_notes(ctx, data, config.augment), "pattern": config.pattern, "block": list(config.block),
                    "channel_removal_max_abs_difference": max(differences, default=0.0),
                    "removed_channels": removed, "removed_channel_sparsity": removed / max(channels_before, 1)}
         return StageResult(outputs={"model": path, "channel-plan": plan_path}, metrics=metrics)
@@ -130,7 +131,8 @@ def _prune_and_fine_tune(ctx: StageContext, config: PruneConfig, model, data) ->
         epochs = 1 if config.schedule == "agp" else config.epochs
         if epochs > 0:
             label = f"prune-round{index + 1}" if rounds > 1 else "prune"
-            run_training(ctx, model, make_method(TrainingMethod, {"lr": config.lr}, what="prune"), data, epochs=epochs, batch_size=config.batch_size, label=label, loss_fn=loss_fn)
+            method = make_method(TrainingMethod, {"lr": config.lr}, what="prune", lr_scale=ctx.options.lr_scale)
+            run_training(ctx, model, method, data, epochs=epochs, batch_size=config.batch_size, label=label, loss_fn=loss_fn, augment=config.augment)
         bake_masks(model)
 
 

@@ -19,7 +19,7 @@ from pipeline.adversarial import (
 )
 from pipeline.errors import UserError
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
-from pipeline.stages.common import load_model, make_method, model_metrics, save_model
+from pipeline.stages.common import augment_field, load_model, make_method, model_metrics, save_model, training_notes
 from pipeline.training import run_training
 
 
@@ -34,6 +34,7 @@ class QuantizeConfig(AdversarialOptions):
     include: tuple[str, ...] = field(default=(), metadata={"help": "fnmatch patterns of layers to quantize (overrides skip-first-last)"})
     exclude: tuple[str, ...] = field(default=(), metadata={"help": "fnmatch patterns of layers to keep in float"})
     params: dict[str, Any] = field(default_factory=dict, metadata={"help": "method hyperparameters, KEY=VALUE"})
+    augment: str = augment_field()
 
 
 @STAGES.register("quantize")
@@ -50,19 +51,19 @@ class QuantizeStage(Stage):
     def run(self, ctx: StageContext, config: QuantizeConfig, inputs: dict) -> StageResult:
         bundle, model = load_model(ctx, inputs["model"])
         data = ctx.load_data(bundle.input_shape)
-        before = model_metrics(model, data)
-        method = _make_method(config)
+        before = model_metrics(ctx, model, data)
+        method = _make_method(config, lr_scale=ctx.options.lr_scale)
         notes = natural_training_warnings(ctx, config, model, data, label="quantize") if config.epochs > 0 else []
         loss_fn = adversarial_loss_fn(ctx, config, data)
         try:
             if config.epochs > 0:
-                run_training(ctx, model, method, data, epochs=config.epochs, batch_size=config.batch_size, label="quantize", loss_fn=loss_fn)
+                run_training(ctx, model, method, data, epochs=config.epochs, batch_size=config.batch_size, label="quantize", loss_fn=loss_fn, augment=config.augment)
             method.finalize(model)
         except ValueError as error:
             raise UserError(f"quantize: {error}") from None
         records = method.records()
         rows = quant_report(model, records)
-        after = model_metrics(model, data)
+        after = model_metrics(ctx, model, data)
         path = save_model(ctx, bundle, model, quant=[record.to_dict() for record in records])
         metrics = {
             **after,
@@ -72,11 +73,12 @@ class QuantizeStage(Stage):
             "quantized_layers": [record.fqn for record in records],
             "per_layer": [_row(row) for row in rows],
             "notes": notes,
+            **training_notes(ctx, data, config.augment),
         }
         return StageResult(outputs={"model": path}, metrics=metrics)
 
 
-def _make_method(config: QuantizeConfig):
+def _make_method(config: QuantizeConfig, *, lr_scale: float = 1.0):
     values: dict[str, Any] = {"skip_first_last": config.skip_first_last, **config.params}
     if config.lr is not None:
         values["lr"] = config.lr
@@ -86,7 +88,7 @@ def _make_method(config: QuantizeConfig):
         values["include"] = config.include
     if config.exclude:
         values["exclude"] = config.exclude
-    return make_method(QUANT_METHODS.get(config.method), values, what=f"quantize: method {config.method}")
+    return make_method(QUANT_METHODS.get(config.method), values, what=f"quantize: method {config.method}", lr_scale=lr_scale)
 
 
 def _row(row) -> dict[str, Any]:

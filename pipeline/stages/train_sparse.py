@@ -18,7 +18,7 @@ from pipeline.adversarial import (
     natural_training_warnings,
 )
 from pipeline.stage import STAGES, Stage, StageContext, StageResult
-from pipeline.stages.common import load_model, make_method, model_metrics, save_model
+from pipeline.stages.common import augment_field, load_model, make_method, model_metrics, save_model, training_notes
 from pipeline.training import run_training
 
 
@@ -31,6 +31,7 @@ class TrainSparseConfig(AdversarialOptions):
     params: dict[str, Any] = field(default_factory=dict, metadata={"help": "method hyperparameters, KEY=VALUE"})
     from_scratch: bool = field(default=False, metadata={"help": "re-initialise the weights before training"})
     silence_dead_channels: bool = field(default=True, metadata={"help": "zero the bias / batch-norm shift of filters whose weights are all zero, so prune removes them"})
+    augment: str = augment_field()
 
 
 @STAGES.register("train-sparse")
@@ -50,13 +51,13 @@ class TrainSparseStage(Stage):
         torch.manual_seed(ctx.options.seed)
         if config.from_scratch:
             _reinitialise(model)
-        before = model_metrics(model, data)
-        method = _make_method(config)
+        before = model_metrics(ctx, model, data)
+        method = _make_method(config, lr_scale=ctx.options.lr_scale)
         notes = _schedule_warnings(ctx, config, method) + natural_training_warnings(ctx, config, model, data, label="train-sparse")
         history = _train(ctx, config, model, method, data)
         method.finalize(model)
         silenced = silence_dead_channels_(model) if config.silence_dead_channels else 0
-        after = model_metrics(model, data)
+        after = model_metrics(ctx, model, data)
         after["channel_sparsity"] = channel_sparsity(model)
         after["removable_channel_sparsity"] = removable_channel_sparsity(model, (data.test_x[:16],))
         after["silenced_channels"] = silenced
@@ -66,6 +67,7 @@ class TrainSparseStage(Stage):
             "accuracy_before": before["test_accuracy"],
             "history": history,
             "notes": notes,
+            **training_notes(ctx, data, config.augment),
             **after,
         }
         return StageResult(outputs={"model": path}, metrics=metrics)
@@ -80,11 +82,11 @@ def removable_channel_sparsity(model: torch.nn.Module, example: tuple) -> float:
         return 0.0
 
 
-def _make_method(config: TrainSparseConfig):
+def _make_method(config: TrainSparseConfig, *, lr_scale: float = 1.0):
     values = dict(config.params)
     if config.lr is not None:
         values["lr"] = config.lr
-    return make_method(METHODS.get(config.method), values, what=f"method {config.method}")
+    return make_method(METHODS.get(config.method), values, what=f"method {config.method}", lr_scale=lr_scale)
 
 
 def _schedule_warnings(ctx: StageContext, config: TrainSparseConfig, method) -> list[str]:
@@ -102,7 +104,8 @@ def _schedule_warnings(ctx: StageContext, config: TrainSparseConfig, method) -> 
 
 def _train(ctx: StageContext, config: TrainSparseConfig, model, method, data) -> list[dict[str, float]]:
     loss_fn = adversarial_loss_fn(ctx, config, data)
-    return run_training(ctx, model, method, data, epochs=config.epochs, batch_size=config.batch_size, label="train", loss_fn=loss_fn)
+    return run_training(ctx, model, method, data, epochs=config.epochs, batch_size=config.batch_size, label="train",
+                        loss_fn=loss_fn, augment=config.augment)
 
 
 @torch.no_grad()

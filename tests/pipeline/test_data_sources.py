@@ -9,22 +9,22 @@ from pipeline.errors import UserError
 
 def test_load_source_mnist_reads_the_full_real_data():
     raw = load_source("mnist")
-    assert raw.train_x.shape == (60000, 1, 28, 28) and raw.test_x.shape == (10000, 1, 28, 28)
-    assert set(np.unique(raw.test_y)) == set(range(10))
+    assert raw.train.samples.array.shape == (60000, 1, 28, 28) and raw.test.samples.array.shape == (10000, 1, 28, 28)
+    assert set(np.unique(raw.test.labels)) == set(range(10))
 
 
 def test_load_dataset_digits_resizes_to_model_and_scales_to_unit_range():
     data = load_dataset("digits", model_input_shape=(1, 28, 28))
     assert data.input_shape == (1, 28, 28)
     assert data.preprocess.resize == (28, 28)
-    assert 0.0 <= float(data.train_x.min()) and float(data.train_x.max()) <= 1.0
+    assert 0.0 <= float(data.train_x[:200].min()) and float(data.train_x[:200].max()) <= 1.0
     assert data.num_classes == 10
 
 
 def test_load_dataset_applies_mean_and_std():
     plain = load_dataset("digits", preprocess=Preprocess(scale=1 / 16), test_limit=50)
     normed = load_dataset("digits", preprocess=Preprocess(scale=1 / 16, mean=(0.5,), std=(0.25,)), test_limit=50)
-    assert np.allclose(normed.test_x.numpy(), (plain.test_x.numpy() - 0.5) / 0.25, atol=1e-6)
+    assert np.allclose(normed.test_x[:50].numpy(), (plain.test_x[:50].numpy() - 0.5) / 0.25, atol=1e-6)
 
 
 def test_train_batches_depend_only_on_seed_and_epoch():
@@ -39,7 +39,7 @@ def test_load_source_npz_with_x_and_y_splits(tmp_path):
     path = tmp_path / "d.npz"
     np.savez(path, x=np.random.default_rng(0).integers(0, 255, (40, 3, 32, 32), dtype=np.uint8), y=np.arange(40) % 4)
     raw = load_source(str(path))
-    assert raw.train_x.shape[1:] == (3, 32, 32) and len(raw.train_y) + len(raw.test_y) == 40
+    assert raw.train.samples.read(0).shape == (3, 32, 32) and len(raw.train) + len(raw.test) == 40
 
 
 def test_load_source_npz_without_arrays_names_expected_keys(tmp_path):
@@ -67,15 +67,18 @@ def _image_folder(root, *, per_class=5):
 def test_load_source_image_folder_reads_classes(tmp_path):
     _image_folder(tmp_path)
     raw = load_source(str(tmp_path))
-    assert raw.train_x.shape[1:] == (3, 12, 12)
-    assert sorted(set(raw.train_y.tolist()) | set(raw.test_y.tolist())) == [0, 1]
+    assert raw.train.samples.read(0).shape == (3, 12, 12)
+    assert sorted(set(raw.train.labels.tolist()) | set(raw.test.labels.tolist())) == [0, 1]
 
 
 def test_load_source_image_folder_with_unreadable_image_names_file(tmp_path):
     _image_folder(tmp_path)
     (tmp_path / "dog" / "broken.png").write_bytes(b"not an image")
+    raw = load_source(str(tmp_path))
+    split = next(part for part in (raw.train, raw.test) if any(p.endswith(b"broken.png") for p in part.samples.paths))
+    index = [p.endswith(b"broken.png") for p in split.samples.paths].index(True)
     with pytest.raises(UserError, match="unreadable image .*broken.png"):
-        load_source(str(tmp_path))
+        split.samples.read(index)
 
 
 def test_load_source_unknown_spec_lists_allowed():
@@ -105,4 +108,4 @@ def test_mean_and_std_without_scale_use_the_source_s_unit_scale(tmp_path):
     for name in ("ints.npz", "floats.npz"):
         data = load_dataset(str(tmp_path / name), preprocess=Preprocess(scale=None, mean=(0.5,), std=(0.25,)))
         assert data.preprocess.scale == (1 / 255 if name == "ints.npz" else 1.0)
-        assert float(data.train_x.max()) <= 2.0 + 1e-6 and float(data.train_x.min()) >= -2.0 - 1e-6
+        assert float(data.train_x[:32].max()) <= 2.0 + 1e-6 and float(data.train_x[:32].min()) >= -2.0 - 1e-6

@@ -1,4 +1,4 @@
-"""train-sparse under ``torchrun`` (2 CPU processes, gloo) equals one process with the same global batch."""
+"""train-sparse under ``torchrun`` (2 CPU processes, gloo, DistributedSampler shards) equals one process with the same global batch."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def _result(out: Path) -> tuple[dict, dict[str, torch.Tensor]]:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "method,batch_size,lr",
-    [("l1-prox", 32, 0.05), ("rvsm", 33, 0.1)],  # 33: the last batch (25) splits 13 / 12 across the ranks
+    [("l1-prox", 32, 0.05), ("rvsm", 34, 0.1)],  # 34: a last batch of 18 (9 per rank)
 )
 def test_two_processes_match_one_process(tmp_path, method, batch_size, lr):
     model = save_tiny_bundle(tmp_path / "tiny.pt", arch=TINY_FACTORY)
@@ -58,23 +58,23 @@ def test_two_processes_match_one_process(tmp_path, method, batch_size, lr):
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
 
 
-def test_shards_cover_the_global_batch_with_weights_that_average_to_one(monkeypatch):
-    inputs, targets = torch.arange(25.0).reshape(25, 1), torch.arange(25)
-    shards = []
-    for me in range(2):
-        monkeypatch.setenv("WORLD_SIZE", "2")
-        monkeypatch.setenv("RANK", str(me))
-        shards.append(next(distributed.shard_batches([(inputs, targets)])))
-    assert torch.equal(torch.cat([s[1] for s in shards]), targets)
-    assert [len(s[1]) for s in shards] == [13, 12]
-    assert sum(s[2] for s in shards) / 2 == pytest.approx(1.0)
+def test_distributed_sampler_shards_cover_the_single_process_batch_when_ranks_read_their_shard():
+    from pipeline.data import load_dataset
+
+    data = load_dataset("digits", train_limit=100)
+    single = [y.tolist() for _, y in data.train_batches(batch_size=34, seed=1, epoch=2)]
+    shards = [[y.tolist() for _, y in data.train_batches(batch_size=34, seed=1, epoch=2, rank=me, world=2)] for me in range(2)]
+    assert [len(batch) for batch in shards[0]] == [17, 17, 16]  # 100 = 34 + 34 + 32: every rank half of each batch
+    for index, batch in enumerate(single):
+        assert sorted(shards[0][index] + shards[1][index]) == sorted(batch)
 
 
-def test_a_last_batch_smaller_than_the_world_is_refused(monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "4")
-    distributed.check_batch_sizes(samples=256, batch_size=32)
-    with pytest.raises(UserError, match="last batch of 2"):
-        distributed.check_batch_sizes(samples=258, batch_size=32)
+def test_batch_size_not_a_multiple_of_the_world_is_refused():
+    from pipeline.data import load_dataset
+
+    data = load_dataset("digits", train_limit=64)
+    with pytest.raises(UserError, match="multiple of 2, got 33"):
+        next(iter(data.train_batches(batch_size=33, seed=0, epoch=0, rank=0, world=2)))
 
 
 def test_outside_torchrun_everything_is_single_process(monkeypatch):

@@ -1,22 +1,24 @@
 """Whole-model batch-1 latency of the TVM build against onnxruntime on the *dense* original.
 
 Models: LeNet-5 (the bundled MNIST checkpoint; with ``--lenet-run`` also the exported model of that
-`compress run` as the variant "default run"), ResNet-20 and MobileNetV2 for 3x32x32 (``compress.models``, seeded random
-weights: speed does not depend on the values, only on the zero pattern). Variants: dense; R x 1
-block sparsity (R = 16, 8) at 90% and 95% of the blocks of every conv / linear weight except the
-first conv, the last linear layer and depthwise convs (block L2 norm, per layer); ternary (TWN:
-delta = 0.7 mean|w|, one scale per layer) on the same layers, alone and on top of 90% 16x1 sparsity.
+`compress run` as the variant "default run"), a LeNet-style net (3x3 convs with padding 1, 32 and 64
+channels at 28x28, a 3136x200 linear layer), ResNet-20 and MobileNetV2 for 3x32x32
+(``compress.models``) and ResNet-18 at 3x224x224 (the test zoo's definition, ``tests/zoo``); seeded
+random weights: speed depends on the zero pattern, not on the values. Variants: dense; R x 1 block
+sparsity (R = 16) at 90% / 95% of the blocks of every conv / linear weight except the first conv,
+the last linear layer and depthwise convs (block L2 norm, per layer); "92% unstructured": the 92%
+smallest weights of those layers zeroed (magnitude, per layer).
 
-Candidates per model: onnxruntime dense, onnxruntime on each variant, our TVM build of the dense
-model and of each variant (``deploy.tvm.compile_onnx`` for the ``host`` preset). Each thread count
-is measured in its own process (``TVM_NUM_THREADS`` is read once, when TVM's pool starts), with
-onnxruntime's ``intra_op_num_threads`` set to the same count. Timing: rounds over all candidates in a
-rotating order; in each round a candidate runs a burst of ``--burst`` calls of which the first
-``--settle`` are untimed (so the other runtime's spinning threads have gone to sleep), the rest
-timed one by one. Ratios are onnxruntime-dense time / candidate time: of the medians and of the mins.
+Candidates per model: onnxruntime on the dense model and our TVM build of each variant
+(``deploy.tvm.compile_onnx`` for the ``host`` preset). Each thread count is measured in its own
+process (``TVM_NUM_THREADS`` is read once, when TVM's pool starts), with onnxruntime's
+``intra_op_num_threads`` set to the same count. Timing: rounds over all candidates in a rotating
+order; in each round a candidate runs a burst of calls of which the first ``--settle`` are untimed
+(so the other runtime's spinning threads have gone to sleep), the rest timed one by one. Ratios are
+onnxruntime-dense time / candidate time: of the medians and of the mins.
 
-Also written: per-layer time shares of the ResNet-20 90% 16x1 build (VM instrument, one thread) and
-each conv layer's throughput on the non-zeros next to onnxruntime's dense throughput on that shape.
+Also written: the ResNet-18 (224 px) 90% 16x1 build per conv layer at one thread (VM instrument):
+its time and GFLOP/s on the non-zeros next to onnxruntime's dense GFLOP/s on the same conv alone.
 
 Usage::
 
@@ -41,9 +43,24 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-MODELS = {"lenet5": (1, 1, 28, 28), "resnet20": (1, 3, 32, 32), "mobilenetv2-small": (1, 3, 32, 32)}
-VARIANTS = ("90% 16x1", "95% 16x1", "90% 8x1", "95% 8x1", "ternary", "ternary + 90% 16x1")
-QUICK_VARIANTS = ("90% 16x1", "95% 16x1")
+# name -> (input shape, variants, rounds, burst): a burst of the 224 px model takes about 0.1 s
+MODELS = {
+    "lenet5": ((1, 1, 28, 28), (), 40, 10),
+    "lenet-style": ((1, 1, 28, 28), ("92% unstructured",), 40, 10),
+    "resnet20": ((1, 3, 32, 32), ("90% 16x1", "95% 16x1"), 40, 10),
+    "mobilenetv2-small": ((1, 3, 32, 32), ("90% 16x1",), 40, 10),
+    "resnet18-224": ((1, 3, 224, 224), ("90% 16x1",), 12, 4),
+}
+PROFILE_MODEL, PROFILE_VARIANT = "resnet18-224", "90% 16x1"
+
+
+def lenet_style():
+    """3x3 convs (padding 1) with 32 and 64 channels at 28x28 and 14x14, 2x2 max pools, 3136x200 and 200x10 linear."""
+    import torch
+
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1),
+                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3136, 200), nn.ReLU(), nn.Linear(200, 10))
 
 
 def export_model(name: str, path: Path) -> Path:
@@ -53,16 +70,22 @@ def export_model(name: str, path: Path) -> Path:
 
     from deploy.onnx.torch_export import export_dense
 
+    torch.manual_seed(0)
     if name == "lenet5":
         from pipeline.model_io import build_model, load_bundle
 
         model = build_model(load_bundle(ROOT / "pipeline" / "examples" / "lenet5_mnist.pt"))
+    elif name == "lenet-style":
+        model = lenet_style()
+    elif name == "resnet18-224":
+        from tests.zoo import create
+
+        model = create("resnet18")
     else:
         from compress.models import create_model
 
-        torch.manual_seed(0)
         model = create_model(name)
-    onnx.save(export_dense(model.eval(), torch.zeros(MODELS[name]), opset=17), str(path))
+    onnx.save(export_dense(model.eval(), torch.zeros(MODELS[name][0]), opset=17), str(path))
     return path
 
 
@@ -91,11 +114,11 @@ def make_variant(src: Path, dst: Path, variant: str) -> Path:
         weight = numpy_helper.to_array(init).copy()
         rows_first = weight if op == "Conv" or (op == "Gemm") else weight.T
         flat = rows_first.reshape(rows_first.shape[0], -1)
-        if "16x1" in variant or "8x1" in variant:
-            ratio = 0.9 if variant.split("%")[0].endswith("90") else 0.95
-            flat = _block_prune(flat, rows=16 if "16x1" in variant else 8, ratio=ratio)
-        if variant.startswith("ternary"):
-            flat = _ternarize(flat)
+        ratio = float(variant.split("%")[0]) / 100
+        if "unstructured" in variant:
+            flat = flat * (np.abs(flat) > np.quantile(np.abs(flat), ratio))
+        else:
+            flat = _block_prune(flat, rows=int(variant.split(" ")[1].split("x")[0]), ratio=ratio)
         pruned = flat.reshape(rows_first.shape)
         weight = pruned if rows_first is weight else pruned.T
         init.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(weight, dtype=np.float32), init.name))
@@ -114,47 +137,37 @@ def _block_prune(flat: np.ndarray, *, rows: int, ratio: float) -> np.ndarray:
     return (blocks * keep[:, None, :]).reshape(-1, flat.shape[1])[: flat.shape[0]]
 
 
-def _ternarize(flat: np.ndarray) -> np.ndarray:
-    nonzero = flat[flat != 0]
-    if nonzero.size == 0:
-        return flat
-    delta = 0.7 * np.abs(nonzero).mean()
-    keep = np.abs(flat) > delta
-    alpha = np.abs(flat[keep]).mean() if keep.any() else 0.0
-    return (np.sign(flat) * keep * alpha).astype(np.float32)
-
-
-def build(work: Path, *, variants, lenet_run: Path | None) -> dict:
+def build(work: Path, *, models: dict, lenet_run: Path | None) -> dict:
     """Export, derive and compile every model; returns the plan the timing processes read."""
-    from deploy.tvm.compile import compile_onnx
-
     import onnx
 
+    from deploy.tvm.compile import compile_onnx
     from deploy.tvm.onnx_input import load_onnx_for_tvm
 
     plan = {}
-    for name, shape in MODELS.items():
+    for name, (shape, variants, rounds, burst) in models.items():
         dense = export_model(name, work / f"{name}-dense.onnx")
         entries = {"dense": str(dense)}
         for variant in variants:
-            entries[variant] = str(make_variant(dense, work / f"{name}-{variant.replace(' ', '_').replace('%', '')}.onnx", variant))
+            stem = variant.replace(" ", "_").replace("%", "")
+            entries[variant] = str(make_variant(dense, work / f"{name}-{stem}.onnx", variant))
         if name == "lenet5" and lenet_run is not None:  # the run's compact ONNX, decoded to dense arrays
             entries["default run"] = str(work / "lenet5-default-run.onnx")
             onnx.save(load_onnx_for_tvm(next(lenet_run.glob("*-export/model.onnx"))), entries["default run"])
         libraries = {}
         for variant, path in entries.items():
             print(f"compiling {name} {variant}", file=sys.stderr, flush=True)
-            out = work / Path(path).stem
-            result = compile_onnx(path, target="host", out_dir=out, input_shape=shape)
+            result = compile_onnx(path, target="host", out_dir=work / Path(path).stem, input_shape=shape)
             libraries[variant] = str(result.library_path)
-        plan[name] = {"shape": list(shape), "onnx": entries, "tvm": libraries}
+        plan[name] = {"shape": list(shape), "onnx": entries, "tvm": libraries, "rounds": rounds, "burst": burst}
     return plan
 
 
 def _sessions(plan_entry: dict, threads: int):
-    import onnxruntime as ort
-    import tvm
+    import tvm  # before onnxruntime: the other order fails to register TVM's script printer
     from tvm import relax
+
+    import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -162,68 +175,67 @@ def _sessions(plan_entry: dict, threads: int):
     candidates, outputs = {}, {}
     for variant, path in plan_entry["onnx"].items():
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
-        candidates[f"onnxruntime {variant}"] = (lambda s=session, n=name: s.run(None, {n: x}))
-        outputs[f"onnxruntime {variant}"] = session.run(None, {name: x})[0]
+        outputs[f"onnxruntime {variant}"] = session.run(None, {session.get_inputs()[0].name: x})[0]
+        if variant == "dense":
+            candidates["onnxruntime dense"] = (lambda s=session, n=session.get_inputs()[0].name: s.run(None, {n: x}))
     tensor = tvm.runtime.tensor(x)
     for variant, library in plan_entry["tvm"].items():
-        vm = relax.VirtualMachine(tvm.runtime.load_module(library), tvm.cpu())
-        main = vm["main"]
+        main = relax.VirtualMachine(tvm.runtime.load_module(library), tvm.cpu())["main"]
         candidates[f"tvm {variant}"] = (lambda f=main: f(tensor))
         outputs[f"tvm {variant}"] = main(tensor).numpy()
     return candidates, outputs
 
 
-def measure(plan: dict, *, threads: int, rounds: int, burst: int, settle: int) -> dict:
+def measure(plan: dict, *, threads: int, settle: int, scale: float) -> dict:
     """Time every candidate of every model (runs inside the process whose thread count is fixed)."""
     results = {}
     for model, entry in plan.items():
         candidates, outputs = _sessions(entry, threads)
         names = list(candidates)
         samples = {name: [] for name in names}
-        for index in range(rounds):
+        for index in range(max(2, int(entry["rounds"] * scale))):
             order = names[index % len(names):] + names[: index % len(names)]
             for name in order:
                 call = candidates[name]
-                for repeat in range(burst):
+                for repeat in range(entry["burst"]):
                     start = time.perf_counter_ns()
                     call()
-                    if repeat >= settle:
+                    if repeat >= min(settle, entry["burst"] - 1):
                         samples[name].append((time.perf_counter_ns() - start) / 1e6)
-        errors = {}
-        for variant in entry["tvm"]:
-            errors[variant] = float(np.abs(outputs[f"tvm {variant}"] - outputs[f"onnxruntime {variant}"]).max())
+        errors = {variant: float(np.abs(outputs[f"tvm {variant}"] - outputs[f"onnxruntime {variant}"]).max()) for variant in entry["tvm"]}
         results[model] = {"samples": {n: [float(np.min(s)), float(np.median(s)), float(np.percentile(s, 90))] for n, s in samples.items()},
                           "max_abs_error": errors}
     return results
 
 
-def layer_profile(plan: dict, variant: str) -> list[dict]:
-    """Per-call time of the ResNet-20 build of ``variant`` (VM instrument) and per-conv throughput."""
-    import onnx
-    import onnxruntime as ort
+def layer_profile(plan: dict, model_name: str, variant: str, *, calls: int = 20) -> list[dict]:
+    """Per-call time of the ``model_name`` build of ``variant`` (VM instrument, min over ``calls``
+    inferences) and each conv's throughput next to onnxruntime's on the same conv alone (min of 40)."""
     import tvm
-    from onnx import helper, shape_inference
     from tvm import relax
 
-    entry = plan["resnet20"]
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, shape_inference
+
+    entry = plan[model_name]
     vm = relax.VirtualMachine(tvm.runtime.load_module(entry["tvm"][variant]), tvm.cpu())
     tensor = tvm.runtime.tensor(np.random.default_rng(0).standard_normal(entry["shape"]).astype(np.float32))
-    totals: dict[str, float] = {}
+    per_call: dict[str, list[float]] = {}
     state = {}
 
     def instrument(func, name, before_run, ret_value, *args):
         if before_run:
             state["start"] = time.perf_counter()
         else:
-            totals[name] = totals.get(name, 0.0) + time.perf_counter() - state["start"]
+            per_call.setdefault(name, []).append(time.perf_counter() - state["start"])
 
-    for _ in range(20):
+    for _ in range(3):
         vm["main"](tensor)
     vm.set_instrument(instrument)
-    calls = 200
     for _ in range(calls):
         vm["main"](tensor)
+    totals = {name: sum(times) for name, times in per_call.items()}
     report = json.loads(Path(entry["tvm"][variant]).with_name("compile_report.json").read_text())
     model = onnx.load(entry["onnx"][variant])
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1  # the exported batch is dynamic
@@ -243,7 +255,7 @@ def layer_profile(plan: dict, variant: str) -> list[dict]:
         weight = onnx.numpy_helper.to_array(inits[node.input[1]])
         dense_flops = 2.0 * weight.size * out_hw
         nonzero_flops = dense_flops * (1.0 - layer["sparsity_ratio"])
-        seconds = totals.get(layer["name"], 0.0) / calls
+        seconds = min(per_call.get(layer["name"], [0.0]))
         single = helper.make_model(helper.make_graph(
             [helper.make_node("Conv", ["x", "w"], ["y"], **{a.name: helper.get_attribute_value(a) for a in node.attribute})],
             "conv", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, shapes.get(node.input[0]) or entry["shape"])],
@@ -252,15 +264,16 @@ def layer_profile(plan: dict, variant: str) -> list[dict]:
         session = ort.InferenceSession(single.SerializeToString(), options, providers=["CPUExecutionProvider"])
         x = np.random.default_rng(1).standard_normal(shapes.get(node.input[0]) or entry["shape"]).astype(np.float32)
         ort_times = []
-        for _ in range(20):
+        for _ in range(5):
             session.run(None, {"x": x})
-        for _ in range(100):
+        for _ in range(40):
             start = time.perf_counter()
             session.run(None, {"x": x})
             ort_times.append(time.perf_counter() - start)
-        ort_seconds = float(np.median(ort_times))
+        ort_seconds = float(np.min(ort_times))
         rows.append({"layer": layer["name"], "weight": "x".join(map(str, layer["weight_shape"])), "out": f"{out[2]}x{out[3]}",
                      "skipped": layer["sparsity_ratio"], "tvm_us": seconds * 1e6,
+                     "tile": layer["reason"].split("lanes ")[1].split(" tile")[0] if "lanes " in layer["reason"] else "",
                      "tvm_gflops_nonzero": nonzero_flops / seconds / 1e9 if seconds else 0.0,
                      "ort_us": ort_seconds * 1e6, "ort_gflops_dense": dense_flops / ort_seconds / 1e9})
     total = sum(totals.values())
@@ -268,17 +281,25 @@ def layer_profile(plan: dict, variant: str) -> list[dict]:
     return rows, [(name, seconds / calls * 1e6, seconds / total) for name, seconds in shares]
 
 
-def markdown(results: dict, plan: dict, profile, *, command: str, threads: list[int]) -> str:
+def markdown(results: dict, profile, *, command: str, threads: list[int], loads: dict) -> str:
     from deploy.bench.machine import cpu_model
 
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else platform.machine()
     lines = ["# Whole-model latency: our TVM build vs onnxruntime on the dense original", "",
-             f"- machine: {cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}, no GPU",
+             f"- machine: {cpu_model()} ({isa}; LLVM -mcpu {_llvm_cpu()}), {os.cpu_count()} logical CPUs, "
+             f"{platform.system()} {platform.release()}, no GPU",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"- versions: Python {platform.python_version()}, {_versions()}",
-             f"- command: `{command}`", "",
+             f"- command: `{command}`",
+             "- load: the machine is shared; 1-minute load average at the start / end of each timing process: "
+             + ", ".join(f"{count} thread(s) {a:.1f} / {b:.1f}" for count, (a, b) in loads.items()), "",
              "Ratio = onnxruntime-dense time / candidate time (higher is faster); `median` compares medians, `min` compares",
-             "minima. `max err` = max abs difference between the TVM build and onnxruntime on the same variant.", ""]
-    lines += _targets(results, threads)
+             "minima. `max err` = max abs difference between the TVM build and onnxruntime on the same variant.",
+             "Both engines run at the same thread count in one process, interleaved; onnxruntime's intra-op pool spins",
+             "after each run (its default), TVM's pool sleeps: the first calls of every burst are untimed so the other",
+             "engine's spinning threads have stopped before a timed call.", ""]
+    lines += _targets(results, threads) + _scaling(results, threads)
     for count in threads:
         lines += [f"## {count} thread{'s' if count > 1 else ''} (onnxruntime intra-op = TVM_NUM_THREADS = {count})", ""]
         for model, result in results[count].items():
@@ -291,15 +312,17 @@ def markdown(results: dict, plan: dict, profile, *, command: str, threads: list[
                 lines.append(f"| {name} | {low:.3f} | {mid:.3f} | {p90:.3f} | {base[1] / mid:.2f}x | {base[0] / low:.2f}x | {err} |")
             lines.append("")
     rows, shares = profile
-    lines += ["## ResNet-20, 90% 16x1: per-layer throughput (1 thread)", "",
-              "TVM time per conv from the VM instrument (adds about 1-2 us per call); GFLOP/s on the non-zero weights.",
-              "onnxruntime: the same conv alone, dense weights, one thread.", "",
-              "| layer | weight | output | blocks skipped | TVM us | TVM GFLOP/s (non-zeros) | onnxruntime dense us | onnxruntime GFLOP/s |",
-              "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines += [f"## {PROFILE_MODEL}, {PROFILE_VARIANT}: per-layer throughput (1 thread)", "",
+              "TVM: min time per conv over the profiled inferences (VM instrument, adds about 1-2 us per call); GFLOP/s on",
+              "the non-zero weights. onnxruntime: the same conv alone, dense weights, one thread, min of 40 calls.",
+              "Efficiency = TVM GFLOP/s on the non-zeros / onnxruntime dense GFLOP/s.", "",
+              "| layer | weight | output | blocks skipped | tile (ch x vec x lanes) | TVM us | TVM GFLOP/s (non-zeros) | "
+              "onnxruntime dense us | onnxruntime GFLOP/s | efficiency |", "|---|---|---|---:|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['layer']} | {r['weight']} | {r['out']} | {r['skipped']:.0%} | {r['tvm_us']:.1f} | "
-                     f"{r['tvm_gflops_nonzero']:.1f} | {r['ort_us']:.1f} | {r['ort_gflops_dense']:.1f} |")
-    lines += ["", "## ResNet-20, 90% 16x1: where the time goes now (1 thread, VM instrument)", "",
+        efficiency = r["tvm_gflops_nonzero"] / r["ort_gflops_dense"] if r["ort_gflops_dense"] else 0.0
+        lines.append(f"| {r['layer']} | {r['weight']} | {r['out']} | {r['skipped']:.0%} | {r.get('tile', '')} | {r['tvm_us']:.1f} | "
+                     f"{r['tvm_gflops_nonzero']:.1f} | {r['ort_us']:.1f} | {r['ort_gflops_dense']:.1f} | {efficiency:.2f} |")
+    lines += ["", f"## {PROFILE_MODEL}, {PROFILE_VARIANT}: where the time goes (1 thread, VM instrument, sum over calls)", "",
               "| VM call | us per inference | share |", "|---|---:|---:|"]
     for name, micros, share in shares[:15]:
         lines.append(f"| {name} | {micros:.1f} | {share:.1%} |")
@@ -308,29 +331,57 @@ def markdown(results: dict, plan: dict, profile, *, command: str, threads: list[
     return "\n".join(lines) + "\n"
 
 
-TARGETS = (  # (model, candidate, target ratio) of issue 13
-    ("resnet20", "tvm 90% 16x1", 3.0), ("resnet20", "tvm 95% 16x1", 4.0), ("mobilenetv2-small", "tvm 90% 16x1", 2.0),
-    ("mobilenetv2-small", "tvm 90% 8x1", 2.0), ("lenet5", "tvm default run", 1.5), ("lenet5", "tvm dense", 0.8),
-    ("resnet20", "tvm dense", 0.8), ("mobilenetv2-small", "tvm dense", 0.8),
+TARGETS = (  # (model, candidate, {threads: target ratio against dense onnxruntime})
+    ("resnet20", "tvm 90% 16x1", {1: 4.0, 2: 3.0}), ("mobilenetv2-small", "tvm 90% 16x1", {1: 2.5, 2: 2.0}),
+    ("resnet18-224", "tvm 90% 16x1", {1: 3.0, 2: 3.0}), ("lenet-style", "tvm 92% unstructured", {1: 1.5, 2: 1.5}),
+    ("resnet18-224", "tvm dense", {1: 0.9, 2: 0.9}), ("resnet20", "tvm dense", {1: 0.9, 2: 0.9}),
+    ("mobilenetv2-small", "tvm dense", {1: 0.9, 2: 0.9}), ("lenet-style", "tvm dense", {1: 0.9, 2: 0.9}),
+    ("lenet5", "tvm dense", {1: 0.9, 2: 0.9}), ("lenet5", "tvm default run", {1: 1.0, 2: 1.0}),
 )
+SCALING = (("resnet18-224", "tvm 90% 16x1", 1.6), ("resnet20", "tvm 90% 16x1", 1.3))  # 2 threads over 1, same engine
 
 
 def _targets(results: dict, threads: list[int]) -> list[str]:
     """The targets table: each target ratio against the measured median and min ratios."""
-    lines = ["## Targets", "", "| model | candidate | target | " + " | ".join(f"{t} thread(s): median / min" for t in threads) + " |",
-             "|---|---|---:|" + "---|" * len(threads)]
-    for model, candidate, target in TARGETS:
+    lines = ["## Targets", "", "| model | candidate | " + " | ".join(f"{t} thread(s): target, median / min" for t in threads) + " |",
+             "|---|---|" + "---|" * len(threads)]
+    for model, candidate, goals in TARGETS:
         cells = []
         for count in threads:
             samples = results[count].get(model, {}).get("samples", {})
+            target = goals.get(count, goals[max(goals)])
             if candidate not in samples:
-                cells.append("not measured")
+                cells.append(f">= {target:g}x: not measured")
                 continue
             base, row = samples["onnxruntime dense"], samples[candidate]
             median, low = base[1] / row[1], base[0] / row[0]
-            cells.append(f"{median:.2f}x / {low:.2f}x {'met' if median >= target and low >= target else 'NOT met'}")
-        lines.append(f"| {model} | {candidate} | {target:g}x | " + " | ".join(cells) + " |")
+            verdict = "met" if median >= target and low >= target else "NOT met"
+            cells.append(f">= {target:g}x: {median:.2f}x / {low:.2f}x {verdict}")
+        lines.append(f"| {model} | {candidate} | " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+def _scaling(results: dict, threads: list[int]) -> list[str]:
+    """2-thread over 1-thread speed of the same candidate (medians and mins of separate processes)."""
+    if not {1, 2} <= set(threads):
+        return []
+    lines = ["## Thread scaling (TVM at 2 threads over TVM at 1, and onnxruntime's)", "",
+             "| model | candidate | target | TVM median / min | onnxruntime dense median / min |", "|---|---|---:|---|---|"]
+    for model, candidate, target in SCALING:
+        one, two = (results[c].get(model, {}).get("samples", {}) for c in (1, 2))
+        if candidate not in one or candidate not in two:
+            continue
+        ours = (one[candidate][1] / two[candidate][1], one[candidate][0] / two[candidate][0])
+        theirs = (one["onnxruntime dense"][1] / two["onnxruntime dense"][1], one["onnxruntime dense"][0] / two["onnxruntime dense"][0])
+        verdict = "met" if min(ours) >= target else "NOT met"
+        lines.append(f"| {model} | {candidate} | {target:g}x | {ours[0]:.2f}x / {ours[1]:.2f}x {verdict} | {theirs[0]:.2f}x / {theirs[1]:.2f}x |")
+    return lines + [""]
+
+
+def _llvm_cpu() -> str:
+    import tvm
+
+    return str(tvm.target.codegen.llvm_get_system_cpu())
 
 
 def _versions() -> str:
@@ -341,42 +392,46 @@ def _versions() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="two variants, fewer rounds")
+    parser.add_argument("--quick", action="store_true", help="a quarter of the rounds, no 95% variant")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS))
     parser.add_argument("--threads", default="1,2", help="thread counts, each measured in its own process")
     parser.add_argument("--lenet-run", type=Path, default=None, help="a `compress run` directory: use its exported LeNet-5")
-    parser.add_argument("--rounds", type=int, default=40)
-    parser.add_argument("--burst", type=int, default=10)
-    parser.add_argument("--settle", type=int, default=3)
+    parser.add_argument("--settle", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "whole_model.md")
     parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure is not None:  # a timing process: the plan in, results as JSON out
         plan = json.loads(args.measure.read_text())
         threads = int(os.environ["TVM_NUM_THREADS"])
-        result = {"measure": measure(plan, threads=threads, rounds=args.rounds, burst=args.burst, settle=args.settle)}
-        if threads == 1:
-            result["profile"] = layer_profile(plan, "90% 16x1")
+        start_load = os.getloadavg()[0]
+        result = {"measure": measure(plan, threads=threads, settle=args.settle, scale=args.scale)}
+        if threads == 1 and PROFILE_MODEL in plan and PROFILE_VARIANT in plan[PROFILE_MODEL]["tvm"]:
+            result["profile"] = layer_profile(plan, PROFILE_MODEL, PROFILE_VARIANT)
+        result["load"] = [start_load, os.getloadavg()[0]]
         print(json.dumps(result))
         return
     threads = [int(t) for t in args.threads.split(",")]
+    models = {name: MODELS[name] for name in args.models.split(",")}
+    if args.quick:
+        models = {name: (shape, tuple(v for v in variants if not v.startswith("95")), rounds, burst)
+                  for name, (shape, variants, rounds, burst) in models.items()}
     with tempfile.TemporaryDirectory(prefix="whole-model-") as tmp:
         work = Path(tmp)
-        plan = build(work, variants=QUICK_VARIANTS if args.quick else VARIANTS, lenet_run=args.lenet_run)
+        plan = build(work, models=models, lenet_run=args.lenet_run)
         (work / "plan.json").write_text(json.dumps(plan))
-        results, profile = {}, None
+        results, profile, loads = {}, None, {}
         for count in threads:
             print(f"timing with {count} thread(s)", file=sys.stderr, flush=True)
-            command = [sys.executable, __file__, "--measure", str(work / "plan.json"), "--rounds", str(args.rounds),
-                       "--burst", str(args.burst), "--settle", str(args.settle)]
+            command = [sys.executable, __file__, "--measure", str(work / "plan.json"), "--settle", str(args.settle),
+                       "--scale", str(0.25 if args.quick else 1.0)]
             done = subprocess.run(command, env={**os.environ, "TVM_NUM_THREADS": str(count)}, capture_output=True, text=True, check=True)
             output = json.loads(done.stdout.strip().splitlines()[-1])
-            results[count] = output["measure"]
+            results[count], loads[count] = output["measure"], output["load"]
             profile = output.get("profile", profile)
-    if profile is None:
-        profile = ([], [])
     command = "python benchmarks/whole_model.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    args.out.write_text(markdown(results, plan, profile, command=command.strip(), threads=threads))
-    args.out.with_suffix(".json").write_text(json.dumps({"results": results, "profile": profile}, indent=1))
+    args.out.write_text(markdown(results, profile or ([], []), command=command.strip(), threads=threads, loads=loads))
+    args.out.with_suffix(".json").write_text(json.dumps({"results": results, "profile": profile, "load": loads}, indent=1))
     print(f"wrote {args.out}", file=sys.stderr)
 
 

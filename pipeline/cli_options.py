@@ -20,7 +20,7 @@ MAX_INPUT_ELEMENTS = 2**26  # values per sample (256 MiB of float32): far beyond
 def run_options(command: Callable) -> Callable:
     """Options every command that runs stages accepts (data, seed, target, preprocessing, ...)."""
     options = [
-        click.option("--data", default="mnist", show_default=True, help="mnist | digits | DIR of IDX files | FILE.npz | image folder"),
+        click.option("--data", default="mnist", show_default=True, help="mnist | digits | DIR of IDX files | FILE.npz | image folder (one sub-folder per class) | ROOT with train/ and val/ image folders"),
         click.option("--seed", default=0, show_default=True, type=int, help="random seed"),
         click.option("--arch", default=None, help="architecture of a state_dict: a registered name or package.module:factory"),
         click.option("--input-shape", default=None, help="per-sample input shape C,H,W (default: from the checkpoint)"),

@@ -93,7 +93,7 @@ def run_training(
         batches = data.train_batches(batch_size=batch_size, seed=options.seed, epoch=epoch, augment=augmentation,
                                      start_step=position.step, rank=distributed.rank(), world=world)
         loss, samples = _epoch(ctx, trainee, learner, optimizer, batches, position, precision=precision, device=device,
-                               steps=steps, label=f"{label} epoch {epoch + 1}/{epochs}", loss_fn=loss_fn,
+                               steps=steps, data=data, batch_size=batch_size, label=f"{label} epoch {epoch + 1}/{epochs}", loss_fn=loss_fn,
                                save=lambda: checkpoints.save(checkpoint, ctx.stage_id, position, model=model, method=method, optimizer=optimizer))
         seconds = time.perf_counter() - clock
         method.on_epoch_end(model, epoch=epoch)
@@ -115,12 +115,14 @@ def run_training(
 
 
 def _epoch(ctx, trainee, learner, optimizer, batches, position: Position, *, precision: Precision, device, steps: int,
-           label: str, loss_fn, save) -> tuple[float, int]:
+           data: Any, batch_size: int, label: str, loss_fn, save) -> tuple[float, int]:
     """One (possibly resumed) epoch; returns the global mean training loss and this rank's samples."""
     options = ctx.options
     local = {"size": 0}
     start_step, samples_before = position.step, position.samples
-    bar = progress_bar(total=steps - start_step, desc=label, unit="batch", enabled=options.progress and distributed.is_main())
+    world = distributed.world_size()
+    images = max(min(steps * batch_size, len(data.train_y)) - start_step * batch_size, 0) // world  # this rank's, for the bar
+    bar = progress_bar(total=images, desc=label, unit="img", enabled=options.progress and distributed.is_main())
 
     def on_device() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for inputs, targets in islice(batches, max(steps - start_step, 0)):
@@ -132,7 +134,7 @@ def _epoch(ctx, trainee, learner, optimizer, batches, position: Position, *, pre
         position.loss_sum += loss * local["size"]
         position.samples += local["size"]
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{accuracy:.3f}", refresh=False)
-        bar.update(1)
+        bar.update(local["size"])
         if options.checkpoint_every and position.step % options.checkpoint_every == 0 and position.step < steps:
             save()
 

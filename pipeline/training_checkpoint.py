@@ -59,13 +59,24 @@ def resume(path: Path, stage_id: str, *, model, method, optimizer, device: torch
     if state is None:
         return Position()
     model.load_state_dict(state["model"])
-    method.load_state_dict(state["method"])
+    method.load_state_dict(_to(state["method"], device))  # a method replaces its tensors with the loaded ones
     optimizer.load_state_dict(state["optimizer"])
     _optimizer_to(optimizer, device)
     return Position(
         epoch=int(state["epoch"]), step=int(state.get("step") or 0), loss_sum=float(state.get("loss_sum") or 0.0),
         samples=int(state.get("samples") or 0), history=list(state["history"]), rng=state.get("rng"),
     )
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    """``value`` (nested dicts / lists of tensors) with every tensor on ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {key: _to(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to(item, device) for item in value)
+    return value
 
 
 def _optimizer_to(optimizer, device: torch.device) -> None:

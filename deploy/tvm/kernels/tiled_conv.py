@@ -86,6 +86,23 @@ def tiled_conv_func(*, geometry: ConvGeometry, tile: PixelTile, nnz_blocks: int,
     def masked_store(value, address, mask):
         return T.evaluate(T.call_llvm_intrin("void", "llvm.masked.store", value, address, mask))
 
+    def tile_start(task):
+        return T.min(task % n_tiles * span, total - span)
+
+    def grid_row(q0, j, s):  # expressions, not let bindings: TVM keeps those in stack memory
+        return (q0 + j * v_len) // w_q + s
+
+    def grid_column(q0, j, s):
+        """Column of lane 0 of vector ``j`` in grid row ``grid_row(q0, j, s)`` (negative past the row start)."""
+        return q0 + j * v_len - grid_row(q0, j, s) * w_q
+
+    def row_mask(q0, j, s):
+        column = lanes_from(grid_column(q0, j, s))
+        return T.And(column >= broadcast(0, v_len), column < broadcast(w_out, v_len))
+
+    def row_out(n, channel, q0, j, s):
+        return (n * c_out + channel) * hw + grid_row(q0, j, s) * w_out + grid_column(q0, j, s)
+
     def masked_load(address, mask):
         return T.call_llvm_intrin(vtype, "llvm.masked.load", address, mask, broadcast(T.float32(0), v_len))
 
@@ -98,24 +115,21 @@ def tiled_conv_func(*, geometry: ConvGeometry, tile: PixelTile, nnz_blocks: int,
             if first + r < c_out:  # the last block row may be partial
                 for j in T.unroll(p_vec):
                     if gap == 0:
-                        out = (n * c_out + first + r) * hw + q0 + j * v_len
                         if with_residual:
-                            y_flat[lanes_from(out)] = finish(acc[r * p_vec + j], res_flat[lanes_from(out)])
+                            y_flat[lanes_from((n * c_out + first + r) * hw + q0 + j * v_len)] = finish(
+                                acc[r * p_vec + j], res_flat[lanes_from((n * c_out + first + r) * hw + q0 + j * v_len)])
                         else:
-                            y_flat[lanes_from(out)] = finish(acc[r * p_vec + j], None)
+                            y_flat[lanes_from((n * c_out + first + r) * hw + q0 + j * v_len)] = finish(acc[r * p_vec + j], None)
                     else:
                         for s in T.unroll(segments):
-                            # the lanes in grid row (q0 + j V) // Wq + s sit at columns col .. col + V - 1
-                            row = (q0 + j * v_len) // w_q + s
-                            col = q0 + j * v_len - row * w_q
-                            mask = T.And(lanes_from(col) >= broadcast(0, v_len), lanes_from(col) < broadcast(w_out, v_len))
-                            out = (n * c_out + first + r) * hw + row * w_out + col
-                            if row < h_out:
+                            if grid_row(q0, j, s) < h_out:
                                 if with_residual:
-                                    masked_store(finish(acc[r * p_vec + j], masked_load(T.address_of(res_flat[out]), mask)),
-                                                 T.address_of(y_flat[out]), mask)
+                                    masked_store(finish(acc[r * p_vec + j], masked_load(
+                                        T.address_of(res_flat[row_out(n, first + r, q0, j, s)]), row_mask(q0, j, s))),
+                                        T.address_of(y_flat[row_out(n, first + r, q0, j, s)]), row_mask(q0, j, s))
                                 else:
-                                    masked_store(finish(acc[r * p_vec + j], None), T.address_of(y_flat[out]), mask)
+                                    masked_store(finish(acc[r * p_vec + j], None),
+                                                 T.address_of(y_flat[row_out(n, first + r, q0, j, s)]), row_mask(q0, j, s))
 
     @T.prim_func(private=True)
     def tiled_conv(xq: T.Buffer((n_b, plane), "float32"), data: T.Buffer((nnz * r_rows,), "float32"),
@@ -127,26 +141,24 @@ def tiled_conv_func(*, geometry: ConvGeometry, tile: PixelTile, nnz_blocks: int,
         res_flat = T.decl_buffer((res_size,), "float32", data=residual.data)
         for n in T.serial(n_b):
             for task in tasks_loop(n_rows * n_tiles):
-                q0 = T.min(task % n_tiles * span, total - span)
-                first = task // n_tiles * r_rows
                 acc_lo = T.alloc_buffer((rows_lo * p_vec,), vtype, scope="global")
                 acc_hi = T.alloc_buffer((max(rows_hi, 1) * p_vec,), vtype, scope="global")
                 for r in T.unroll(rows_lo):
                     for j in T.unroll(p_vec):
-                        acc_lo[r * p_vec + j] = broadcast(bias[T.min(first + r, c_out - 1)], v_len)
+                        acc_lo[r * p_vec + j] = broadcast(bias[T.min(task // n_tiles * r_rows + r, c_out - 1)], v_len)
                 for r in T.unroll(rows_hi):
                     for j in T.unroll(p_vec):
-                        acc_hi[r * p_vec + j] = broadcast(bias[T.min(first + rows_lo + r, c_out - 1)], v_len)
+                        acc_hi[r * p_vec + j] = broadcast(bias[T.min(task // n_tiles * r_rows + rows_lo + r, c_out - 1)], v_len)
                 for b in T.serial(indptr[task // n_tiles], indptr[task // n_tiles + 1]):
                     for r in T.unroll(rows_lo):
                         for j in T.unroll(p_vec):
                             acc_lo[r * p_vec + j] = acc_lo[r * p_vec + j] + broadcast(data[b * r_rows + r], v_len) * xq[
-                                n, lanes_from(offsets[b] + q0 + j * v_len)]
+                                n, lanes_from(offsets[b] + tile_start(task) + j * v_len)]
                     for r in T.unroll(rows_hi):
                         for j in T.unroll(p_vec):
                             acc_hi[r * p_vec + j] = acc_hi[r * p_vec + j] + broadcast(data[b * r_rows + rows_lo + r], v_len) * xq[
-                                n, lanes_from(offsets[b] + q0 + j * v_len)]
-                store(acc_lo, y_flat, res_flat, n, first, rows_lo, q0)
-                store(acc_hi, y_flat, res_flat, n, first + rows_lo, rows_hi, q0)
+                                n, lanes_from(offsets[b] + tile_start(task) + j * v_len)]
+                store(acc_lo, y_flat, res_flat, n, task // n_tiles * r_rows, rows_lo, tile_start(task))
+                store(acc_hi, y_flat, res_flat, n, task // n_tiles * r_rows + rows_lo, rows_hi, tile_start(task))
 
     return tiled_conv

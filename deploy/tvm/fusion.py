@@ -4,7 +4,7 @@ A chain ``conv2d(x, W) [-> add(., bias)] [-> add(., residual)] [-> relu | clip]`
 intermediate value has exactly one use becomes::
 
     xq = call_tir(phase_pad, x)                 (a view for an unpadded stride-1 convolution)
-    y  = call_tir(direct_conv | depthwise_conv, xq, weights..., bias, residual)
+    y  = call_tir(tiled_conv | direct_conv | depthwise_conv, xq, weights..., bias, residual)
 
 and ``matmul(x, C) [-> add(., bias)] [-> relu | clip]`` becomes ``call_tir(block_linear, x, ...)``.
 Clip also arrives as ``maximum`` / ``minimum`` calls against scalar constants (ONNX ``Clip`` with
@@ -13,15 +13,20 @@ constant float32 OIHW weight, ``groups == 1`` or depthwise (``groups == channels
 Eligible matmuls: a static float32 input of rank >= 2 (leading dimensions flattened into rows) and a
 constant 2-D float32 weight.
 
-One kernel serves dense and block-sparse weights (zero ``R x 1`` blocks are skipped, see
-:mod:`deploy.tvm.conv_weights` and :mod:`deploy.tvm.linear_weights`), so there is no im2col and no
-sparse-or-dense decision: a dense weight is the case with no zero block. Kernels whose work is at
-least ``PARALLEL_MIN_MACS`` multiply-adds run in parallel, smaller ones serially. Measured on the
-2-core x86 host: alone, two threads already paid from about 200k multiply-adds (a 230k-MAC conv:
-4.7 us serial, 3.8 us parallel), but next to another runtime's spinning pool (the report's
-interleaved timing, a shared machine) a parallel region of that size often waits for its worker;
-with the threshold at 1M a 90% sparse ResNet-20 at 2 threads went from 2.2x to 5.4x of dense
-onnxruntime (median; `benchmarks/whole_model.md`), while dense layers (several M MACs) stay parallel.
+One kernel family serves dense and sparse weights (zero ``R x 1`` blocks are skipped, see
+:mod:`deploy.tvm.conv_weights` and :mod:`deploy.tvm.linear_weights`), so there is no im2col. A
+convolution with ``groups == 1`` gets the flat-pixel tiled kernel (:mod:`deploy.tvm.kernels.tiled_conv`)
+with the tile :mod:`deploy.tvm.conv_tiles` estimates fastest for its zero pattern and the target's
+registers: the dense register-blocked tile for a dense weight, tall blocks for block-sparse ones,
+short ones for unstructured sparsity; images with fewer flat pixels than one vector keep the row
+kernel. The layer report records the tile, the model's estimate and the runner-up. Kernels whose
+work is at least ``PARALLEL_MIN_MACS`` multiply-adds run in parallel over output tiles, smaller
+ones serially. Measured on the 2-core x86 host: alone, two threads already paid from about 200k
+multiply-adds (a 230k-MAC conv: 4.7 us serial, 3.8 us parallel), but next to another runtime's
+spinning pool (the report's interleaved timing, a shared machine) a parallel region of that size
+often waits for its worker; with the threshold at 1M a 90% sparse ResNet-20 at 2 threads went from
+2.2x to 5.4x of dense onnxruntime (median, with the row kernel of the time), while dense layers
+(several M MACs) stay parallel.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 class KernelChoice:
     """The kernel of one layer: ``direct-conv``, ``depthwise-conv``, ``block-linear`` or ``dense``
     (a GPU preset's dlight schedule). ``sparsity_ratio`` is the fraction of the kernel's weight
-    blocks that are zero and skipped (``block_rows x 1`` blocks; element sparsity for ``dense``)."""
+    blocks that are zero and skipped (``block_rows x 1`` blocks; element sparsity for ``dense``).
+    ``reason`` says why: for a convolution the register tile (channels x vectors x lanes) the cost
+    model picked, its estimate and the runner-up, so a dense layer reads as the dense tile."""
 
     kernel: str
     block_rows: int

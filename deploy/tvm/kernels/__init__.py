@@ -1,5 +1,5 @@
-"""Hand-written TIR kernels (TVMScript): direct convolution (dense and block-sparse, depthwise) and
-a block-sparse linear layer, each with a fused epilogue.
+"""Hand-written TIR kernels (TVMScript): direct convolution (by rows, by flat pixel tiles, depthwise;
+dense and block-sparse alike) and a block-sparse linear layer, each with a fused epilogue.
 
 Each module exposes factories that return a ``tvm.tirx.PrimFunc`` specialised for static shapes.
 TVM is imported inside the factories only.

@@ -1,0 +1,188 @@
+"""Relax pass: conv2d / matmul chains whose constant weight is ternary or binary become code kernels.
+
+Runs before the float :func:`deploy.tvm.fusion.fuse_layers` and uses its chain finder, so the same
+chains fold (``conv2d | matmul [-> bias add] [-> residual add] [-> relu | clip]``); a chain is taken
+here when :func:`deploy.tvm.quantized_weights.detect_ternary` recognises its weight (every output
+channel's values in ``{-n, 0, +p}`` or ``{-s, +s}``), so nothing but the values has to reach the
+compiler. Such a weight is stored in the library as bit-mask words over its kept ``R x 1`` blocks
+plus two scales per output channel (2 bits per kept weight; 1 for binary) instead of float32:
+
+    matmul(x, W) ... -> call_tir(ternary_linear | ternary_linear_dense, x, codes, [indices, indptr,] pos, neg, bias)
+    conv2d(x, W) ... -> call_tir(ternary_conv, phase_pad(x), codes, offsets, indptr, pos, neg, bias, residual)
+
+Every other chain is left for the float pass. The linear block height is the one that stores the
+fewest bytes (larger on ties); the convolution tile is the float kernel's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from deploy.tvm.fusion import PARALLEL_MIN_MACS, VECTOR_CHOICES, Chain, _find_chains, _geometry
+from deploy.tvm.kernels.direct_conv import ConvTile, phase_pad_func
+from deploy.tvm.kernels.ternary_conv import ternary_conv_func
+from deploy.tvm.kernels.ternary_linear import TernaryLinearShape, ternary_linear_func
+from deploy.tvm.layer_report import KernelChoice, LayerReport
+from deploy.tvm.linear_weights import LINEAR_UNROLL
+from deploy.tvm.quantized_weights import TernaryWeight, detect_ternary, pack_conv_codes, pack_linear_codes, padded
+
+LINEAR_BLOCK_ROWS = (16, 8, 4, 2, 1)
+
+
+@dataclass(frozen=True)
+class QuantizedLayerReport(LayerReport):
+    """A :class:`LayerReport` that also gives the bytes its code kernel stores in the library
+    (code words, block indices / offsets, row pointers, scales; the bias is not counted)."""
+
+    scheme: str = "ternary"
+    payload_bytes: int = 0
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "scheme": self.scheme, "payload_bytes": self.payload_bytes}
+
+
+def fuse_quantized_layers(mod, *, vector_floats: int):
+    """Rewrite every conv2d / matmul chain of ``mod`` whose constant weight is ternary or binary.
+
+    Args:
+        mod: Relax module after ``FoldConstant``.
+        vector_floats: float lanes of the target's vector width (see ``fuse_layers``).
+
+    Returns:
+        ``(new_module, [QuantizedLayerReport, ...])``.
+    """
+    from tvm import relax
+
+    reports: list[QuantizedLayerReport] = []
+    rewriter = _make_rewriter(mod, vector_floats, reports)
+    for gvar, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            rewriter.plan(func)
+            rewriter.builder_.update_func(gvar, rewriter.visit_expr(func))
+    return rewriter.builder_.get(), reports
+
+
+def _ternary_chains(func) -> tuple[dict, set]:
+    """The chains of ``func`` whose weight is ternary / binary (with its codes), and their folded vars."""
+    chains, _ = _find_chains(func)
+    found, absorbed = {}, set()
+    for end_var, chain in chains.items():
+        weight = chain.op.args[1].value.numpy()
+        codes = detect_ternary(weight if chain.is_conv else weight.T)
+        if codes is not None:
+            found[end_var] = (chain, codes)
+            absorbed.update(chain.absorbed)
+    return found, absorbed
+
+
+def _make_rewriter(mod, vector_floats: int, reports: list):
+    from tvm import relax
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    @mutator
+    class TernaryRewriter(PyExprMutator):
+        """Replaces the end binding of each ternary chain by its code kernel call and drops the rest."""
+
+        def __init__(self, module):
+            super().__init__(module)
+            self.chains: dict = {}
+            self.absorbed: set = set()
+
+        def plan(self, func) -> None:
+            self.chains, self.absorbed = _ternary_chains(func)
+
+        def visit_var_binding_(self, binding):
+            var = binding.var
+            if var in self.absorbed:
+                return
+            if var not in self.chains:
+                super().visit_var_binding_(binding)
+                return
+            chain, codes = self.chains[var]
+            call = self._conv(chain, codes) if chain.is_conv else self._linear(chain, codes)
+            emit = self.builder_.emit if isinstance(var, relax.DataflowVar) else self.builder_.emit_output
+            self.set_var_remap(var, emit(call, name_hint=var.name))
+
+        def _record(self, name: str, op: str, shape, batch: int, choice: KernelChoice, codes: TernaryWeight, payload: int):
+            reports.append(QuantizedLayerReport(name, op, tuple(int(v) for v in shape), batch, choice, codes.scheme, payload))
+
+        def _conv(self, chain: Chain, codes: TernaryWeight):
+            weight = chain.op.args[1].value.numpy()
+            geometry = _geometry(chain.op, weight)
+            bias = chain.bias if chain.bias is not None else np.zeros(geometry.out_channels, np.float32)
+            vector = next(v for v in VECTOR_CHOICES if v <= vector_floats and geometry.out_width % v == 0)
+            packed = pack_conv_codes(codes, shape=weight.shape, geometry=geometry, vector=vector, vector_floats=vector_floats)
+            name = f"{codes.scheme}_conv2d_{len(reports)}"
+            macs = geometry.macs * (1.0 - packed.zero_block_ratio)
+            func = ternary_conv_func(geometry=geometry, tile=ConvTile(packed.block_rows, vector), layout=packed.layout,
+                                     epilogue=chain.epilogue(), parallel=macs >= PARALLEL_MIN_MACS)
+            x = self.visit_expr(chain.op.args[0])
+            xq = self._phase_pad(x, geometry, name)
+            residual = self.visit_expr(chain.residual) if chain.residual is not None else relax.const(np.zeros((1, 1, 1, 1), np.float32))
+            offsets = packed.offsets if packed.offsets is not None else np.zeros(1, packed.layout.offset_dtype)
+            indptr = packed.indptr if packed.indptr is not None else np.zeros(1, np.int32)
+            operands = [xq, *(relax.const(a) for a in (packed.words, offsets, indptr, codes.pos_scale, codes.neg_scale, bias)), residual]
+            choice = KernelChoice(f"{codes.scheme}-conv", packed.block_rows, packed.zero_block_ratio,
+                                  f"{codes.scheme} direct convolution, {packed.words.dtype.itemsize * 8}-bit code word per "
+                                  f"{packed.block_rows}x1 tap block, {packed.zero_block_ratio:.1%} of the blocks zero and "
+                                  f"skipped; {chain.describe()}")
+            payload = packed.payload_bytes + codes.pos_scale.nbytes + codes.neg_scale.nbytes
+            self._record(name, "conv2d", weight.shape, geometry.batch, choice, codes, payload)
+            out_type = relax.TensorType((geometry.batch, geometry.out_channels, geometry.out_height, geometry.out_width), "float32")
+            return relax.call_tir(self._add(func, name), operands, out_type)
+
+        def _linear(self, chain: Chain, codes: TernaryWeight):
+            shape = [int(v) for v in chain.op.args[0].ty.shape]
+            out_features, in_features = codes.codes.shape
+            batch = int(np.prod(shape[:-1]))
+            x = self.visit_expr(chain.op.args[0])
+            if len(shape) != 2:
+                x = self.builder_.emit(relax.op.reshape(x, (batch, in_features)))
+            packed = _smallest_linear_packing(codes)
+            rows = packed.block_rows
+            kernel_shape = TernaryLinearShape(batch=batch, in_features=in_features, out_features=out_features, block_rows=rows,
+                                              nnz_blocks=packed.nnz_blocks, scheme=codes.scheme, dense=packed.dense,
+                                              index_dtype=str(packed.indices.dtype) if packed.indices is not None else "int32")
+            length = kernel_shape.block_row_count * rows
+            bias = chain.bias if chain.bias is not None else np.zeros(out_features, np.float32)
+            macs = batch * packed.nnz_blocks * rows
+            func = ternary_linear_func(shape=kernel_shape, unroll=LINEAR_UNROLL, epilogue=chain.epilogue(),
+                                       parallel=macs >= PARALLEL_MIN_MACS)
+            name = f"{codes.scheme}_matmul_{len(reports)}"
+            arrays = [packed.words] + ([] if packed.dense else [packed.indices, packed.indptr])
+            arrays += [padded(codes.pos_scale, length), padded(codes.neg_scale, length), padded(bias, length)]
+            choice = KernelChoice(f"{codes.scheme}-linear", rows, packed.zero_block_ratio,
+                                  f"{codes.scheme} linear, {packed.words.dtype.itemsize * 8}-bit code word per {rows}x1 block, "
+                                  f"{packed.zero_block_ratio:.1%} of the blocks zero and skipped; {chain.describe()}")
+            payload = packed.payload_bytes + 2 * length * 4
+            self._record(name, "matmul", codes.codes.shape, batch, choice, codes, payload)
+            call = relax.call_tir(self._add(func, name), [x, *(relax.const(a) for a in arrays)],
+                                  relax.TensorType((batch, out_features), "float32"))
+            if len(shape) == 2:
+                return call
+            return relax.op.reshape(self.builder_.emit(call), (*shape[:-1], out_features))
+
+        def _phase_pad(self, x, geometry, name: str):
+            if geometry.stride == (1, 1) and not any(geometry.padding) and geometry.dilation == (1, 1):
+                return self.builder_.emit(relax.op.reshape(x, (geometry.batch, geometry.phase_size)))  # a view
+            out_type = relax.TensorType((geometry.batch, geometry.phase_size), "float32")
+            return self.builder_.emit(relax.call_tir(self._add(phase_pad_func(geometry=geometry), f"phase_pad_{name}"), [x], out_type))
+
+        def _add(self, func, name: str):
+            return self.builder_.add_func(func.with_attr("global_symbol", name), name)
+
+    return TernaryRewriter(mod)
+
+
+def _smallest_linear_packing(codes: TernaryWeight):
+    """The ``R x 1`` packing of ``codes`` that stores the fewest bytes (the larger ``R`` on ties)."""
+    best = None
+    for rows in LINEAR_BLOCK_ROWS:
+        if rows > 1 and rows >= 2 * codes.codes.shape[0]:
+            continue
+        packed = pack_linear_codes(codes.codes, block_rows=rows, scheme=codes.scheme, unroll=LINEAR_UNROLL)
+        if best is None or packed.payload_bytes < best.payload_bytes:
+            best = packed
+    return best

@@ -12,6 +12,7 @@ from onnx import numpy_helper
 from compress.types import QuantRecord, SparsityLayout
 from deploy.onnx.encodings import encode_candidates
 from deploy.onnx.errors import OnnxFormatError
+from deploy.onnx.fold import fold_constants
 from deploy.onnx.graph_rewrite import EncodedWeight, encode_graph
 from deploy.onnx.metadata import LAYOUTS_KEY, PREPROCESS_KEY, set_metadata
 from deploy.onnx.parity import max_abs_error
@@ -109,6 +110,8 @@ def export_onnx(
     """
     check_opset(opset)
     dense_proto = export_dense(model, example_input, opset=opset)
+    # shape arithmetic and constant chains (computed pads, Reshape targets) folded; weights kept as exported
+    dense_proto = fold_constants(dense_proto, keep={name for name, _, _ in weight_initializers(dense_proto, model)})
     encoded = _encode_all(dense_proto, model, encoding=encoding, layouts=layouts, quant=quant, opset=opset)
     compressed = encode_graph(dense_proto, encoded)
     records = [w.layout_record() for w in encoded]

@@ -1,11 +1,14 @@
 """Compile an ONNX model with TVM for a target preset: import, fused kernels, schedules, build, export.
 
-Pipeline (CPU presets): densify sparse ONNX constants -> ``from_onnx`` -> ``FoldConstant`` -> every
+Pipeline (CPU presets): densify sparse ONNX constants -> fix the input shape and fold every constant
+subgraph on onnxruntime (:mod:`deploy.onnx.fold`) -> ``from_onnx`` -> ``FoldConstant`` -> every
 ``conv2d`` / ``matmul`` with a constant weight becomes one of our fused kernels (zero weight blocks
 skipped, bias / residual / activation in the epilogue; :mod:`deploy.tvm.fusion`) -> every other
 operator gets a schedule (:mod:`deploy.tvm.schedule_rest`) -> optional MetaSchedule tuning of what
 is left (``tune_trials > 0``) -> ``tvm.compile`` -> ``export_library`` with the preset's cross
 compiler. GPU presets use TVM's dlight pipeline. Writes ``model.so`` and ``compile_report.json``.
+Every failure is a one-line :class:`CompileError`; one that belongs to an ONNX node names it
+(:mod:`deploy.tvm.onnx_import`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from pathlib import Path
 from deploy.tvm.errors import CompileError
 from deploy.tvm.fusion import fuse_layers, list_weight_layers
 from deploy.tvm.layer_report import LayerReport
-from deploy.tvm.onnx_input import graph_input_name, load_onnx_for_tvm
+from deploy.tvm.onnx_import import dynamic_shape_message, error_reason, import_onnx, locate_failing_node, node_message
+from deploy.tvm.onnx_input import graph_input_name, load_onnx_for_tvm, static_onnx_for_tvm
 from deploy.tvm.schedule_rest import schedule_rest, unscheduled_functions
 from deploy.tvm.tune import tune_unscheduled
 from deploy.tvm.targets import TargetPreset, build_tvm_target, get_target, preset_vector_floats, resolve_cross_compiler
@@ -86,31 +90,64 @@ def compile_onnx(onnx_path, *, target: str, out_dir, input_shape, tune_trials: i
                            f"tuning_db to target {preset.name!r} with tune_trials=0")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    mod, input_name = _import(onnx_path, tuple(int(v) for v in input_shape))
+    input_shape = tuple(int(v) for v in input_shape)
+    model, input_name = _static_model(onnx_path, input_shape)
+    mod = _import_static(model, input_name=input_name, input_shape=input_shape)
     tuned = tune_trials > 0 or tuning_db is not None
     tuning = (tune_trials, Path(tuning_db or out_dir / "tuning_db")) if tuned else None
-    mod, layers = _lower_for(preset, mod, tvm_target, tuning)
-    library, sources = _build_and_export(mod, tvm_target, out_dir / LIBRARY_NAME, cross_compiler)
-    result = CompileResult(preset.name, library, out_dir / REPORT_NAME, input_name,
-                           tuple(int(v) for v in input_shape), tuple(layers), tuned,
+    try:
+        mod, layers = _lower_for(preset, mod, tvm_target, tuning)
+        executable = _build(mod, tvm_target)
+    except CompileError:
+        raise
+    except Exception as error:  # noqa: BLE001 - TVM raises its own error types from C++ and Python
+        steps = lambda module: _build(_lower_for(preset, module, tvm_target, None)[0], tvm_target)  # noqa: E731
+        raise CompileError(_describe_lowering_failure(model, error, steps, input_name=input_name, input_shape=input_shape)) from error
+    library, sources = _export(executable, out_dir / LIBRARY_NAME, cross_compiler)
+    result = CompileResult(preset.name, library, out_dir / REPORT_NAME, input_name, input_shape, tuple(layers), tuned,
                            time.perf_counter() - start, _write_sources(sources, out_dir))
     result.report_path.write_text(json.dumps({**result.to_dict(), "preset": preset.to_dict()}, indent=1))
     return result
 
 
-def _import(onnx_path, input_shape: tuple[int, ...]):
-    from tvm import relax
-    from tvm.relax.frontend.onnx import from_onnx
-
+def _static_model(onnx_path, input_shape: tuple[int, ...]):
+    """The ONNX model as TVM will import it (dense weights, static input, constants folded) and its input name."""
     model = load_onnx_for_tvm(onnx_path)
     input_name = graph_input_name(model)
-    try:
-        mod = from_onnx(model, shape_dict={input_name: list(input_shape)})
-    except Exception as error:  # noqa: BLE001 - the importer raises many unrelated types
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        raise CompileError(f"TVM could not import {onnx_path}: {type(error).__name__}: {first_line}") from error
-    mod = relax.transform.FoldConstant()(mod)
-    return mod, input_name
+    return static_onnx_for_tvm(model, input_shape=input_shape), input_name
+
+
+def _import(onnx_path, input_shape: tuple[int, ...]):
+    """The imported Relax module (constants folded) and the input name."""
+    model, input_name = _static_model(onnx_path, input_shape)
+    return _import_static(model, input_name=input_name, input_shape=input_shape), input_name
+
+
+def _import_static(model, *, input_name: str, input_shape: tuple[int, ...]):
+    """``from_onnx`` + ``FoldConstant``; refuses a model with a data-dependent shape, naming its node."""
+    from tvm import relax
+
+    mod = import_onnx(model, input_name=input_name, input_shape=input_shape)
+    if relax.analysis.defined_symbolic_vars(mod["main"]):
+        raise CompileError(dynamic_shape_message(model, input_name=input_name, input_shape=input_shape)
+                           or "the model has data-dependent shapes; only static shapes are compiled")
+    return mod
+
+
+def _describe_lowering_failure(model, error: BaseException, steps, *, input_name: str, input_shape) -> str:
+    """One line for a failure after import: the first ONNX node whose prefix graph fails the same
+    ``steps`` (lowering and build; found by bisection), else the reason alone."""
+
+    def fails(prefix) -> bool:
+        try:
+            steps(import_onnx(prefix, input_name=input_name, input_shape=input_shape))
+        except Exception:  # noqa: BLE001 - any failure reproduces it
+            return True
+        return False
+
+    reason = error_reason(error)
+    node = locate_failing_node(model, fails)
+    return node_message(model, node, reason) if node is not None else f"TVM could not lower the model: {reason}"
 
 
 def _lower_for(preset: TargetPreset, mod, tvm_target, tuning: tuple[int, Path] | None):
@@ -131,20 +168,22 @@ def _lower_for(preset: TargetPreset, mod, tvm_target, tuning: tuple[int, Path] |
     return mod, layers
 
 
-def _build_and_export(mod, tvm_target, path: Path, cross_compiler: str | None) -> tuple[Path, dict[str, str]]:
+def _build(mod, tvm_target):
     import tvm
 
-    try:
-        executable = tvm.compile(mod, target=tvm_target)
-    except Exception as error:  # noqa: BLE001 - TVM raises its own error types from C++
-        raise CompileError(f"TVM build failed for {tvm_target.kind.name}: {str(error).splitlines()[0]}") from error
+    return tvm.compile(mod, target=tvm_target)
+
+
+def _export(executable, path: Path, cross_compiler: str | None) -> tuple[Path, dict[str, str]]:
     try:
         if cross_compiler is None:
             executable.export_library(str(path))
         else:
-            executable.export_library(str(path), cc=cross_compiler)
+            # stripped (no debug info) and 16 KiB segment alignment (4 and 16 KiB page kernels, Android 15's
+            # requirement) instead of 64 KiB padding: the default LeNet-5's arm64 library 201 -> 84 KiB
+            executable.export_library(str(path), cc=cross_compiler, options=["-s", "-Wl,-z,max-page-size=16384"])
     except Exception as error:  # noqa: BLE001
-        raise CompileError(f"export_library to {path} failed: {str(error).splitlines()[0]}") from error
+        raise CompileError(f"export_library to {path} failed: {error_reason(error)}") from error
     return path, device_sources(executable)
 
 

@@ -1,8 +1,11 @@
-"""Read an ONNX model for TVM: decode compact weights, densify sparse constants, find the input.
+"""Read an ONNX model for TVM: decode compact weights, densify sparse constants, find the input,
+fix its shape and fold what is constant for that shape.
 
 TVM's ``from_onnx`` reads ``graph.initializer`` only (a ``sparse_initializer`` is ignored and then
 fails with a KeyError) and cannot parse ``Constant(sparse_value)``. Both are turned into dense
-tensors here, so any valid ONNX imports; our kernels recover the sparsity from the values.
+tensors here, so any valid ONNX imports; our kernels recover the sparsity from the values. It also
+cannot evaluate shape arithmetic (computed pads, anchor grids, ``Reshape`` targets built from
+``Shape``): :func:`static_onnx_for_tvm` fixes the input shape and folds them into constants.
 """
 
 from __future__ import annotations
@@ -36,6 +39,23 @@ def _decode_compact_weights(model):
         return densify(model)
     except OnnxFormatError as error:
         raise CompileError(f"cannot decode the compact weights of the ONNX model: {error}") from error
+
+
+def static_onnx_for_tvm(model, *, input_shape: tuple[int, ...]):
+    """``model`` (from :func:`load_onnx_for_tvm`) with its single input fixed to ``input_shape`` and
+    every constant subgraph folded (:func:`deploy.onnx.fold.fold_constants`, checked on onnxruntime).
+
+    Raises:
+        CompileError: the shape does not fit the input, or onnxruntime cannot run the model.
+    """
+    from deploy.onnx.errors import OnnxFormatError
+    from deploy.onnx.fold import fix_input_shapes, fold_constants
+
+    name = graph_input_name(model)
+    try:
+        return fold_constants(fix_input_shapes(model, {name: tuple(int(v) for v in input_shape)}))
+    except OnnxFormatError as error:
+        raise CompileError(str(error)) from None
 
 
 def graph_input_name(model) -> str:

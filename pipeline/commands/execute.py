@@ -96,13 +96,17 @@ def _execute(steps, *, model_path, run_dir, options, kwargs, resume, until, dry_
     input_root = run_dir if distributed.is_main() else Path(tempfile.mkdtemp(prefix="compress-input-"))
     load_data = data_loader(options)
     if model_path.suffix == ".onnx":
-        steps = _from_compile(steps)
+        from pipeline.cli_options import parse_shape
+        from pipeline.onnx_input import onnx_input_bytes
+
+        steps = _from_compile(steps, log=log)
         onnx_path = _checked_onnx(model_path)
+        onnx_bytes = onnx_input_bytes(onnx_path, sample_shape=parse_shape(kwargs.get("input_shape"), what="--input-shape"))
         external = _onnx_external_files(onnx_path)
         if not dry_run:
             for relative in external:
                 _input_copy((onnx_path.parent / relative).read_bytes(), input_root / INPUT_DIR / relative, resume=resume)
-        initial = {"onnx": onnx_path if dry_run else _input_copy(onnx_path.read_bytes(), input_root / INPUT_DIR / onnx_path.name, resume=resume)}
+        initial = {"onnx": onnx_path if dry_run else _input_copy(onnx_bytes, input_root / INPUT_DIR / onnx_path.name, resume=resume)}
     else:
         initial = {"model": _import_input(model_path, input_root, options, kwargs, dry_run=dry_run, resume=resume, load_data=load_data, log=log)}
     runner = Runner(steps, run_dir=run_dir, options=options, log=log, load_data=load_data)
@@ -126,10 +130,14 @@ def _apply_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def _from_compile(steps: list[Step]) -> list[Step]:
+def _from_compile(steps: list[Step], *, log) -> list[Step]:
+    from pipeline.onnx_input import onnx_run_notice
+
     names = [step.use for step in steps]
     if "compile" not in names:
         raise UserError("an ONNX model starts at the compile stage, but this recipe has no compile stage")
+    if names.index("compile") > 0:
+        log(onnx_run_notice(names[: names.index("compile")]))
     return steps[names.index("compile") :]
 
 

@@ -18,6 +18,7 @@ from pipeline.model_io import (
     build_architecture,
     build_model,
     load_source_module,
+    load_torchscript,
     source_kind,
     trusted_archs_for,
 )
@@ -78,7 +79,7 @@ def _read_any(path: Path, *, arch: str | None, arch_kwargs: dict[str, Any], trus
         raise UserError(f"{path} is not a torch.export archive (no archive_format record saying pt2)")
     if kind == "torchscript":  # its weights now; it is converted to torch modules once the input shape is known
         try:
-            module = torch.jit.load(str(path), map_location="cpu")
+            module = load_torchscript(path)
         except RuntimeError as error:
             raise UserError(f"{path} is not a loadable TorchScript file: {str(error).splitlines()[0][:160]}") from None
         return _from_module(f"torchscript:{path}", module, arch_kwargs)

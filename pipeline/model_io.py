@@ -247,7 +247,7 @@ def load_source_module(kind: str, path: Path, *, trust_pickle: bool, input_shape
         raise UserError(f"{path} is not a {what} file")
     try:
         if kind == "torchscript":
-            return torchscript_to_modules(torch.jit.load(str(path), map_location="cpu"), torch.zeros(2, *input_shape))
+            return torchscript_to_modules(load_torchscript(path), torch.zeros(2, *input_shape))
         if kind == "export":
             return program_to_modules(load_program(path, trust_pickle=trust_pickle))
         module = torch.load(path, map_location="cpu", weights_only=False)
@@ -260,6 +260,13 @@ def load_source_module(kind: str, path: Path, *, trust_pickle: bool, input_shape
     if not isinstance(module, nn.Module):
         raise UserError(f"{path} holds a {type(module).__name__}, not a torch.nn.Module")
     return module
+
+
+def load_torchscript(path: Path) -> Any:
+    """``torch.jit.load`` without its deprecation warning (the user chose the format; the warning is noise)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated")
+        return torch.jit.load(str(path), map_location="cpu")
 
 
 def _is_pickle_refusal(path: Path, error: Exception) -> bool:

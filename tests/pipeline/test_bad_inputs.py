@@ -338,6 +338,9 @@ def test_bad_input_warning_while_importing_a_library_is_one_line():
     assert len(lines) == 2 and lines[1].startswith("error:"), lines
 
 
-def test_bad_input_file_holds_at_least_seventy_cases():
-    tests_outside_the_table = 6
-    assert len(CASES) + tests_outside_the_table >= 70
+def test_bad_input_files_hold_at_least_one_hundred_cases():
+    from tests.pipeline import test_bad_inputs_code as code
+    from tests.pipeline import test_bad_inputs_security as security
+
+    tests_outside_the_tables = 6 + 4 + 6  # this file, test_bad_inputs_code.py, test_bad_inputs_security.py
+    assert len(CASES) + len(code.HOSTILE) + len(security.RUN_CASES) + len(security.INPUT_CASES) + tests_outside_the_tables >= 100

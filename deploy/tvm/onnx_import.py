@@ -12,8 +12,11 @@ it (bisection over the topologically sorted nodes, only on the failure path).
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
+import os
 import re
+import sys
 import warnings
 from typing import Callable
 
@@ -32,12 +35,35 @@ def import_onnx(model, *, input_name: str, input_shape: tuple[int, ...]):
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the importer prints its inputs on failure
-            mod = from_onnx(model, shape_dict={input_name: list(input_shape)})
-    except Exception as error:  # noqa: BLE001 - converters raise many unrelated types
-        raise CompileError(describe_import_failure(model, error)) from error
+    message = None
+    with _native_stderr_silenced():
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # the importer prints its inputs on failure
+                mod = from_onnx(model, shape_dict={input_name: list(input_shape)})
+        except Exception as error:  # noqa: BLE001 - converters raise many unrelated types
+            message = describe_import_failure(model, error)
+        if message is not None:
+            gc.collect()  # a failed importer's block builder logs from C++ when freed: free it while silenced
+    if message is not None:
+        raise CompileError(message)
     return relax.transform.FoldConstant()(mod)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """File descriptor 2 to ``/dev/null``: TVM's C++ log lines bypass ``sys.stderr``. What the
+    importer prints meanwhile (renamed inputs, checker remarks) is dropped with them."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def dynamic_shape_message(model, *, input_name: str, input_shape: tuple[int, ...]) -> str | None:

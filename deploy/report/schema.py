@@ -108,6 +108,8 @@ KERNEL = _obj(
         "format": _text(required=False),
         "sparsity_ratio": _ratio(),
         "reason": _text(),
+        "library_bytes": _count(required=False, nullable=True),  # weight arrays stored in the compiled library
+        "onnx_bytes": _count(required=False, nullable=True),  # the same weight's stored arrays in the ONNX
     }
 )
 ARTIFACT = _obj({"path": _text(), "sha256": _text(), "bytes": _count()})

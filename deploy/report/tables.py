@@ -112,12 +112,19 @@ def layers_table(report: dict[str, Any]) -> Table:
 
 
 def kernels_table(report: dict[str, Any]) -> Table:
-    """Kernel chosen per layer (sparse or dense) and why."""
+    """Kernel chosen per layer (sparse or dense), the weight bytes it stores in the library next to the
+    ONNX's (where the compile reported them: ternary / binary code kernels), and why."""
     rows = [
-        [k["variant"], k["fqn"], k["kernel"], k.get("format", "-"), fmt_ratio_pct(k["sparsity_ratio"]), k["reason"]]
+        [k["variant"], k["fqn"], k["kernel"], k.get("format", "-"), fmt_ratio_pct(k["sparsity_ratio"]),
+         _maybe_bytes(k.get("library_bytes")), _maybe_bytes(k.get("onnx_bytes")), k["reason"]]
         for k in report.get("kernels", [])
     ]
-    return _table("kernels", "Kernel choice", ["variant", "layer", "kernel", "format", "sparsity", "reason"], rows)
+    headers = ["variant", "layer", "kernel", "format", "sparsity", "library weights", "ONNX weights", "reason"]
+    return _table("kernels", "Kernel choice", headers, rows)
+
+
+def _maybe_bytes(value: int | None) -> str:
+    return "-" if value is None else fmt_bytes(value)
 
 
 def artifacts_table(report: dict[str, Any]) -> Table:

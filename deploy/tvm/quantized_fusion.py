@@ -10,7 +10,10 @@ plus two scales per output channel (2 bits per kept weight; 1 for binary) instea
     matmul(x, W) ... -> call_tir(ternary_linear | ternary_linear_dense, x, codes, [indices, indptr,] pos, neg, bias)
     conv2d(x, W) ... -> call_tir(ternary_conv, phase_pad(x), codes, offsets, indptr, pos, neg, bias, residual)
 
-Every other chain is left for the float pass. The linear block height is the one that stores the
+Symmetric per-channel int8 weights (:func:`deploy.tvm.quantized_weights.detect_int8`: every
+``w / scale`` an integer, ``scale = max|w| / 127``) are stored as int8 codes per kept block plus one
+scale per channel (``int8_linear``; the conv kernel with ``R`` codes per block); activations stay
+float32. Depthwise convolutions are left to the float pass. Every other chain is left for the float pass. The linear block height is the one that stores the
 fewest bytes (larger on ties); the convolution tile is the float kernel's.
 """
 
@@ -26,7 +29,10 @@ from deploy.tvm.kernels.ternary_conv import ternary_conv_func
 from deploy.tvm.kernels.ternary_linear import TernaryLinearShape, ternary_linear_func
 from deploy.tvm.layer_report import KernelChoice, LayerReport
 from deploy.tvm.linear_weights import LINEAR_UNROLL
-from deploy.tvm.quantized_weights import TernaryWeight, detect_ternary, pack_conv_codes, pack_linear_codes, padded
+from deploy.tvm.kernels.int8_linear import int8_linear_func
+from deploy.tvm.linear_weights import best_linear_block_rows
+from deploy.tvm.quantized_weights import (Int8Weight, TernaryWeight, detect_int8, detect_ternary, pack_conv_codes,
+                                          pack_int8_linear, pack_linear_codes, padded)
 
 LINEAR_BLOCK_ROWS = (16, 8, 4, 2, 1)
 
@@ -38,9 +44,20 @@ class QuantizedLayerReport(LayerReport):
 
     scheme: str = "ternary"
     payload_bytes: int = 0
+    position: int = 0  # index among all the function's conv2d / matmul chains (for :func:`merge_layer_reports`)
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "scheme": self.scheme, "payload_bytes": self.payload_bytes}
+
+
+def merge_layer_reports(quantized: list, others: list) -> list:
+    """All layer reports in model order: the code kernels at their positions, the float pass's
+    reports (in model order) in the gaps."""
+    merged, rest = [], iter(others)
+    by_position = {report.position: report for report in quantized}
+    for position in range(len(quantized) + len(others)):
+        merged.append(by_position[position] if position in by_position else next(rest))
+    return merged
 
 
 def fuse_quantized_layers(mod, *, vector_floats: int):
@@ -68,11 +85,15 @@ def _ternary_chains(func) -> tuple[dict, set]:
     """The chains of ``func`` whose weight is ternary / binary (with its codes), and their folded vars."""
     chains, _ = _find_chains(func)
     found, absorbed = {}, set()
-    for end_var, chain in chains.items():
+    for position, (end_var, chain) in enumerate(chains.items()):
+        if chain.is_conv and int(chain.op.attrs.groups) > 1:
+            continue  # depthwise: one weight per tap and channel, nothing for codes to save; the float kernel
         weight = chain.op.args[1].value.numpy()
-        codes = detect_ternary(weight if chain.is_conv else weight.T)
+        rows_first = weight if chain.is_conv else weight.T
+        codes = detect_ternary(rows_first)
+        codes = codes if codes is not None else detect_int8(rows_first)
         if codes is not None:
-            found[end_var] = (chain, codes)
+            found[end_var] = (chain, codes, position)
             absorbed.update(chain.absorbed)
     return found, absorbed
 
@@ -89,6 +110,7 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
             super().__init__(module)
             self.chains: dict = {}
             self.absorbed: set = set()
+            self.position = 0
 
         def plan(self, func) -> None:
             self.chains, self.absorbed = _ternary_chains(func)
@@ -100,15 +122,16 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
             if var not in self.chains:
                 super().visit_var_binding_(binding)
                 return
-            chain, codes = self.chains[var]
+            chain, codes, self.position = self.chains[var]
             call = self._conv(chain, codes) if chain.is_conv else self._linear(chain, codes)
             emit = self.builder_.emit if isinstance(var, relax.DataflowVar) else self.builder_.emit_output
             self.set_var_remap(var, emit(call, name_hint=var.name))
 
-        def _record(self, name: str, op: str, shape, batch: int, choice: KernelChoice, codes: TernaryWeight, payload: int):
-            reports.append(QuantizedLayerReport(name, op, tuple(int(v) for v in shape), batch, choice, codes.scheme, payload))
+        def _record(self, name: str, op: str, shape, batch: int, choice: KernelChoice, codes, payload: int):
+            reports.append(QuantizedLayerReport(name, op, tuple(int(v) for v in shape), batch, choice, codes.scheme, payload,
+                                                self.position))
 
-        def _conv(self, chain: Chain, codes: TernaryWeight):
+        def _conv(self, chain: Chain, codes: TernaryWeight | Int8Weight):
             weight = chain.op.args[1].value.numpy()
             geometry = _geometry(chain.op, weight)
             bias = chain.bias if chain.bias is not None else np.zeros(geometry.out_channels, np.float32)
@@ -124,16 +147,19 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
             offsets = packed.offsets if packed.offsets is not None else np.zeros(1, packed.layout.offset_dtype)
             indptr = packed.indptr if packed.indptr is not None else np.zeros(1, np.int32)
             operands = [xq, *(relax.const(a) for a in (packed.words, offsets, indptr, codes.pos_scale, codes.neg_scale, bias)), residual]
+            stored = ("int8 codes" if codes.scheme == "int8" else f"{packed.words.dtype.itemsize * 8}-bit code word") + " per"
             choice = KernelChoice(f"{codes.scheme}-conv", packed.block_rows, packed.zero_block_ratio,
-                                  f"{codes.scheme} direct convolution, {packed.words.dtype.itemsize * 8}-bit code word per "
-                                  f"{packed.block_rows}x1 tap block, {packed.zero_block_ratio:.1%} of the blocks zero and "
-                                  f"skipped; {chain.describe()}")
-            payload = packed.payload_bytes + codes.pos_scale.nbytes + codes.neg_scale.nbytes
+                                  f"{codes.scheme} direct convolution, {stored} {packed.block_rows}x1 tap block, "
+                                  f"{packed.zero_block_ratio:.1%} of the blocks zero and skipped; {chain.describe()}")
+            scales = 1 if codes.scheme == "int8" else 2
+            payload = packed.payload_bytes + scales * codes.pos_scale.nbytes
             self._record(name, "conv2d", weight.shape, geometry.batch, choice, codes, payload)
             out_type = relax.TensorType((geometry.batch, geometry.out_channels, geometry.out_height, geometry.out_width), "float32")
             return relax.call_tir(self._add(func, name), operands, out_type)
 
-        def _linear(self, chain: Chain, codes: TernaryWeight):
+        def _linear(self, chain: Chain, codes: TernaryWeight | Int8Weight):
+            if codes.scheme == "int8":
+                return self._int8_linear(chain, codes)
             shape = [int(v) for v in chain.op.args[0].ty.shape]
             out_features, in_features = codes.codes.shape
             batch = int(np.prod(shape[:-1]))
@@ -158,6 +184,35 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
                                   f"{packed.zero_block_ratio:.1%} of the blocks zero and skipped; {chain.describe()}")
             payload = packed.payload_bytes + 2 * length * 4
             self._record(name, "matmul", codes.codes.shape, batch, choice, codes, payload)
+            call = relax.call_tir(self._add(func, name), [x, *(relax.const(a) for a in arrays)],
+                                  relax.TensorType((batch, out_features), "float32"))
+            if len(shape) == 2:
+                return call
+            return relax.op.reshape(self.builder_.emit(call), (*shape[:-1], out_features))
+
+        def _int8_linear(self, chain: Chain, codes: Int8Weight):
+            shape = [int(v) for v in chain.op.args[0].ty.shape]
+            out_features, in_features = codes.codes.shape
+            batch = int(np.prod(shape[:-1]))
+            x = self.visit_expr(chain.op.args[0])
+            if len(shape) != 2:
+                x = self.builder_.emit(relax.op.reshape(x, (batch, in_features)))
+            rows = best_linear_block_rows(codes.codes, vector_floats=vector_floats)
+            packed = pack_int8_linear(codes, block_rows=rows, unroll=LINEAR_UNROLL)
+            nnz_blocks, length = packed.words.size // rows, -(-out_features // rows) * rows
+            bias = chain.bias if chain.bias is not None else np.zeros(out_features, np.float32)
+            func = int8_linear_func(batch=batch, in_features=in_features, out_features=out_features, block_rows=rows,
+                                    nnz_blocks=nnz_blocks, unroll=LINEAR_UNROLL, epilogue=chain.epilogue(), dense=packed.dense,
+                                    index_dtype=str(packed.indices.dtype) if packed.indices is not None else "int32",
+                                    parallel=batch * nnz_blocks * rows >= PARALLEL_MIN_MACS)
+            name = f"int8_matmul_{len(reports)}"
+            indices = packed.indices if packed.indices is not None else np.zeros(1, np.int32)
+            indptr = packed.indptr if packed.indptr is not None else np.zeros(1, np.int32)
+            arrays = [packed.words, indices, indptr, padded(codes.scale, length), padded(bias, length)]
+            choice = KernelChoice("int8-linear", rows, packed.zero_block_ratio,
+                                  f"int8 linear (float activations), {rows} int8 codes per {rows}x1 block, "
+                                  f"{packed.zero_block_ratio:.1%} of the blocks zero and skipped; {chain.describe()}")
+            self._record(name, "matmul", codes.codes.shape, batch, choice, codes, packed.payload_bytes + length * 4)
             call = relax.call_tir(self._add(func, name), [x, *(relax.const(a) for a in arrays)],
                                   relax.TensorType((batch, out_features), "float32"))
             if len(shape) == 2:

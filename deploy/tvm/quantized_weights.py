@@ -24,6 +24,8 @@ from deploy.tvm.kernels.ternary_linear import BINARY_CODE_DTYPES, CODE_DTYPES
 from deploy.tvm.row_blocks import block_structure, row_blocks
 
 RELATIVE_TOLERANCE = 1e-6  # magnitudes equal up to float rounding (e.g. a folded batch norm's scale)
+INT8_LEVELS = 127
+INT8_TOLERANCE = 1e-3  # of one quantization step: codes * scale rounded to float32 and divided back
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,35 @@ def detect_ternary(weight: np.ndarray) -> TernaryWeight | None:
     binary = bool(np.all(codes != 0)) and np.allclose(pos_scale, neg_scale, rtol=RELATIVE_TOLERANCE, atol=0.0)
     return TernaryWeight(codes, pos_scale.astype(np.float32), neg_scale.astype(np.float32),
                          "binary" if binary else "ternary")
+
+
+@dataclass(frozen=True)
+class Int8Weight:
+    """``W = scale[:, None] * codes`` with int8 ``codes`` in ``[-127, 127]`` (symmetric, per channel)."""
+
+    codes: np.ndarray
+    scale: np.ndarray
+    scheme: str = "int8"
+
+    @property
+    def pos_scale(self) -> np.ndarray:
+        return self.scale
+
+    neg_scale = pos_scale
+
+
+def detect_int8(weight: np.ndarray) -> Int8Weight | None:
+    """The symmetric per-channel int8 form of ``weight [out, ...]`` (``compress.quant.project_int8``:
+    ``scale = max|w| / 127``, every ``w / scale`` an integer up to ``INT8_TOLERANCE``), or ``None``."""
+    flat = np.asarray(weight, dtype=np.float32).reshape(weight.shape[0], -1)
+    if not np.all(np.isfinite(flat)) or not np.any(flat):
+        return None
+    scale = np.abs(flat).max(axis=1) / INT8_LEVELS
+    ratio = flat / np.where(scale > 0, scale, 1.0)[:, None]
+    codes = np.rint(ratio)
+    if not np.all(np.abs(ratio - codes) <= INT8_TOLERANCE):
+        return None
+    return Int8Weight(codes.astype(np.int8), scale.astype(np.float32))
 
 
 def code_words(blocks: np.ndarray, *, scheme: str, dtype: str | None = None) -> np.ndarray:
@@ -185,7 +216,7 @@ class PackedConvCodes:
         return int(sum(a.nbytes for a in (self.words, self.offsets, self.indptr) if a is not None))
 
 
-def pack_conv_codes(weight: TernaryWeight, *, shape: tuple[int, int, int, int], geometry: ConvGeometry, vector: int,
+def pack_conv_codes(weight: TernaryWeight | Int8Weight, *, shape: tuple[int, int, int, int], geometry: ConvGeometry, vector: int,
                     vector_floats: int) -> PackedConvCodes:
     """Pack a convolution's codes (``weight.codes`` is ``[O, C * KH * KW]``) as tap-block words.
 
@@ -195,16 +226,33 @@ def pack_conv_codes(weight: TernaryWeight, *, shape: tuple[int, int, int, int], 
     taps = encode_conv_taps(weight.codes.astype(np.float32).reshape(shape), geometry=geometry, vector=vector,
                             vector_floats=vector_floats)
     rows = taps.block_rows
-    words = code_words(taps.data.reshape(-1, rows).astype(np.int8), scheme=weight.scheme,
-                       dtype=conv_code_dtype(rows, weight.scheme))
+    if weight.scheme == "int8":
+        words = taps.data.astype(np.int8)
+    else:
+        words = code_words(taps.data.reshape(-1, rows).astype(np.int8), scheme=weight.scheme,
+                           dtype=conv_code_dtype(rows, weight.scheme))
     row_blocks_count = np.diff(taps.indptr)
     dense = taps.zero_block_ratio == 0.0 or weight.scheme == "binary"
     offset_dtype = "int16" if int(taps.offsets.max(initial=0)) < 2**15 else "int32"
-    layout = TernaryConvLayout(nnz_blocks=int(words.shape[0]), max_row_blocks=int(row_blocks_count.max(initial=1)),
+    layout = TernaryConvLayout(nnz_blocks=int(taps.nnz_blocks), max_row_blocks=int(row_blocks_count.max(initial=1)),
                                scheme=weight.scheme, dense=dense, offset_dtype=offset_dtype)
     if dense:
         return PackedConvCodes(words, None, None, rows, taps.zero_block_ratio, layout)
     return PackedConvCodes(words, taps.offsets.astype(offset_dtype), taps.indptr, rows, taps.zero_block_ratio, layout)
+
+
+def pack_int8_linear(weight: Int8Weight, *, block_rows: int, unroll: int) -> PackedCodes:
+    """``R x 1`` blocks of int8 codes (``R`` codes per stored block, ``words`` is int8 ``[nnz * R]``):
+    the dense form when no block is zero, else the kept blocks of each row padded to ``unroll``."""
+    from deploy.tvm.linear_weights import encode_linear_blocks
+
+    blocks = encode_linear_blocks(weight.codes.astype(np.float32), block_rows=block_rows, unroll=unroll)
+    if blocks.zero_block_ratio == 0.0:
+        dense = row_blocks(weight.codes, block_rows).transpose(0, 2, 1)  # [rows, in, R]
+        return PackedCodes(np.ascontiguousarray(dense.reshape(-1)), None, None, block_rows, 0.0)
+    index_dtype = np.int16 if weight.codes.shape[1] < 2**15 else np.int32
+    return PackedCodes(blocks.data.astype(np.int8), blocks.indices.astype(index_dtype), blocks.indptr, block_rows,
+                       blocks.zero_block_ratio)
 
 
 def padded(vector: np.ndarray, length: int) -> np.ndarray:

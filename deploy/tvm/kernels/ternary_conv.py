@@ -13,7 +13,8 @@ the float kernel while the weights stored are 16x (ternary) or 32x (binary) smal
     acc[r, v] = bias[o] + sum_b w[b, r] * xq[n, offsets[b] + oy * Wq + ox0 + v]
     y[n, o, oy, ox0 + v] = act(acc[r, v] + residual[n, o, oy, ox0 + v])
 
-Dense weights (no zero block) store no offsets: block ``b`` of a row is tap ``b`` and its offset
+Symmetric int8 weights (``scheme="int8"``, ``W = diag(scale) Q``) use the same kernel with ``R`` int8
+codes per block, expanded as ``scale[o] * Q``. Dense weights (no zero block) store no offsets: block ``b`` of a row is tap ``b`` and its offset
 comes from the geometry.
 """
 
@@ -35,7 +36,7 @@ class TernaryConvLayout:
     Attributes:
         nnz_blocks: stored blocks (all taps of every block row when ``dense``).
         max_row_blocks: most blocks in one block row (the size of the expansion buffer).
-        scheme: ``"ternary"`` or ``"binary"``.
+        scheme: ``"ternary"``, ``"binary"`` or ``"int8"``.
         dense: no zero block: no ``offsets`` / ``indptr`` operands.
         offset_dtype: ``"int16"`` or ``"int32"``.
     """
@@ -48,6 +49,8 @@ class TernaryConvLayout:
 
 
 def conv_code_dtype(block_rows: int, scheme: str) -> str:
+    if scheme == "int8":
+        return "int8"
     return (CONV_BINARY_CODE_DTYPES if scheme == "binary" else CONV_CODE_DTYPES)[block_rows]
 
 
@@ -75,11 +78,15 @@ def ternary_conv_func(*, geometry: ConvGeometry, tile: ConvTile, layout: Ternary
     rows_loop = T.parallel if parallel else T.serial
     offsets_len, indptr_len = (1, 1) if layout.dense else (nnz, n_rows + 1)
     offset_dtype = layout.offset_dtype
+    code_len = nnz * r_rows if layout.scheme == "int8" else nnz  # int8: one code per weight, else one word per block
 
     def bit(word, position):
         return T.Cast("float32", T.bitwise_and(T.shift_right(word, T.Cast(code_dtype, position)), T.Cast(code_dtype, 1)))
 
-    def weight(word, r, pos, neg):
+    def weight(codes, b, r, pos, neg):
+        if layout.scheme == "int8":
+            return T.Cast("float32", codes[b * r_rows + r]) * pos
+        word = codes[b]
         if binary:
             return neg - T.float32(2) * neg * bit(word, r)
         return pos * bit(word, r) - neg * bit(word, r_rows + r)
@@ -101,7 +108,7 @@ def ternary_conv_func(*, geometry: ConvGeometry, tile: ConvTile, layout: Ternary
         return tap_offset(b - i * taps) if layout.dense else T.Cast("int32", offsets[b])
 
     @T.prim_func(private=True)
-    def ternary_conv(xq: T.Buffer((n_b, plane), "float32"), codes: T.Buffer((nnz,), code_dtype),
+    def ternary_conv(xq: T.Buffer((n_b, plane), "float32"), codes: T.Buffer((code_len,), code_dtype),
                      offsets: T.Buffer((offsets_len,), offset_dtype), indptr: T.Buffer((indptr_len,), "int32"),
                      pos_scale: T.Buffer((c_out,), "float32"), neg_scale: T.Buffer((c_out,), "float32"),
                      bias: T.Buffer((c_out,), "float32"), residual: T.Buffer(res_shape, "float32"),
@@ -114,7 +121,7 @@ def ternary_conv_func(*, geometry: ConvGeometry, tile: ConvTile, layout: Ternary
                 for b in T.serial(row_end(indptr, i) - row_begin(indptr, i)):
                     where[b] = block_offset(offsets, i, row_begin(indptr, i) + b)
                     for r in T.unroll(r_rows):
-                        weights[b * r_rows + r] = weight(codes[row_begin(indptr, i) + b], r,
+                        weights[b * r_rows + r] = weight(codes, row_begin(indptr, i) + b, r,
                                                          pos_scale[T.min(i * r_rows + r, c_out - 1)],
                                                          neg_scale[T.min(i * r_rows + r, c_out - 1)])
                 for oy, t in T.grid(h_out, n_tiles):

@@ -62,8 +62,18 @@ def arm64_bundle_check(ctx: StageContext, models: dict[str, VariantModel], *, im
 
 
 def bundle_dir(history: list[dict[str, Any]], run_dir: Path) -> Path | None:
-    """The arm64 bundle folder of a run (from the stage records ``history``), or ``None``."""
+    """The arm64 bundle folder of a run (from the stage records ``history``), or ``None``; its
+    manifest must match the run manifest and every file its manifest (``checked_bundle``), since
+    its runner is about to run here under qemu."""
+    from deploy.tvm.bundle import checked_bundle
+    from deploy.tvm.errors import BundleError
+
     for record in reversed(history):
         if record["status"] == "done" and "bundle-manifest" in record["outputs"]:
-            return Artifact(**record["outputs"]["bundle-manifest"]).resolve(run_dir).parent
+            folder = Artifact(**record["outputs"]["bundle-manifest"]).verified(run_dir).parent
+            try:
+                checked_bundle(folder)
+            except BundleError as error:
+                raise StageError(f"report: the arm64 bundle changed after the compile stage made it: {error}") from None
+            return folder
     return None

@@ -157,8 +157,12 @@ def _lower_for(preset: TargetPreset, mod, tvm_target, tuning: tuple[int, Path] |
 
     if preset.schedule != "cpu-kernels":
         return mod, list_weight_layers(mod, reason=f"schedule {preset.schedule}: our kernels are CPU-only")
+    from deploy.tvm.quantized_fusion import fuse_quantized_layers, merge_layer_reports
+
     lanes = preset_vector_floats(preset)
+    mod, quantized = fuse_quantized_layers(mod, vector_floats=lanes)  # ternary / binary weights stay codes
     mod, layers = fuse_layers(mod, vector_floats=lanes)
+    layers = merge_layer_reports(quantized, layers)
     if tuning is not None:
         mod, _ = tune_unscheduled(relax.transform.LegalizeOps()(mod), tvm_target, trials=tuning[0], work_dir=tuning[1])
     mod = schedule_rest(mod, vector_floats=lanes)

@@ -1,22 +1,28 @@
-"""Schedule every operator our fused kernels do not cover (pooling, global mean, leftover elementwise).
+"""Schedule every operator our fused kernels do not cover: pooling (padding, ceil mode), means,
+softmax, layer / batch norm, batch matmul with non-constant operands, resize, pad, concat, split,
+slice, transpose and every elementwise activation.
 
 TVM 0.27's default CPU build legalizes these into plain scalar loops and leaves them unscheduled,
-and dlight's CPU rules cover only GEMV and reductions. This pass gives every unscheduled PrimFunc
-the same simple schedule: producers inlined into their consumer, spatial loops fused, the fused loop
-split by the vector width and the inner part vectorized, the outer part parallel when the work is at
-least ``PARALLEL_MIN_WORK``. A reduction (pooling window, global mean) keeps its spatial loop
-scalar (TVM refuses to vectorize a loop above a reduction block) with its init split off and a
-small window unrolled. Functions that
-only reshape become views in the VM and need no schedule. :func:`unscheduled_functions` lists what
-is still unscheduled; the compile fails on none, tests assert there is none.
+and dlight's CPU rules cover only GEMV and reductions. This pass legalizes the module, inlines each
+PrimFunc's producers into their consumers (pad into pool, exp into softmax's sum and division) and
+gives every remaining block the hand schedule of :mod:`deploy.tvm.schedule_loops`: a vectorised
+innermost output loop (reductions accumulate that vector across their window or reduced axis), the
+rest fused and parallel when the work is at least ``PARALLEL_MIN_WORK``. Functions that only reshape
+become views in the VM and need no schedule. :func:`unscheduled_functions` lists what is still
+unscheduled (the compile fails on any); :func:`naive_functions` what is left as scalar loops (tests
+assert there is none).
 """
 
 from __future__ import annotations
 
 from deploy.tvm.fusion import PARALLEL_MIN_MACS
+from deploy.tvm.schedule_loops import schedule_block
 
 PARALLEL_MIN_WORK = PARALLEL_MIN_MACS
-MAX_UNROLLED_WINDOW = 16
+NAIVE_MIN_ELEMENTS = 256
+# TVMScript of a loop nest that uses the vector unit or the thread pool (a scheduled loop, or the
+# explicit vector types of our hand-written kernels).
+VECTOR_OR_PARALLEL_MARKS = ("T.vectorized(", "T.parallel(", "T.Ramp(", "float32x")
 SCHEDULED = "tirx.is_scheduled"
 
 
@@ -45,6 +51,43 @@ def unscheduled_functions(mod) -> list[str]:
                   if isinstance(func, tvm.tirx.PrimFunc) and not _is_scheduled(func))
 
 
+def naive_functions(mod, *, min_elements: int = NAIVE_MIN_ELEMENTS) -> list[str]:
+    """Names of the PrimFuncs of ``mod`` that are not pure reshapes, touch a buffer of at least
+    ``min_elements`` values and use neither vectors nor threads (a scalar loop nest:
+    what TVM's legalization leaves); tests assert there is none. Smaller functions (a batch norm over
+    27 channels of a 1x1 map) are left scalar when no vector width divides their loops."""
+    import tvm
+
+    return sorted(gvar.name_hint for gvar, func in mod.functions_items()
+                  if isinstance(func, tvm.tirx.PrimFunc) and _largest_buffer(func) >= min_elements
+                  and not any(mark in func.script() for mark in VECTOR_OR_PARALLEL_MARKS)
+                  and not _is_reshape(func))
+
+
+def _is_reshape(func) -> bool:
+    """TVM's reshape-pattern test (it requires block-form TIR; a hand-written kernel is not a reshape)."""
+    import tvm
+    from tvm import relax
+
+    try:
+        return bool(relax.analysis.has_reshape_pattern(func))
+    except tvm.error.InternalError:
+        return False
+
+
+def _largest_buffer(func) -> int:
+    sizes = [_product(int(dim) for dim in param.ty.shape) for param in func.params
+             if getattr(param.ty, "shape", None) is not None]
+    return max(sizes, default=0)
+
+
+def _product(values) -> int:
+    result = 1
+    for value in values:
+        result *= value
+    return result
+
+
 def _is_scheduled(func) -> bool:
     from tvm import relax
 
@@ -52,7 +95,7 @@ def _is_scheduled(func) -> bool:
 
 
 def _schedule(func, vector_floats: int):
-    """The scheduled function, or ``None`` when the generic schedule does not apply."""
+    """The scheduled function, or ``None`` when no block schedule applies."""
     from tvm import s_tir
 
     sch = s_tir.Schedule(func)
@@ -60,7 +103,7 @@ def _schedule(func, vector_floats: int):
         for block in sch.get_child_blocks(sch.get_sblock("root"))[:-1]:
             _try_inline(sch, block)
         for block in sch.get_child_blocks(sch.get_sblock("root")):
-            _schedule_block(sch, block, vector_floats)
+            schedule_block(sch, block, vector_floats=vector_floats, parallel_min_work=PARALLEL_MIN_WORK)
     except (s_tir.ScheduleError, ValueError, RuntimeError):
         return None
     return sch.mod["main"].with_attr(SCHEDULED, True)
@@ -73,41 +116,3 @@ def _try_inline(sch, block) -> None:
         sch.compute_inline(block)
     except s_tir.ScheduleError:
         pass  # a reduction producer (the sum of a mean) stays its own block
-
-
-def _schedule_block(sch, block, vector_floats: int) -> None:
-    loops = sch.get_loops(block)
-    kinds = [iter_var.iter_type for iter_var in sch.get(block).iter_vars]
-    if len(kinds) != len(loops):
-        raise ValueError("loop nest does not match the block's iterators")
-    spatial = [loop for loop, kind in zip(loops, kinds) if kind == 0]
-    reduce = [loop for loop, kind in zip(loops, kinds) if kind != 0]
-    if not spatial or loops[: len(spatial)] != spatial:
-        raise ValueError("spatial loops are not outermost")
-    fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
-    extent = int(sch.get(fused).extent)
-    work = extent * _product(int(sch.get(loop).extent) for loop in reduce)
-    if reduce:
-        sch.decompose_reduction(block, reduce[0])
-        if _product(int(sch.get(loop).extent) for loop in reduce) <= MAX_UNROLLED_WINDOW:
-            for loop in reduce:
-                sch.unroll(loop)
-        if work >= PARALLEL_MIN_WORK:
-            sch.parallel(fused)
-        return
-    lanes = next((v for v in (16, 8, 4, 2) if v <= vector_floats and extent % v == 0 and extent > v), 1)
-    if lanes == 1:
-        if work >= PARALLEL_MIN_WORK:
-            sch.parallel(fused)
-        return
-    outer, inner = sch.split(fused, [None, lanes])
-    sch.vectorize(inner)
-    if work >= PARALLEL_MIN_WORK:
-        sch.parallel(outer)
-
-
-def _product(values) -> int:
-    result = 1
-    for value in values:
-        result *= value
-    return result

@@ -1,0 +1,116 @@
+"""Hand schedules for one TIR block: vectorised spatial loops, reductions with a vector lane inside.
+
+Every PrimFunc TVM's ``LegalizeOps`` makes for the operators our kernels do not cover is a short
+list of blocks, each a perfect loop nest with its spatial loops outside its reduction loops (if
+any). Two schedules cover them all:
+
+* **spatial** (elementwise, pad, concat, split, slice, transpose, resize, broadcast): the shortest
+  suffix of spatial loops whose fused extent is a multiple of the vector width is split by it and the
+  inner part vectorised; everything above is fused and run in parallel when the block's work pays for
+  waking the second thread.
+* **reduction** (pooling with padding or ceil mode, global and ``ReduceMean`` means, softmax's max and
+  sum, layer norm's moments, batch matmul with non-constant operands): the same vector lane is taken
+  from the innermost output loops and the reduction loops are moved *inside* the outer spatial loops
+  and *outside* that lane (``n, c, h, w_outer, kh, kw, w_lane``), so each vector of outputs is
+  accumulated in a register while the window or the reduced axis is walked; the initialisation is
+  split off as its own vectorised loop. A small window is unrolled. This is the loop order of
+  MetaSchedule's CPU rules (multi-level tiling with a vectorised innermost spatial loop) without the
+  search: the operators here are memory-bound, so one order serves every shape.
+
+When no suffix of the output loops has an extent divisible by 2 (e.g. a 7x7 pool output of an odd
+channel count) the block stays scalar but parallel where the work pays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VECTOR_CHOICES = (16, 8, 4, 2)
+MAX_UNROLLED_WINDOW = 16
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    """What :func:`schedule_block` did to one block (for tests and the layer report)."""
+
+    block: str
+    lanes: int  # vector lanes of the innermost loop (1: scalar)
+    parallel: bool
+    reduction: bool
+
+
+def schedule_block(sch, block, *, vector_floats: int, parallel_min_work: int) -> LoopPlan:
+    """Schedule ``block`` of ``sch`` in place (see module doc).
+
+    Raises:
+        ValueError: the block's loops are not one perfect nest, spatial loops first.
+    """
+    loops = sch.get_loops(block)
+    kinds = [iter_var.iter_type for iter_var in sch.get(block).iter_vars]
+    if len(kinds) != len(loops):
+        raise ValueError("loop nest does not match the block's iterators")
+    spatial = [loop for loop, kind in zip(loops, kinds) if kind == 0]
+    reduce = [loop for loop, kind in zip(loops, kinds) if kind != 0]
+    if not spatial or list(loops[: len(spatial)]) != spatial:
+        raise ValueError("spatial loops are not outermost")
+    extents = [_extent(sch, loop) for loop in spatial]
+    window = _product(_extent(sch, loop) for loop in reduce)
+    work = _product(extents) * window
+    outer, lane, lanes = _split_vector_lane(sch, spatial, extents, vector_floats)
+    parallel = work >= parallel_min_work and outer is not None
+    name = sch.get(block).name_hint
+    if reduce:
+        if lane is not None:
+            sch.reorder(*reduce, lane)
+        if parallel:
+            sch.parallel(outer)
+        if lane is not None:
+            sch.vectorize(lane)
+        init = sch.decompose_reduction(block, reduce[0])
+        if lane is not None:
+            _vectorize_if_serial(sch, sch.get_loops(init)[-1])
+        if window <= MAX_UNROLLED_WINDOW:
+            for loop in reduce:
+                sch.unroll(loop)
+        return LoopPlan(name, lanes, parallel, True)
+    if lane is not None:
+        sch.vectorize(lane)
+    if parallel:
+        sch.parallel(outer)
+    return LoopPlan(name, lanes, parallel, False)
+
+
+def _split_vector_lane(sch, spatial: list, extents: list[int], vector_floats: int):
+    """Fuse the spatial loops into ``outer`` (+ ``lane``, the vector loop of ``lanes`` iterations).
+
+    The lane comes from the shortest suffix of spatial loops whose fused extent is a multiple of a
+    vector width, so the innermost (contiguous) output axis is vectorised whenever it can be.
+    """
+    for count in range(1, len(spatial) + 1):
+        suffix = _product(extents[-count:])
+        lanes = next((v for v in VECTOR_CHOICES if v <= vector_floats and suffix % v == 0 and suffix >= v), 1)
+        if lanes > 1:
+            head, tail = spatial[: len(spatial) - count], spatial[len(spatial) - count:]
+            fused_tail = sch.fuse(*tail) if len(tail) > 1 else tail[0]
+            rest, lane = sch.split(fused_tail, [None, lanes])
+            outer_loops = [*head, rest]
+            outer = sch.fuse(*outer_loops) if len(outer_loops) > 1 else outer_loops[0]
+            return outer, lane, lanes
+    outer = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
+    return outer, None, 1
+
+
+def _vectorize_if_serial(sch, loop) -> None:
+    if int(sch.get(loop).kind) == 0:
+        sch.vectorize(loop)
+
+
+def _extent(sch, loop) -> int:
+    return int(sch.get(loop).extent)
+
+
+def _product(values) -> int:
+    result = 1
+    for value in values:
+        result *= value
+    return result

@@ -212,3 +212,17 @@ def test_resume_never_writes_through_a_planted_link(trained_run, tmp_path, capsy
     args = ["--quiet", "run", str(model), "--out", str(run), "--resume", "--until", "prune", *FAST]
     _assert_one_line_failure(args, capsys, message="is a symbolic link", untouched=user)
     assert sorted(p.name for p in user.iterdir()) == ["model.pt"]
+
+
+def test_run_failing_before_its_manifest_leaves_no_run_directory(tmp_path, capsys, tiny_model_path, monkeypatch):
+    from pipeline.errors import UserError
+    from pipeline.runner import Runner
+
+    def fail(self, initial, **_):
+        assert (tmp_path / "out" / "00-input" / "model.pt").is_file()  # the input copy was made, then the run failed
+        raise UserError("refused after the input copy")
+
+    monkeypatch.setattr(Runner, "run", fail)
+    args = ["--quiet", "train-sparse", str(tiny_model_path), "--out", str(tmp_path / "out"), *FAST[:-2]]
+    _assert_one_line_failure(args, capsys, message="refused after the input copy", untouched=tiny_model_path.parent / "tiny.pt")
+    assert not (tmp_path / "out").exists(), "the corrected rerun must not find a half-made run"

@@ -3,7 +3,10 @@ softmax, layer / batch norm, batch matmul with non-constant operands, resize, pa
 slice, transpose and every elementwise activation.
 
 TVM 0.27's default CPU build legalizes these into plain scalar loops and leaves them unscheduled,
-and dlight's CPU rules cover only GEMV and reductions. This pass legalizes the module, inlines each
+and dlight's CPU rules cover only GEMV and reductions. This pass swaps exp / sigmoid / erf / tanh /
+softmax for their vectorisable polynomial forms (:mod:`deploy.tvm.schedule_math`), legalizes the
+module, fuses chains of elementwise operators and their producers (TVM's ``FuseOps`` / ``FuseTIR``),
+inlines each
 PrimFunc's producers into their consumers (pad into pool, exp into softmax's sum and division) and
 gives every remaining block the hand schedule of :mod:`deploy.tvm.schedule_loops`: a vectorised
 innermost output loop (reductions accumulate that vector across their window or reduced axis), the
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from deploy.tvm.fusion import PARALLEL_MIN_MACS
 from deploy.tvm.schedule_loops import schedule_block
+from deploy.tvm.schedule_math import fast_math
 
 PARALLEL_MIN_WORK = PARALLEL_MIN_MACS
 NAIVE_MIN_ELEMENTS = 256
@@ -31,7 +35,7 @@ def schedule_rest(mod, *, vector_floats: int):
     import tvm
     from tvm import relax
 
-    mod = relax.transform.LegalizeOps()(mod)
+    mod = _fuse_elementwise(relax.transform.LegalizeOps()(fast_math(mod)))
     updates = {}
     for gvar, func in mod.functions_items():
         if isinstance(func, tvm.tirx.PrimFunc) and not _is_scheduled(func):
@@ -41,6 +45,23 @@ def schedule_rest(mod, *, vector_floats: int):
     for gvar, func in updates.items():
         mod[gvar] = func
     return mod
+
+
+def _fuse_elementwise(mod):
+    """TVM's ``FuseOps`` + ``FuseTIR`` over the legalized operators, so a chain such as hardswish's
+    ``add -> clip -> divide -> multiply`` is one loop nest (one pass over memory) instead of four.
+    Our kernels are opaque to it and stay as they are. Where TVM cannot fuse a module (it has refused
+    some holding hand-written kernels: "Inconsistent buffers ... mapped to the same relax var") the
+    operators stay one PrimFunc each."""
+    import tvm
+    from tvm import relax
+
+    passes = tvm.transform.Sequential([relax.transform.AnnotateTIROpPattern(), relax.transform.FuseOps(),
+                                       relax.transform.FuseTIR(), relax.transform.DeadCodeElimination()])
+    try:
+        return passes(mod)
+    except (tvm.error.TVMError, ValueError, RuntimeError):
+        return mod
 
 
 def unscheduled_functions(mod) -> list[str]:

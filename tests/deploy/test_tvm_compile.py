@@ -174,3 +174,17 @@ def test_compile_tunes_the_operators_around_our_kernels_then_reapplies_the_recor
         assert result.tuned
         np.testing.assert_allclose(_run_host(result.library_path, x), _onnxruntime(path, x), rtol=1e-4, atol=1e-4)
     assert list(database.iterdir())  # one record directory per tuned operator
+
+
+def test_compile_reports_each_conv_tile_and_keeps_the_row_kernel_for_one_pixel_images(tmp_path):
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Conv2d(16, 8, 1)).eval()
+    path = tmp_path / "squeeze.onnx"
+    torch.onnx.export(net, (torch.randn(1, 3, 14, 14),), str(path), opset_version=17, input_names=["input"], dynamo=False)
+    result = compile_onnx(path, target="host", out_dir=tmp_path / "out", input_shape=(1, 3, 14, 14))
+    tiled, rows = (layer.choice.reason for layer in result.layers)
+    assert "flat pixel tiles" in tiled and "tile (model" in tiled and "next best" in tiled
+    assert "by rows" in rows  # one output pixel: fewer than one vector of flat pixels
+    x = np.random.default_rng(5).standard_normal((1, 3, 14, 14)).astype(np.float32)
+    np.testing.assert_allclose(_run_host(result.library_path, x), _onnxruntime(path, x), rtol=1e-4, atol=1e-4)

@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="compress", standalone_mode=False)
     except click.exceptions.Abort:
         _fail("interrupted", 130)
+    except click.UsageError as error:  # click's own text is a usage block; ours is one line
+        hint = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
+        _fail(f"error: {_first_line(error.format_message())}{hint}", error.exit_code)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)

@@ -13,7 +13,11 @@ any). Two schedules cover them all:
   from the innermost output loops and the reduction loops are moved *inside* the outer spatial loops
   and *outside* that lane (``n, c, h, w_outer, kh, kw, w_lane``), so each vector of outputs is
   accumulated in a register while the window or the reduced axis is walked; the initialisation is
-  split off as its own vectorised loop. A small window is unrolled. This is the loop order of
+  split off as its own vectorised loop. A small window is unrolled; a long one (a contraction) also
+  takes ``ROW_TILE`` rows of the next output loop inside it (``b, i_outer, j_outer, k, i_inner, j_lane``),
+  so each operand value loaded feeds four vector accumulators (register blocking as in the GotoBLAS
+  micro-kernel). A contraction whose lane extent is not a multiple of the vector width is zero-padded
+  to one first (:func:`pad_vector_lane`). This is the loop order of
   MetaSchedule's CPU rules (multi-level tiling with a vectorised innermost spatial loop) without the
   search: the operators here are memory-bound, so one order serves every shape.
 
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 
 VECTOR_CHOICES = (16, 8, 4, 2)
 MAX_UNROLLED_WINDOW = 16
+ROW_TILE = 4  # output rows per step of a long reduction (matmul): 4 vector accumulators
 
 
 @dataclass(frozen=True)
@@ -56,12 +61,13 @@ def schedule_block(sch, block, *, vector_floats: int, parallel_min_work: int) ->
     extents = [_extent(sch, loop) for loop in spatial]
     window = _product(_extent(sch, loop) for loop in reduce)
     work = _product(extents) * window
-    outer, lane, lanes = _split_vector_lane(sch, spatial, extents, vector_floats)
+    row_tile = ROW_TILE if reduce and window > MAX_UNROLLED_WINDOW else 1
+    outer, rows, lane, lanes = _split_vector_lane(sch, spatial, extents, vector_floats, row_tile=row_tile)
     parallel = work >= parallel_min_work and outer is not None
     name = sch.get(block).name_hint
     if reduce:
         if lane is not None:
-            sch.reorder(*reduce, lane)
+            sch.reorder(*reduce, *([rows] if rows is not None else []), lane)
         if parallel:
             sch.parallel(outer)
         if lane is not None:
@@ -69,6 +75,8 @@ def schedule_block(sch, block, *, vector_floats: int, parallel_min_work: int) ->
         init = sch.decompose_reduction(block, reduce[0])
         if lane is not None:
             _vectorize_if_serial(sch, sch.get_loops(init)[-1])
+        if rows is not None:
+            sch.unroll(rows)
         if window <= MAX_UNROLLED_WINDOW:
             for loop in reduce:
                 sch.unroll(loop)
@@ -80,24 +88,54 @@ def schedule_block(sch, block, *, vector_floats: int, parallel_min_work: int) ->
     return LoopPlan(name, lanes, parallel, False)
 
 
-def _split_vector_lane(sch, spatial: list, extents: list[int], vector_floats: int):
-    """Fuse the spatial loops into ``outer`` (+ ``lane``, the vector loop of ``lanes`` iterations).
+def pad_vector_lane(sch, block, *, vector_floats: int) -> bool:
+    """Pad a contraction (batch matmul with non-constant operands: attention's ``q @ k^T``) whose
+    innermost output extent is not a multiple of the vector width up to one (``pad_einsum``: zero-padded
+    operand copies, the result copied back), so its lane is a full vector. Returns whether it padded;
+    blocks that are not einsum-like (pooling windows, strided reads) are left alone."""
+    from tvm import s_tir
+
+    iter_vars = sch.get(block).iter_vars
+    kinds = [iter_var.iter_type for iter_var in iter_vars]
+    spatial = [index for index, kind in enumerate(kinds) if kind == 0]
+    if not spatial or all(kind == 0 for kind in kinds):
+        return False
+    extent = int(iter_vars[spatial[-1]].dom.extent)
+    if extent % vector_floats == 0 or extent < vector_floats:
+        return False
+    padding = [1] * len(kinds)
+    padding[spatial[-1]] = vector_floats
+    try:
+        sch.pad_einsum(block, padding)
+    except s_tir.ScheduleError:
+        return False
+    return True
+
+
+def _split_vector_lane(sch, spatial: list, extents: list[int], vector_floats: int, *, row_tile: int = 1):
+    """Fuse the spatial loops into ``outer`` (+ ``rows``, ``row_tile`` iterations of the loop above the
+    lane, when asked and it divides) + ``lane`` (the vector loop of ``lanes`` iterations).
 
     The lane comes from the shortest suffix of spatial loops whose fused extent is a multiple of a
     vector width, so the innermost (contiguous) output axis is vectorised whenever it can be.
+    Returns ``(outer, rows, lane, lanes)``; ``rows`` / ``lane`` are ``None`` when not made.
     """
     for count in range(1, len(spatial) + 1):
         suffix = _product(extents[-count:])
         lanes = next((v for v in VECTOR_CHOICES if v <= vector_floats and suffix % v == 0 and suffix >= v), 1)
         if lanes > 1:
-            head, tail = spatial[: len(spatial) - count], spatial[len(spatial) - count:]
+            head, tail = list(spatial[: len(spatial) - count]), spatial[len(spatial) - count:]
             fused_tail = sch.fuse(*tail) if len(tail) > 1 else tail[0]
             rest, lane = sch.split(fused_tail, [None, lanes])
+            rows = None
+            if row_tile > 1 and count == 1 and head and extents[-2] % row_tile == 0 and extents[-2] > row_tile:
+                head[-1], rows = sch.split(head[-1], [None, row_tile])
+                sch.reorder(rest, rows)
             outer_loops = [*head, rest]
             outer = sch.fuse(*outer_loops) if len(outer_loops) > 1 else outer_loops[0]
-            return outer, lane, lanes
+            return outer, rows, lane, lanes
     outer = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
-    return outer, None, 1
+    return outer, None, None, 1
 
 
 def _vectorize_if_serial(sch, loop) -> None:

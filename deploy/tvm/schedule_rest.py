@@ -19,7 +19,7 @@ assert there is none).
 from __future__ import annotations
 
 from deploy.tvm.fusion import PARALLEL_MIN_MACS
-from deploy.tvm.schedule_loops import schedule_block
+from deploy.tvm.schedule_loops import pad_vector_lane, schedule_block
 from deploy.tvm.schedule_math import fast_math
 
 PARALLEL_MIN_WORK = PARALLEL_MIN_MACS
@@ -123,6 +123,8 @@ def _schedule(func, vector_floats: int):
     try:
         for block in sch.get_child_blocks(sch.get_sblock("root"))[:-1]:
             _try_inline(sch, block)
+        for block in sch.get_child_blocks(sch.get_sblock("root")):
+            pad_vector_lane(sch, block, vector_floats=vector_floats)
         for block in sch.get_child_blocks(sch.get_sblock("root")):
             schedule_block(sch, block, vector_floats=vector_floats, parallel_min_work=PARALLEL_MIN_WORK)
     except (s_tir.ScheduleError, ValueError, RuntimeError):

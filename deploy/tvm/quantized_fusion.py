@@ -5,7 +5,8 @@ chains fold (``conv2d | matmul [-> bias add] [-> residual add] [-> relu | clip]`
 here when :func:`deploy.tvm.quantized_weights.detect_ternary` recognises its weight (every output
 channel's values in ``{-n, 0, +p}`` or ``{-s, +s}``), so nothing but the values has to reach the
 compiler. Such a weight is stored in the library as bit-mask words over its kept ``R x 1`` blocks
-plus two scales per output channel (2 bits per kept weight; 1 for binary) instead of float32:
+plus its scales (one for the layer, one or two per output channel: as few as the values allow;
+2 bits per kept weight, 1 for binary) instead of float32:
 
     matmul(x, W) ... -> call_tir(ternary_linear | ternary_linear_dense, x, codes, [indices, indptr,] pos, neg, bias)
     conv2d(x, W) ... -> call_tir(ternary_conv, phase_pad(x), codes, offsets, indptr, pos, neg, bias, residual)
@@ -31,8 +32,8 @@ from deploy.tvm.layer_report import KernelChoice, LayerReport
 from deploy.tvm.linear_weights import LINEAR_UNROLL
 from deploy.tvm.kernels.int8_linear import int8_linear_func
 from deploy.tvm.linear_weights import best_linear_block_rows
-from deploy.tvm.quantized_weights import (Int8Weight, TernaryWeight, detect_int8, detect_ternary, pack_conv_codes,
-                                          pack_int8_linear, pack_linear_codes, padded)
+from deploy.tvm.quantized_weights import (Int8Weight, TernaryWeight, detect_int8, detect_ternary, linear_scales,
+                                          pack_conv_codes, pack_int8_linear, pack_linear_codes, padded)
 
 LINEAR_BLOCK_ROWS = (16, 8, 4, 2, 1)
 
@@ -146,13 +147,14 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
             residual = self.visit_expr(chain.residual) if chain.residual is not None else relax.const(np.zeros((1, 1, 1, 1), np.float32))
             offsets = packed.offsets if packed.offsets is not None else np.zeros(1, packed.layout.offset_dtype)
             indptr = packed.indptr if packed.indptr is not None else np.zeros(1, np.int32)
-            operands = [xq, *(relax.const(a) for a in (packed.words, offsets, indptr, codes.pos_scale, codes.neg_scale, bias)), residual]
+            length = -(-geometry.out_channels // packed.block_rows) * packed.block_rows
+            scales = (padded(codes.pos_scale, length), padded(codes.neg_scale, length))
+            operands = [xq, *(relax.const(a) for a in (packed.words, offsets, indptr, *scales, bias)), residual]
             stored = ("int8 codes" if codes.scheme == "int8" else f"{packed.words.dtype.itemsize * 8}-bit code word") + " per"
             choice = KernelChoice(f"{codes.scheme}-conv", packed.block_rows, packed.zero_block_ratio,
                                   f"{codes.scheme} direct convolution, {stored} {packed.block_rows}x1 tap block, "
                                   f"{packed.zero_block_ratio:.1%} of the blocks zero and skipped; {chain.describe()}")
-            scales = 1 if codes.scheme == "int8" else 2
-            payload = packed.payload_bytes + scales * codes.pos_scale.nbytes
+            payload = packed.payload_bytes + (1 if codes.scheme == "int8" else 2) * codes.pos_scale.nbytes
             self._record(name, "conv2d", weight.shape, geometry.batch, choice, codes, payload)
             out_type = relax.TensorType((geometry.batch, geometry.out_channels, geometry.out_height, geometry.out_width), "float32")
             return relax.call_tir(self._add(func, name), operands, out_type)
@@ -168,21 +170,23 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
                 x = self.builder_.emit(relax.op.reshape(x, (batch, in_features)))
             packed = _smallest_linear_packing(codes)
             rows = packed.block_rows
+            length = -(-out_features // rows) * rows
+            scale_mode, pos_scale, neg_scale = linear_scales(codes, length)
             kernel_shape = TernaryLinearShape(batch=batch, in_features=in_features, out_features=out_features, block_rows=rows,
                                               nnz_blocks=packed.nnz_blocks, scheme=codes.scheme, dense=packed.dense,
-                                              index_dtype=str(packed.indices.dtype) if packed.indices is not None else "int32")
-            length = kernel_shape.block_row_count * rows
+                                              index_dtype=str(packed.indices.dtype) if packed.indices is not None else "int32",
+                                              scale_mode=scale_mode)
             bias = chain.bias if chain.bias is not None else np.zeros(out_features, np.float32)
             macs = batch * packed.nnz_blocks * rows
             func = ternary_linear_func(shape=kernel_shape, unroll=LINEAR_UNROLL, epilogue=chain.epilogue(),
                                        parallel=macs >= PARALLEL_MIN_MACS)
             name = f"{codes.scheme}_matmul_{len(reports)}"
             arrays = [packed.words] + ([] if packed.dense else [packed.indices, packed.indptr])
-            arrays += [padded(codes.pos_scale, length), padded(codes.neg_scale, length), padded(bias, length)]
+            arrays += [pos_scale, neg_scale, padded(bias, length)]
             choice = KernelChoice(f"{codes.scheme}-linear", rows, packed.zero_block_ratio,
                                   f"{codes.scheme} linear, {packed.words.dtype.itemsize * 8}-bit code word per {rows}x1 block, "
                                   f"{packed.zero_block_ratio:.1%} of the blocks zero and skipped; {chain.describe()}")
-            payload = packed.payload_bytes + 2 * length * 4
+            payload = packed.payload_bytes + pos_scale.nbytes + neg_scale.nbytes
             self._record(name, "matmul", codes.codes.shape, batch, choice, codes, payload)
             call = relax.call_tir(self._add(func, name), [x, *(relax.const(a) for a in arrays)],
                                   relax.TensorType((batch, out_features), "float32"))
@@ -237,7 +241,7 @@ def _smallest_linear_packing(codes: TernaryWeight):
     for rows in LINEAR_BLOCK_ROWS:
         if rows > 1 and rows >= 2 * codes.codes.shape[0]:
             continue
-        packed = pack_linear_codes(codes.codes, block_rows=rows, scheme=codes.scheme, unroll=LINEAR_UNROLL)
+        packed = pack_linear_codes(codes.codes, block_rows=rows, scheme=codes.scheme, unroll=1)  # the kernel runs the remainder
         if best is None or packed.payload_bytes < best.payload_bytes:
             best = packed
     return best

@@ -255,6 +255,19 @@ def pack_int8_linear(weight: Int8Weight, *, block_rows: int, unroll: int) -> Pac
                        blocks.zero_block_ratio)
 
 
+def linear_scales(weight: TernaryWeight, length: int) -> tuple[str, np.ndarray, np.ndarray]:
+    """``(scale_mode, pos_scale, neg_scale)`` for the linear kernel, storing as few scales as the
+    weight allows: one for the layer (``"uniform"``), one per channel (``"symmetric"``) or two."""
+    used = np.concatenate([weight.pos_scale[weight.pos_scale > 0], weight.neg_scale[weight.neg_scale > 0]])
+    if np.unique(used).size <= 1:
+        value = np.array([used[0] if used.size else 0.0], np.float32)
+        return "uniform", value, value.copy()
+    merged = np.maximum(weight.pos_scale, weight.neg_scale)
+    if np.all((weight.pos_scale == merged) | (weight.pos_scale == 0)) and np.all((weight.neg_scale == merged) | (weight.neg_scale == 0)):
+        return "symmetric", padded(merged, length), np.zeros(1, np.float32)
+    return "asymmetric", padded(weight.pos_scale, length), padded(weight.neg_scale, length)
+
+
 def padded(vector: np.ndarray, length: int) -> np.ndarray:
     """``vector`` (float32) followed by zeros up to ``length``."""
     out = np.zeros(length, np.float32)

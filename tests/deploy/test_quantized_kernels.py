@@ -8,7 +8,7 @@ from deploy.tvm.kernels.direct_conv import ConvTile, Epilogue, phase_pad_func
 from deploy.tvm.kernels.ternary_conv import ternary_conv_func
 from deploy.tvm.kernels.int8_linear import int8_linear_func
 from deploy.tvm.kernels.ternary_linear import TernaryLinearShape, ternary_linear_func
-from deploy.tvm.quantized_weights import (detect_int8, detect_ternary, pack_conv_codes, pack_int8_linear,
+from deploy.tvm.quantized_weights import (detect_int8, detect_ternary, linear_scales, pack_conv_codes, pack_int8_linear,
                                           pack_linear_codes, padded, unpack_linear_codes)
 
 
@@ -82,6 +82,12 @@ def test_detect_int8_returns_codes_and_scales_of_a_symmetric_per_channel_weight(
     assert detect_int8(weight + np.float32(0.3) * found.scale[:, None]) is None
 
 
+def test_linear_scales_store_one_scale_when_the_layer_has_one_magnitude():
+    weight = np.array([[0.5, 0.0, -0.5], [0.0, 0.5, 0.5]], np.float32)
+    mode, pos_scale, neg_scale = linear_scales(detect_ternary(weight), 8)
+    assert mode == "uniform" and pos_scale.tolist() == [0.5] and neg_scale.size == 1
+
+
 @pytest.mark.parametrize("rows", [16, 8, 1])
 @pytest.mark.parametrize("binary", [False, True])
 def test_pack_linear_codes_roundtrips_exactly(rows, binary):
@@ -106,15 +112,18 @@ def _linear_case(case):
     weight = _weight(_codes((out_features, in_features), binary=binary, keep_ratio=keep_ratio, rows=rows, rng=rng),
                      asymmetric=asymmetric, rng=rng)
     found = detect_ternary(weight)
-    packed = pack_linear_codes(found.codes, block_rows=rows, scheme=found.scheme, unroll=4)
+    packed = pack_linear_codes(found.codes, block_rows=rows, scheme=found.scheme, unroll=1)  # remainder loop runs
+    length = -(-out_features // rows) * rows
+    mode, pos_scale, neg_scale = linear_scales(found, length)
+    assert mode == ("asymmetric" if asymmetric else "symmetric")
     shape = TernaryLinearShape(batch=2, in_features=in_features, out_features=out_features, block_rows=rows,
                                nnz_blocks=packed.nnz_blocks, scheme=found.scheme, dense=packed.dense,
-                               index_dtype=str(packed.indices.dtype) if packed.indices is not None else "int32")
+                               index_dtype=str(packed.indices.dtype) if packed.indices is not None else "int32",
+                               scale_mode=mode)
     x = rng.standard_normal((2, in_features)).astype(np.float32)
     bias = rng.standard_normal(out_features).astype(np.float32)
-    length = shape.block_row_count * rows
     arrays = [x, packed.words] + ([] if packed.dense else [packed.indices, packed.indptr])
-    arrays += [padded(found.pos_scale, length), padded(found.neg_scale, length), padded(bias, length)]
+    arrays += [pos_scale, neg_scale, padded(bias, length)]
     func = ternary_linear_func(shape=shape, unroll=4, epilogue=Epilogue(activation="relu"))
     return func, arrays, np.maximum(x @ weight.T + bias, 0)
 
@@ -198,7 +207,8 @@ def _conv_case(case):
     residual = rng.standard_normal(out_shape).astype(np.float32)
     offsets = packed.offsets if packed.offsets is not None else np.zeros(1, packed.layout.offset_dtype)
     indptr = packed.indptr if packed.indptr is not None else np.zeros(1, np.int32)
-    arrays = [packed.words, offsets, indptr, found.pos_scale, found.neg_scale, bias, residual]
+    length = -(-out_channels // packed.block_rows) * packed.block_rows
+    arrays = [packed.words, offsets, indptr, padded(found.pos_scale, length), padded(found.neg_scale, length), bias, residual]
     expected = np.maximum(_numpy_conv(x, weight, bias, geometry) + residual, 0)
     return (phase_pad_func(geometry=geometry), conv), (geometry, x, arrays), expected
 

@@ -45,6 +45,7 @@ class TernaryLinearShape:
         block_rows: ``R``, outputs per block (a power of two up to 16).
         nnz_blocks: stored blocks (padded rows included); ignored when ``dense``.
         scheme: ``"ternary"`` or ``"binary"`` (binary implies ``dense``).
+        scale_mode: how the scales are stored, see ``scale_lengths``.
         dense: every block kept: no ``indices`` / ``indptr`` operands, column = position in the row.
         index_dtype: ``"int16"`` or ``"int32"`` block column indices.
     """
@@ -57,6 +58,14 @@ class TernaryLinearShape:
     scheme: str = "ternary"
     dense: bool = False
     index_dtype: str = "int32"
+    scale_mode: str = "asymmetric"
+
+    @property
+    def scale_lengths(self) -> tuple[int, int]:
+        """Entries of ``pos_scale`` and ``neg_scale``: ``"uniform"`` one scale for the whole layer (1, 1),
+        ``"symmetric"`` one per channel, ``neg`` unused (``L``, 1), ``"asymmetric"`` (``L``, ``L``)."""
+        length = self.block_row_count * self.block_rows
+        return {"uniform": (1, 1), "symmetric": (length, 1), "asymmetric": (length, length)}[self.scale_mode]
 
     @property
     def block_row_count(self) -> int:
@@ -71,8 +80,7 @@ def ternary_linear_func(*, shape: TernaryLinearShape, unroll: int, epilogue: Epi
     """Build the PrimFunc ``(x, codes, [indices, indptr,] pos_scale, neg_scale, bias) -> y`` for ``shape``.
 
     Scales and ``bias`` are padded with zeros to whole block rows; in the sparse form every block
-    row holds a multiple of ``unroll`` blocks (padding blocks have a zero word). Binary kernels
-    read ``neg_scale`` only (``pos_scale == neg_scale``).
+    row's blocks run ``unroll`` at a time, then one by one. Binary kernels use one scale per channel.
     """
     if shape.scheme == "binary" and not shape.dense:
         raise ValueError("binary linear kernels keep every block (dense=True)")
@@ -89,6 +97,15 @@ def lane_masks(word, *, lanes: int, dtype: str, shift: int):
         return T.bitwise_and(T.shift_right(word, T.Cast(dtype, shift)), T.Cast(dtype, 1)) != T.Cast(dtype, 0)
     bits = T.shift_left(T.Broadcast(T.Cast(dtype, 1), lanes), T.Ramp(T.Cast(dtype, shift), T.Cast(dtype, 1), lanes))
     return T.bitwise_and(T.Broadcast(word, lanes), bits) != T.Broadcast(T.Cast(dtype, 0), lanes)
+
+
+def scale_vectors(pos_scale, neg_scale, i, shape: TernaryLinearShape):
+    """The ``R`` positive and negative scales of block row ``i``."""
+    lanes = shape.block_rows
+    if shape.scale_mode == "uniform":
+        return broadcast(pos_scale[0], lanes), broadcast(pos_scale[0], lanes)
+    pos = pos_scale[ramp(i * lanes, lanes)]
+    return pos, (pos if shape.scale_mode == "symmetric" else neg_scale[ramp(i * lanes, lanes)])
 
 
 def _masked_add(acc, word, value, shape: TernaryLinearShape, *, shift: int):
@@ -112,11 +129,16 @@ def _sparse_func(shape: TernaryLinearShape, *, unroll: int, epilogue: Epilogue, 
     rows_loop = T.parallel if parallel else T.serial
     plus = lambda acc, word, value: _masked_add(acc, word, value, shape, shift=0)  # noqa: E731 - inlined by the parser
     minus = lambda acc, word, value: _masked_add(acc, word, value, shape, shift=r_rows)  # noqa: E731
+    pos_len, neg_len = shape.scale_lengths
+
+    def combine(acc_p, acc_m, pos_scale, neg_scale, i):
+        pos, neg = scale_vectors(pos_scale, neg_scale, i, shape)
+        return acc_p * pos - acc_m * neg
 
     @T.prim_func(private=True)
     def ternary_linear(x: T.Buffer((m_rows, k_cols), "float32"), codes: T.Buffer((nnz,), code_dtype),
                        indices: T.Buffer((nnz,), index_dtype), indptr: T.Buffer((n_rows + 1,), "int32"),
-                       pos_scale: T.Buffer((n_rows * r_rows,), "float32"), neg_scale: T.Buffer((n_rows * r_rows,), "float32"),
+                       pos_scale: T.Buffer((pos_len,), "float32"), neg_scale: T.Buffer((neg_len,), "float32"),
                        bias: T.Buffer((n_rows * r_rows,), "float32"), y: T.Buffer((m_rows, n_cols), "float32")):
         T.func_attr({"tir.noalias": True, "tirx.is_scheduled": True})
         for m in T.serial(m_rows):
@@ -132,18 +154,21 @@ def _sparse_func(shape: TernaryLinearShape, *, unroll: int, epilogue: Epilogue, 
                                         x[m, T.Cast("int32", indices[indptr[i] + q * u_len + u])])
                         acc_m[u] = minus(acc_m[u], codes[indptr[i] + q * u_len + u],
                                          x[m, T.Cast("int32", indices[indptr[i] + q * u_len + u])])
+                for q in T.serial(T.floormod(indptr[i + 1] - indptr[i], u_len)):
+                    acc_p[0] = plus(acc_p[0], codes[indptr[i + 1] - T.floormod(indptr[i + 1] - indptr[i], u_len) + q],
+                                    x[m, T.Cast("int32", indices[indptr[i + 1] - T.floormod(indptr[i + 1] - indptr[i], u_len) + q])])
+                    acc_m[0] = minus(acc_m[0], codes[indptr[i + 1] - T.floormod(indptr[i + 1] - indptr[i], u_len) + q],
+                                     x[m, T.Cast("int32", indices[indptr[i + 1] - T.floormod(indptr[i + 1] - indptr[i], u_len) + q])])
                 for u in T.unroll(1, u_len):
                     acc_p[0] = acc_p[0] + acc_p[u]
                     acc_m[0] = acc_m[0] + acc_m[u]
                 if i < n_full:
-                    y[m, ramp(i * r_rows, r_rows)] = finish(
-                        acc_p[0] * pos_scale[ramp(i * r_rows, r_rows)] - acc_m[0] * neg_scale[ramp(i * r_rows, r_rows)]
-                        + bias[ramp(i * r_rows, r_rows)], None)
+                    y[m, ramp(i * r_rows, r_rows)] = finish(combine(acc_p[0], acc_m[0], pos_scale, neg_scale, i)
+                                                            + bias[ramp(i * r_rows, r_rows)], None)
                 else:
                     tail = T.alloc_buffer((r_rows,), "float32", scope="global")
-                    tail[ramp(0, r_rows)] = finish(
-                        acc_p[0] * pos_scale[ramp(i * r_rows, r_rows)] - acc_m[0] * neg_scale[ramp(i * r_rows, r_rows)]
-                        + bias[ramp(i * r_rows, r_rows)], None)
+                    tail[ramp(0, r_rows)] = finish(combine(acc_p[0], acc_m[0], pos_scale, neg_scale, i)
+                                                   + bias[ramp(i * r_rows, r_rows)], None)
                     for r in T.serial(n_cols - n_full * r_rows):
                         y[m, i * r_rows + r] = tail[r]
 
@@ -164,15 +189,17 @@ def _dense_func(shape: TernaryLinearShape, *, unroll: int, epilogue: Epilogue, p
     plus = lambda acc, word, value: _masked_add(acc, word, value, shape, shift=0)  # noqa: E731
     minus = lambda acc, word, value: _masked_add(acc, word, value, shape, shift=0 if binary else r_rows)  # noqa: E731
 
-    def combine(total, acc_p, acc_m, pos, neg):
+    pos_len, neg_len = shape.scale_lengths
+
+    def combine(total, acc_p, acc_m, pos_scale, neg_scale, i):
+        pos, neg = scale_vectors(pos_scale, neg_scale, i, shape)
         if binary:
-            return (broadcast(total, r_rows) - acc_m * broadcast(T.float32(2), r_rows)) * neg
+            return (broadcast(total, r_rows) - acc_m * broadcast(T.float32(2), r_rows)) * pos
         return acc_p * pos - acc_m * neg
 
     @T.prim_func(private=True)
     def ternary_linear_dense(x: T.Buffer((m_rows, k_cols), "float32"), codes: T.Buffer((n_rows * k_cols,), code_dtype),
-                             pos_scale: T.Buffer((n_rows * r_rows,), "float32"),
-                             neg_scale: T.Buffer((n_rows * r_rows,), "float32"),
+                             pos_scale: T.Buffer((pos_len,), "float32"), neg_scale: T.Buffer((neg_len,), "float32"),
                              bias: T.Buffer((n_rows * r_rows,), "float32"), y: T.Buffer((m_rows, n_cols), "float32")):
         T.func_attr({"tir.noalias": True, "tirx.is_scheduled": True})
         for m in T.serial(m_rows):
@@ -197,13 +224,11 @@ def _dense_func(shape: TernaryLinearShape, *, unroll: int, epilogue: Epilogue, p
                     acc_m[0] = acc_m[0] + acc_m[u]
                 if i < n_full:
                     y[m, ramp(i * r_rows, r_rows)] = finish(
-                        combine(total[0], acc_p[0], acc_m[0], pos_scale[ramp(i * r_rows, r_rows)],
-                                neg_scale[ramp(i * r_rows, r_rows)]) + bias[ramp(i * r_rows, r_rows)], None)
+                        combine(total[0], acc_p[0], acc_m[0], pos_scale, neg_scale, i) + bias[ramp(i * r_rows, r_rows)], None)
                 else:
                     tail = T.alloc_buffer((r_rows,), "float32", scope="global")
                     tail[ramp(0, r_rows)] = finish(
-                        combine(total[0], acc_p[0], acc_m[0], pos_scale[ramp(i * r_rows, r_rows)],
-                                neg_scale[ramp(i * r_rows, r_rows)]) + bias[ramp(i * r_rows, r_rows)], None)
+                        combine(total[0], acc_p[0], acc_m[0], pos_scale, neg_scale, i) + bias[ramp(i * r_rows, r_rows)], None)
                     for r in T.serial(n_cols - n_full * r_rows):
                         y[m, i * r_rows + r] = tail[r]
 

@@ -53,9 +53,21 @@ def static_onnx_for_tvm(model, *, input_shape: tuple[int, ...]):
 
     name = graph_input_name(model)
     try:
-        return fold_constants(fix_input_shapes(model, {name: tuple(int(v) for v in input_shape)}))
+        folded = fold_constants(fix_input_shapes(model, {name: tuple(int(v) for v in input_shape)}))
     except OnnxFormatError as error:
         raise CompileError(str(error)) from None
+    _name_no_empty_resize_scales(folded.graph)
+    return folded
+
+
+def _name_no_empty_resize_scales(graph) -> None:
+    """A ``Resize`` given ``sizes`` and an empty ``scales`` tensor (torch's export at opsets 11-12)
+    names no ``scales`` instead: ONNX defines both forms as the same, TVM's importer accepts only
+    the second ("Only one of scales and sizes can be provided"). Hand-written: one input renamed."""
+    empty = {init.name for init in graph.initializer if list(init.dims) == [0]}
+    for node in graph.node:
+        if node.op_type == "Resize" and len(node.input) > 3 and node.input[3] and node.input[2] in empty:
+            node.input[2] = ""
 
 
 def graph_input_name(model) -> str:

@@ -86,11 +86,11 @@ class UNetDecoder(nn.Module):
         return self.out(F.relu(self.decode(torch.cat([skip, nearest], 1)))) + self.out(F.relu(self.decode(torch.cat([skip, self.up(low)], 1))))
 
 
-def export_dynamic(model, path, shape):
+def export_dynamic(model, path, shape, *, opset=17):
     """``torch.onnx.export`` with dynamic batch, height and width, as users ship detectors."""
     torch.manual_seed(0)
     model.eval()
-    torch.onnx.export(model, (torch.randn(*shape),), str(path), dynamo=False, opset_version=17,
+    torch.onnx.export(model, (torch.randn(*shape),), str(path), dynamo=False, opset_version=opset,
                       input_names=["images"], output_names=["output"],
                       dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch"}})
     return path
@@ -109,12 +109,13 @@ def _tvm(library, x):
     return load_session("tvm", library).run_one(x)
 
 
-@pytest.mark.parametrize("model,shape", [
-    pytest.param(SamePadNet, (1, 3, 30, 34), id="same-padding"),
-    pytest.param(UNetDecoder, (2, 3, 24, 20), id="unet-resize"),
+@pytest.mark.parametrize("model,shape,opset", [
+    pytest.param(SamePadNet, (1, 3, 30, 34), 17, id="same-padding"),
+    pytest.param(UNetDecoder, (2, 3, 24, 20), 17, id="unet-resize"),
+    pytest.param(UNetDecoder, (1, 3, 16, 12), 11, id="unet-resize-opset11"),  # Resize with sizes and empty scales
 ])
-def test_compile_matches_onnxruntime_when_onnx_has_dynamic_axes_and_shape_arithmetic(tmp_path, model, shape):
-    path = export_dynamic(model(), tmp_path / "model.onnx", (1, 3, 32, 32))
+def test_compile_matches_onnxruntime_when_onnx_has_dynamic_axes_and_shape_arithmetic(tmp_path, model, shape, opset):
+    path = export_dynamic(model(), tmp_path / "model.onnx", (1, 3, 32, 32), opset=opset)
     result = compile_onnx(path, target="host", out_dir=tmp_path / "host", input_shape=shape)
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     np.testing.assert_allclose(_tvm(result.library_path, x), _onnxruntime(path, x), rtol=0, atol=ATOL)

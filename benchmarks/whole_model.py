@@ -291,14 +291,15 @@ def markdown(results: dict, profile, *, command: str, threads: list[int], loads:
              f"{platform.system()} {platform.release()}, no GPU",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"- versions: Python {platform.python_version()}, {_versions()}",
-             f"- command: `{command}`",
+             f"- command: `{command}`" + ("; the `--lenet-run` directory is a `compress run` of the default recipe (LeNet-5,"
+                                          " MNIST) made on this machine the same day" if "--lenet-run" in command else ""),
              "- load: the machine is shared; 1-minute load average at the start / end of each timing process: "
              + ", ".join(f"{count} thread(s) {a:.1f} / {b:.1f}" for count, (a, b) in loads.items()), "",
              "Ratio = onnxruntime-dense time / candidate time (higher is faster); `median` compares medians, `min` compares",
              "minima. `max err` = max abs difference between the TVM build and onnxruntime on the same variant.",
              "Both engines run at the same thread count in one process, interleaved; onnxruntime's intra-op pool spins",
              "after each run (its default), TVM's pool sleeps: the first calls of every burst are untimed so the other",
-             "engine's spinning threads have stopped before a timed call.", ""]
+             "engine's spinning threads have stopped before a timed call.", ""] + READING_GUIDE
     lines += _targets(results, threads) + _scaling(results, threads)
     for count in threads:
         lines += [f"## {count} thread{'s' if count > 1 else ''} (onnxruntime intra-op = TVM_NUM_THREADS = {count})", ""]
@@ -330,6 +331,20 @@ def markdown(results: dict, profile, *, command: str, threads: list[int], loads:
                  f"{sum(s for _, _, s in shares[15:]):.1%} |")
     return "\n".join(lines) + "\n"
 
+
+READING_GUIDE = [
+    "How the TVM builds run: every conv with groups = 1 is one direct-convolution kernel over flat pixel tiles",
+    "(R output channels x P vectors of 16 pixels in zmm registers, zero R x 1 weight blocks skipped, bias / residual /",
+    "activation fused, masked stores where a vector crosses a row end); the tile is picked per layer by a cost model",
+    "(`deploy/tvm/conv_tiles.py`) and named in each build's `compile_report.json`: a dense weight gets the dense",
+    "register-blocked tile, unstructured sparsity short 1-2 row blocks. Depthwise convs, linear layers and the other",
+    "operators keep their kernels and schedules. Check a kernel with `objdump -d` on the built library: the hot loop is",
+    "`vbroadcastss` + `vfmadd231ps` on registers, no accumulator loads or stores.",
+    "",
+    "Reading the 2-thread columns: the thread counts are those asked of both engines; when the load average above is",
+    "higher than the 2 logical CPUs, neither engine gets a free second core (onnxruntime's own 2-thread / 1-thread",
+    "ratio in the scaling table shows it), so those columns and the scaling table measure the shared machine's",
+    "contention as much as the kernels.", ""]
 
 TARGETS = (  # (model, candidate, {threads: target ratio against dense onnxruntime})
     ("resnet20", "tvm 90% 16x1", {1: 4.0, 2: 3.0}), ("mobilenetv2-small", "tvm 90% 16x1", {1: 2.5, 2: 2.0}),

@@ -14,8 +14,9 @@ plus its scales (one for the layer, one or two per output channel: as few as the
 Symmetric per-channel int8 weights (:func:`deploy.tvm.quantized_weights.detect_int8`: every
 ``w / scale`` an integer, ``scale = max|w| / 127``) are stored as int8 codes per kept block plus one
 scale per channel (``int8_linear``; the conv kernel with ``R`` codes per block); activations stay
-float32. Depthwise convolutions are left to the float pass. Every other chain is left for the float pass. The linear block height is the one that stores the
-fewest bytes (larger on ties); the convolution tile is the float kernel's.
+float32. Depthwise convolutions and every other chain are left to the float pass. The linear block
+height is the one that stores the fewest bytes unless the target's vector width stores at most 10%
+more; the convolution tile is the float kernel's.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from deploy.tvm.quantized_weights import (Int8Weight, TernaryWeight, detect_int8
                                           pack_conv_codes, pack_int8_linear, pack_linear_codes, padded)
 
 LINEAR_BLOCK_ROWS = (16, 8, 4, 2, 1)
+PREFERRED_ROWS_SLACK = 1.1
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
             x = self.visit_expr(chain.op.args[0])
             if len(shape) != 2:
                 x = self.builder_.emit(relax.op.reshape(x, (batch, in_features)))
-            packed = _smallest_linear_packing(codes)
+            packed = _smallest_linear_packing(codes, vector_floats=vector_floats)
             rows = packed.block_rows
             length = -(-out_features // rows) * rows
             scale_mode, pos_scale, neg_scale = linear_scales(codes, length)
@@ -235,13 +237,18 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
     return TernaryRewriter(mod)
 
 
-def _smallest_linear_packing(codes: TernaryWeight):
-    """The ``R x 1`` packing of ``codes`` that stores the fewest bytes (the larger ``R`` on ties)."""
-    best = None
+def _smallest_linear_packing(codes: TernaryWeight, *, vector_floats: int):
+    """The ``R x 1`` packing of ``codes`` that stores the fewest bytes (the larger ``R`` on ties), or
+    the target's vector width ``R`` when that stores at most ``PREFERRED_ROWS_SLACK`` more: one full
+    vector per block is faster (measured on AVX-512: a 500x800 ternary layer at 92% block sparsity
+    ran 2.5x faster with 16-lane than with 8-lane blocks)."""
+    packings = {}
     for rows in LINEAR_BLOCK_ROWS:
         if rows > 1 and rows >= 2 * codes.codes.shape[0]:
             continue
-        packed = pack_linear_codes(codes.codes, block_rows=rows, scheme=codes.scheme, unroll=1)  # the kernel runs the remainder
-        if best is None or packed.payload_bytes < best.payload_bytes:
-            best = packed
-    return best
+        packings[rows] = pack_linear_codes(codes.codes, block_rows=rows, scheme=codes.scheme, unroll=1)  # the kernel runs the remainder
+    smallest = min(packings.values(), key=lambda packed: (packed.payload_bytes, -packed.block_rows))
+    preferred = packings.get(min(vector_floats, max(LINEAR_BLOCK_ROWS)))
+    if preferred is not None and preferred.payload_bytes <= PREFERRED_ROWS_SLACK * smallest.payload_bytes:
+        return preferred
+    return smallest

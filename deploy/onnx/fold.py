@@ -77,6 +77,7 @@ def fold_constants(model, *, keep=(), atol: float = FOLD_ATOL):
     import onnx
 
     marked = _with_overridable(model, set(keep))
+    _drop_trailing_empty_inputs(marked.graph)
     with tempfile.TemporaryDirectory(prefix="compress-fold-") as folder:
         path = os.path.join(folder, "folded.onnx")
         _optimize(marked, path)
@@ -170,6 +171,14 @@ def _with_overridable(model, keep: set[str]):
     if keep and marked.ir_version < 4:
         marked.ir_version = 4  # overridable initializers need IR 4
     return marked
+
+
+def _drop_trailing_empty_inputs(graph) -> None:
+    """``Pad(x, pads, "")`` -> ``Pad(x, pads)``: an omitted trailing optional input means the same as
+    an empty name, and onnxruntime's Pad-into-Conv fusion only accepts the short form."""
+    for node in graph.node:
+        while node.input and not node.input[-1]:
+            node.input.pop()
 
 
 def _unmark(folded, *, original) -> None:

@@ -15,7 +15,7 @@ from deploy.tvm.row_blocks import block_structure, nonzero_blocks, row_blocks
 
 LINEAR_UNROLL = 4
 # Nanoseconds per stored block by block height R, measured on a 500x800 weight at batch 1
-# (x86-64 AVX-512, `benchmarks/whole_model.md`): taller blocks load more zeros, shorter ones use
+# (x86-64 AVX-512, the block linear kernel alone): taller blocks load more zeros, shorter ones use
 # narrower vectors; only the ratios matter for the choice.
 BLOCK_COST_NS = {1: 0.40, 2: 0.35, 4: 0.38, 8: 0.48, 16: 0.80}
 

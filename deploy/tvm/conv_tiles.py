@@ -8,12 +8,13 @@ pixels, ``R * P`` accumulators within the target's register budget. The estimate
 in cycles of one tile step: ``R * P`` FMAs at two per cycle against ``R`` weight broadcasts plus ``P``
 input vectors at two loads per cycle, where an input vector of a sparse weight (taps far apart)
 costs ``miss = 2`` loads' worth (it mostly comes from L2), a dense one 1. ``tiles`` counts the
-recomputed pixels of the last tile. Calibrated on the 2-core AMD EPYC (Zen 5, AVX-512) build machine
-against single-layer timings (3x3 layers at widths 7-56, dense, 90% 16x1 and 92% unstructured): it
-ranks the tiles as measured there within about 15%. A dense weight is the case where no block is
-zero: the chosen dense tile is the register-blocked dense kernel (8 x 3 x 16 reaches 0.9x of
-onnxruntime's MLAS on a 128-channel 3x3 layer at 28x28), so the pick between a "sparse" and a
-"dense" kernel is this one comparison of tiles over the same zero pattern.
+recomputed pixels of the last tile. Calibrated against single-layer timings on the AMD EPYC (Zen 5,
+AVX-512) build machine (3x3 layers at widths 7-56, dense, 90% 16x1 and 92% unstructured): the tile
+it picks measured within about 15% of the fastest tile tried on each of those layers. A dense
+weight is the case where no block is zero: its tile is the register-blocked dense kernel (8 x 3 x 16
+ran at 0.9x of onnxruntime's MLAS on a 128-channel 3x3 layer at 28x28), so the choice between a
+"sparse" and a "dense" kernel is this one comparison of tiles over the same zero pattern; it is
+predicted, not timed at compile time.
 """
 
 from __future__ import annotations

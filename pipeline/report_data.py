@@ -128,6 +128,8 @@ def kernel_rows(history: list[dict[str, Any]], layers: list[dict[str, Any]] = ()
     if record is None:
         return []
     names = module_names(record["metrics"].get("layers", []), layers)
+    export = next((r for r in history if r["name"] == "export" and r["status"] == "done"), None)
+    stored = {s["fqn"]: s["stored_bytes"] for s in (export["metrics"].get("sizes", {}).get("layers", []) if export else [])}
     rows = []
     for layer in record["metrics"].get("layers", []):
         kernel = layer.get("kernel", "dense")
@@ -140,9 +142,16 @@ def kernel_rows(history: list[dict[str, Any]], layers: list[dict[str, Any]] = ()
                 "format": kernel,
                 "sparsity_ratio": float(layer.get("sparsity_ratio", 0.0)),
                 "reason": str(layer.get("reason", "")),
+                "library_bytes": layer.get("payload_bytes"),  # code kernels report the weight bytes they store
+                "onnx_bytes": _stored_bytes(stored, names.get(str(layer.get("name")))),
             }
         )
     return rows
+
+
+def _stored_bytes(stored: dict[str, int], fqn: str | None) -> int | None:
+    """The export's stored bytes of the weight of module (or parameter) ``fqn``."""
+    return None if fqn is None else stored.get(fqn, stored.get(f"{fqn}.weight"))
 
 
 def module_names(compiled: list[dict[str, Any]], layers: list[dict[str, Any]]) -> dict[str, str]:

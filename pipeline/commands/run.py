@@ -68,7 +68,7 @@ def _run(obj, model, target, recipe, until, device, budgets, *, as_json: bool, *
     options = build_run_options(kwargs, target=target, device=device, max_accuracy_drop=max_accuracy_drop)
     manifest = execute(
         steps, model_path=model_path, run_dir=run_dir, options=options, kwargs=kwargs,
-        resume=resume, until=until, dry_run=dry_run, log=log_function(obj),
+        resume=resume, until=until, dry_run=dry_run, log=log_function(obj) if distributed.is_main() else _silent,
     )
     if not dry_run and distributed.is_main():  # under torchrun only rank 0 reports
         summarise(manifest, run_dir=run_dir, as_json=as_json, max_accuracy_drop=max_accuracy_drop, max_robust_drop=max_robust_drop)
@@ -105,3 +105,7 @@ def _with_target(steps, target: str):
     if target not in list_targets():
         raise UserError(f"unknown target {target!r}; allowed: {', '.join(list_targets())}")
     return [replace(step, config=replace(step.config, target=target)) if step.use == "compile" else step for step in steps]
+
+
+def _silent(_: str) -> None:
+    """The log of the other ranks under torchrun (rank 0 reports)."""

@@ -39,9 +39,13 @@ def make_command(name: str) -> click.Command:
         options = build_run_options(kwargs, target=target)
         manifest = execute(
             [Step(name, config)], model_path=input_path, run_dir=run_dir, options=options, kwargs=kwargs,
-            resume=resume, until=None, dry_run=dry_run, log=log_function(obj),
+            resume=resume, until=None, dry_run=dry_run, log=log_function(obj) if distributed.is_main() else _silent,
         )
         if not dry_run and distributed.is_main():  # under torchrun only rank 0 reports
             summarise(manifest, run_dir=run_dir, as_json=as_json, max_accuracy_drop=None)
 
     return command
+
+
+def _silent(_: str) -> None:
+    """The log of the other ranks under torchrun (rank 0 reports)."""

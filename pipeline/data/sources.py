@@ -36,6 +36,14 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def inputs(self) -> np.ndarray:
+        """Every input as one N x C x H x W array in memory (for scripts on small data; the pipeline streams)."""
+        samples = self.samples
+        if isinstance(samples, ArraySamples):
+            rows = samples.array if samples.index is None else samples.array[samples.index]
+            return np.array(rows, dtype=rows.dtype.newbyteorder("="))
+        return np.stack([samples.read(index) for index in range(len(samples))])
+
     def limited(self, limit: int) -> "Split":
         if limit < 0:
             raise UserError(f"sample limits must be >= 0, got {limit}")
@@ -51,6 +59,23 @@ class RawData:
     test: Split
     unit_scale: float
     images: bool = False  # an image folder (its files are converted to the model's channels)
+
+    # Whole splits in memory, for benchmark scripts on MNIST-sized data (the pipeline never calls these).
+    @property
+    def train_x(self) -> np.ndarray:
+        return self.train.inputs()
+
+    @property
+    def train_y(self) -> np.ndarray:
+        return self.train.labels
+
+    @property
+    def test_x(self) -> np.ndarray:
+        return self.test.inputs()
+
+    @property
+    def test_y(self) -> np.ndarray:
+        return self.test.labels
 
 
 def load_source(spec: str, *, holdout_ratio: float = 0.2, seed: int = 0, channels: int | None = None) -> RawData:

@@ -42,11 +42,14 @@ from deploy.tvm.layer_report import KernelChoice, LayerReport
 from deploy.tvm.kernels.block_linear import block_linear_func
 from deploy.tvm.kernels.conv_geometry import ConvGeometry
 from deploy.tvm.kernels.direct_conv import ConvTile, Epilogue, depthwise_conv_func, direct_conv_func, phase_pad_func
+from deploy.tvm.kernels.flat_depthwise import flat_depthwise_fits, flat_depthwise_func
 from deploy.tvm.kernels.tiled_conv import tiled_conv_func
 from deploy.tvm.linear_weights import LINEAR_UNROLL, best_linear_block_rows, encode_linear_blocks
 
 VECTOR_CHOICES = (16, 8, 4, 2, 1)
 PARALLEL_MIN_MACS = 1_000_000
+FLAT_DEPTHWISE_VECTORS = (4, 3, 2, 1)  # pixel vectors per depthwise tile, the most that fit the image
+FLAT_DEPTHWISE_MIN_LANES = 16  # masked loads need mask registers (AVX-512); NEON / AVX2 keep the pad copy
 
 
 @dataclass
@@ -139,19 +142,33 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
             bias = chain.bias if chain.bias is not None else np.zeros(geometry.out_channels, np.float32)
             vector = next(v for v in VECTOR_CHOICES if v <= vector_floats and geometry.out_width % v == 0)
             name = f"conv2d_{len(reports)}"
-            xq = self._phase_pad(self.visit_expr(chain.op.args[0]), geometry, name)
+            x = self.visit_expr(chain.op.args[0])
             residual = self.visit_expr(chain.residual) if chain.residual is not None else relax.const(np.zeros((1, 1, 1, 1), np.float32))
             if int(chain.op.attrs.groups) > 1:
-                macs = geometry.macs // geometry.channels
-                func = depthwise_conv_func(geometry=geometry, vector=vector, epilogue=chain.epilogue(), parallel=macs >= PARALLEL_MIN_MACS)
-                operands = [xq, relax.const(np.ascontiguousarray(weight.reshape(-1))), relax.const(bias), residual]
-                choice = KernelChoice("depthwise-conv", 1, _sparsity(weight),
-                                      f"depthwise direct convolution, {vector} pixels per vector; {chain.describe()}")
+                func, operands, choice = self._depthwise_conv(chain, weight, geometry, vector, x, name, bias, residual)
             else:
+                xq = self._phase_pad(x, geometry, name)
                 func, operands, choice = self._standard_conv(chain, weight, geometry, vector, xq, bias, residual)
             reports.append(LayerReport(name, "conv2d", tuple(int(v) for v in weight.shape), geometry.batch, choice))
             out_type = relax.TensorType((geometry.batch, geometry.out_channels, geometry.out_height, geometry.out_width), "float32")
             return relax.call_tir(self._add(func, name), operands, out_type)
+
+        def _depthwise_conv(self, chain: Chain, weight, geometry: ConvGeometry, vector: int, x, name: str, bias, residual):
+            """The flat-pixel kernel on the unpadded input where it fits (AVX-512), else pad + the row kernel."""
+            macs = geometry.macs // geometry.channels
+            parallel = macs >= PARALLEL_MIN_MACS
+            weights = relax.const(np.ascontiguousarray(weight.reshape(-1)))
+            vectors = next((p for p in FLAT_DEPTHWISE_VECTORS if flat_depthwise_fits(geometry, lanes=vector_floats, vectors=p)), 0)
+            if vector_floats >= FLAT_DEPTHWISE_MIN_LANES and vectors:
+                func = flat_depthwise_func(geometry=geometry, lanes=vector_floats, vectors=vectors, epilogue=chain.epilogue(),
+                                           parallel=parallel)
+                how = f"depthwise convolution over flat pixels, {vectors} x {vector_floats} per tile, padding masked (no pad copy)"
+                return func, [x, weights, relax.const(bias), residual], KernelChoice(
+                    "depthwise-conv", 1, _sparsity(weight), f"{how}; {chain.describe()}")
+            func = depthwise_conv_func(geometry=geometry, vector=vector, epilogue=chain.epilogue(), parallel=parallel)
+            operands = [self._phase_pad(x, geometry, name), weights, relax.const(bias), residual]
+            return func, operands, KernelChoice("depthwise-conv", 1, _sparsity(weight),
+                                                f"depthwise direct convolution, {vector} pixels per vector; {chain.describe()}")
 
         def _standard_conv(self, chain: Chain, weight, geometry: ConvGeometry, vector: int, xq, bias, residual):
             """groups = 1: the flat-pixel tiled kernel with the cost model's tile, else the row kernel."""

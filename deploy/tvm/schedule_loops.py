@@ -5,8 +5,8 @@ list of blocks, each a perfect loop nest with its spatial loops outside its redu
 any). Two schedules cover them all:
 
 * **spatial** (elementwise, pad, concat, split, slice, transpose, resize, broadcast): the shortest
-  suffix of spatial loops whose fused extent is a multiple of the vector width is split by it and the
-  inner part vectorised; everything above is fused and run in parallel when the block's work pays for
+  suffix of spatial loops whose fused extent is a multiple of the widest vector width possible is
+  split by it and the inner part vectorised (a 14x14 map: 16 lanes over channel x pixels, not 2); everything above is fused and run in parallel when the block's work pays for
   waking the second thread.
 * **reduction** (pooling with padding or ceil mode, global and ``ReduceMean`` means, softmax's max and
   sum, layer norm's moments, batch matmul with non-constant operands): the same vector lane is taken
@@ -62,7 +62,8 @@ def schedule_block(sch, block, *, vector_floats: int, parallel_min_work: int) ->
     window = _product(_extent(sch, loop) for loop in reduce)
     work = _product(extents) * window
     row_tile = ROW_TILE if reduce and window > MAX_UNROLLED_WINDOW else 1
-    outer, rows, lane, lanes = _split_vector_lane(sch, spatial, extents, vector_floats, row_tile=row_tile)
+    outer, rows, lane, lanes = _split_vector_lane(sch, spatial, extents, vector_floats, row_tile=row_tile,
+                                                  widest=not reduce)
     parallel = work >= parallel_min_work and outer is not None
     name = sch.get(block).name_hint
     if reduce:
@@ -112,17 +113,19 @@ def pad_vector_lane(sch, block, *, vector_floats: int) -> bool:
     return True
 
 
-def _split_vector_lane(sch, spatial: list, extents: list[int], vector_floats: int, *, row_tile: int = 1):
+def _split_vector_lane(sch, spatial: list, extents: list[int], vector_floats: int, *, row_tile: int = 1,
+                       widest: bool = False):
     """Fuse the spatial loops into ``outer`` (+ ``rows``, ``row_tile`` iterations of the loop above the
     lane, when asked and it divides) + ``lane`` (the vector loop of ``lanes`` iterations).
 
     The lane comes from the shortest suffix of spatial loops whose fused extent is a multiple of a
-    vector width, so the innermost (contiguous) output axis is vectorised whenever it can be.
-    Returns ``(outer, rows, lane, lanes)``; ``rows`` / ``lane`` are ``None`` when not made.
+    vector width (``widest``: of the widest vector width any suffix allows), so the innermost
+    (contiguous) output axis is vectorised whenever it can be. Returns ``(outer, rows, lane, lanes)``; ``rows`` / ``lane`` are ``None`` when not made.
     """
-    for count in range(1, len(spatial) + 1):
-        suffix = _product(extents[-count:])
-        lanes = next((v for v in VECTOR_CHOICES if v <= vector_floats and suffix % v == 0 and suffix >= v), 1)
+    options = [(_lanes(_product(extents[-count:]), vector_floats), count) for count in range(1, len(spatial) + 1)]
+    if widest:
+        options = sorted(options, key=lambda option: (-option[0], option[1]))
+    for lanes, count in options:
         if lanes > 1:
             head, tail = list(spatial[: len(spatial) - count]), spatial[len(spatial) - count:]
             fused_tail = sch.fuse(*tail) if len(tail) > 1 else tail[0]
@@ -136,6 +139,10 @@ def _split_vector_lane(sch, spatial: list, extents: list[int], vector_floats: in
             return outer, rows, lane, lanes
     outer = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
     return outer, None, None, 1
+
+
+def _lanes(extent: int, vector_floats: int) -> int:
+    return next((v for v in VECTOR_CHOICES if v <= vector_floats and extent % v == 0 and extent >= v), 1)
 
 
 def _vectorize_if_serial(sch, loop) -> None:

@@ -4,7 +4,8 @@ slice, transpose and every elementwise activation.
 
 TVM 0.27's default CPU build legalizes these into plain scalar loops and leaves them unscheduled,
 and dlight's CPU rules cover only GEMV and reductions. This pass swaps exp / sigmoid / erf / tanh /
-softmax for their vectorisable polynomial forms (:mod:`deploy.tvm.schedule_math`), legalizes the
+softmax for their vectorisable polynomial forms (:mod:`deploy.tvm.schedule_math`), turns inference
+batch norms into a multiply-add with folded constants (TVM's ``DecomposeOpsForInference``), legalizes the
 module, fuses chains of elementwise operators and their producers (TVM's ``FuseOps`` / ``FuseTIR``),
 inlines each
 PrimFunc's producers into their consumers (pad into pool, exp into softmax's sum and division) and
@@ -24,6 +25,7 @@ from deploy.tvm.schedule_math import fast_math
 
 PARALLEL_MIN_WORK = PARALLEL_MIN_MACS
 NAIVE_MIN_ELEMENTS = 256
+OPAQUE_PATTERN = 8  # relax.OpPatternKind.kOpaque: FuseOps never fuses it
 # TVMScript of a loop nest that uses the vector unit or the thread pool (a scheduled loop, or the
 # explicit vector types of our hand-written kernels).
 VECTOR_OR_PARALLEL_MARKS = ("T.vectorized(", "T.parallel(", "T.Ramp(", "float32x")
@@ -35,6 +37,7 @@ def schedule_rest(mod, *, vector_floats: int):
     import tvm
     from tvm import relax
 
+    mod = relax.transform.FoldConstant()(relax.transform.DecomposeOpsForInference()(mod))
     mod = _fuse_elementwise(relax.transform.LegalizeOps()(fast_math(mod)))
     updates = {}
     for gvar, func in mod.functions_items():
@@ -56,12 +59,23 @@ def _fuse_elementwise(mod):
     import tvm
     from tvm import relax
 
-    passes = tvm.transform.Sequential([relax.transform.AnnotateTIROpPattern(), relax.transform.FuseOps(),
-                                       relax.transform.FuseTIR(), relax.transform.DeadCodeElimination()])
+    passes = tvm.transform.Sequential([relax.transform.FuseOps(), relax.transform.FuseTIR(),
+                                       relax.transform.DeadCodeElimination()])
     try:
-        return passes(mod)
+        return passes(_reshapes_opaque(relax.transform.AnnotateTIROpPattern()(mod)))
     except (tvm.error.TVMError, ValueError, RuntimeError):
         return mod
+
+
+def _reshapes_opaque(mod):
+    """Keep pure reshapes out of fusion: alone they are free views in the VM, fused into an
+    elementwise loop they cost a division and a modulo per element (flat index -> NCHW)."""
+    import tvm
+
+    for gvar, func in list(mod.functions_items()):
+        if isinstance(func, tvm.tirx.PrimFunc) and _is_reshape(func):
+            mod[gvar] = func.with_attr("op_pattern", OPAQUE_PATTERN)
+    return mod
 
 
 def unscheduled_functions(mod) -> list[str]:
@@ -133,9 +147,21 @@ def _schedule(func, vector_floats: int):
 
 
 def _try_inline(sch, block) -> None:
+    """Inline ``block`` into its consumers unless it is a reduction (the sum of a mean) or its result is
+    broadcast (a squeeze-excite gate ``sigmoid`` of shape (1, C, 1, 1) read for every pixel: inlined,
+    its exp would run H x W times per channel)."""
     from tvm import s_tir
 
+    written = sch.get(block).writes
+    consumers = sch.get_consumers(block)
+    if written and consumers and any(_region_size(sch.get(consumer).writes) > _region_size(written)
+                                     for consumer in consumers):
+        return
     try:
         sch.compute_inline(block)
     except s_tir.ScheduleError:
-        pass  # a reduction producer (the sum of a mean) stays its own block
+        pass
+
+
+def _region_size(regions) -> int:
+    return sum(_product(int(r.extent) for r in region.region) for region in regions)

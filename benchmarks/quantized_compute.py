@@ -267,7 +267,12 @@ NOTES = [
     "- Ternary / int8 convolutions use their own row kernel (codes expanded to float once per call, then the float "
     "row kernel's loop); the float build uses the flat-pixel tiled kernel, which is faster on these layers. Feeding "
     "the expanded blocks to the tiled kernel was tried: the arm64 library of the default run grew from 97.7 KiB to "
-    "129.7 KiB (its unrolled tiles) and the payload over the ONNX's to 1.38x, so it was not kept.",
+    "129.7 KiB (its unrolled tiles) and the payload over the ONNX's to 1.38x, and on the host the build "
+    "constant-folded the expansion (its inputs are all constants), storing float blocks again, so it was not kept.",
+    "- Where the ternary ResNet-20 / MobileNetV2 builds lose their time (VM instrument, 1 thread, ResNet-20): "
+    "the code convolutions take about what the float ones take (80 us vs 77 us in all), but the phase-pad copies "
+    "before them take 125 us against 30 us in the fp32 build, with the same TIR; the int8-weight build, which uses "
+    "the same code kernel and pads, does not show it (0.091 vs 0.085 ms). Not found yet.",
     "- int8 here is weight-only: the library stores int8 codes and per-channel scales, activations stay float32. "
     "int8 activations (calibration, QDQ export, VNNI / SDOT kernels) are not built.",
 ]

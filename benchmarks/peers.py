@@ -140,6 +140,8 @@ def quantize_int8(source: Path, path: Path, *, shape: tuple, batches: int = 8) -
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
+        """``batches`` seeded standard-normal inputs, then None."""
+
         def __init__(self):
             rng = np.random.default_rng(1)
             self.items = iter([{"input": rng.standard_normal(shape).astype(np.float32)} for _ in range(batches)])
@@ -208,6 +210,7 @@ def _candidate(plan: dict, *, model: str, label: str, engine: str, runtime: str,
 
 
 def _last_line(error: BaseException) -> str:
+    """The last line of ``error``'s message, at most 300 characters."""
     text = str(error).strip()
     return text.splitlines()[-1][:300] if text else ""
 
@@ -245,6 +248,7 @@ def build_model(plan: dict, name: str, *, work: Path, pythons: dict) -> None:
 
 
 def _lowered(plan: dict, python: Path, model, *, shape: tuple, work: Path, stem: str, variant: str):
+    """The ``.pte`` of ``model`` and its reference variant; the partition counts go to the plan's notes."""
     path, counts = lower_executorch(python, model, shape=shape, work=work, stem=stem)
     plan["notes"][f"{stem}.pte"] = counts
     return path, variant

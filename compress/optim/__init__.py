@@ -9,6 +9,7 @@ from typing import Any
 from compress.optim.admm import ADMM
 from compress.optim.group_lasso import SSLGroupLasso
 from compress.optim.l1_prox import L1Prox
+from compress.optim.masked_finetune import MaskedFinetune
 from compress.optim.method import Hyperparameters, TrainingMethod
 from compress.optim.rgsm import RGSM
 from compress.optim.rvsm import RVSM
@@ -46,4 +47,4 @@ def register_method(cls: type[TrainingMethod]) -> type[TrainingMethod]:
     return METHODS.add(cls)
 
 
-__all__ = ["METHODS", "Hyperparameters", "TrainingMethod", "create_method", "list_methods", "register_method"]
+__all__ = ["METHODS", "Hyperparameters", "MaskedFinetune", "TrainingMethod", "create_method", "list_methods", "register_method"]

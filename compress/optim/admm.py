@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from compress.optim.masked_finetune import MaskedFinetune
 from compress.optim.method import (
     LAYER_KINDS,
     Hyperparameters,
@@ -30,7 +31,6 @@ from compress.optim.method import (
 )
 from compress.prox.cardinality import CARDINALITY_MODES, cardinality_mask
 from compress.prox.group import CHANNEL_AXES, group_axis
-from compress.prune.masks import apply_masks_, mask_gradients_
 from compress.selection import ParamSelector
 
 
@@ -41,12 +41,12 @@ class ADMMHyperparameters(Hyperparameters):
         sparsity: fraction of entries (or channels) of every selected weight to prune.
         layer_sparsity: optional ``{fqn: sparsity}`` overriding ``sparsity`` per weight.
         mode: ``"element"`` or ``"channel"``.
-        channel_axis: group axis in channel mode, ``"input"`` (paper-2 code) or ``"output"``.
+        channel_axis: group axis in channel mode, ``"input"`` (the reference code's) or ``"output"``.
         rho: augmented-Lagrangian penalty.
         rho_growth: multiplicative growth of ``rho`` after every Z/U update (1 = constant).
         z_update_interval: optimizer steps between Z/U updates; 0 = at each epoch end.
         admm_epochs: epochs of ADMM before switching to masked retraining.
-        layers: ``"all"``, ``"conv"`` (paper-2 code) or ``"linear"``.
+        layers: ``"all"``, ``"conv"`` (the reference code's) or ``"linear"``.
     """
 
     lr: float = 1e-3
@@ -84,9 +84,17 @@ class ADMM(TrainingMethod):
         self.rho = self.hp.rho
         self.z: dict[str, torch.Tensor] = {}
         self.u: dict[str, torch.Tensor] = {}
-        self.masks: dict[str, torch.Tensor] = {}
-        self.step_count = 0
-        self.retraining = False
+        self.phase = MaskedFinetune()  # switched by on_epoch_end after admm_epochs epochs
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps taken."""
+        return self.phase.steps
+
+    @property
+    def fine_tuning(self) -> bool:
+        """Whether the masked fine-tune has started."""
+        return self.phase.active
 
     def prepare(self, model: nn.Module, *, total_steps: int) -> None:
         super().prepare(model, total_steps=total_steps)
@@ -120,7 +128,7 @@ class ADMM(TrainingMethod):
         self.rho *= self.hp.rho_growth
 
     def penalty(self, model: nn.Module) -> torch.Tensor | float:
-        if self.retraining:
+        if self.fine_tuning:
             return 0.0
         if not self.z:
             self._init_z_u(model)
@@ -131,20 +139,18 @@ class ADMM(TrainingMethod):
 
     @torch.no_grad()
     def before_step(self, model: nn.Module) -> None:
-        if self.retraining:
-            mask_gradients_(model, self.masks)
+        self.phase.before_step(model)
 
     @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:
-        self.step_count += 1
-        if self.retraining:
-            apply_masks_(model, self.masks)
-        elif self.hp.z_update_interval and self.step_count % self.hp.z_update_interval == 0:
+        if self.phase.after_step(model):
+            return
+        if self.hp.z_update_interval and self.steps % self.hp.z_update_interval == 0:
             self._update_z_u(model)
 
     @torch.no_grad()
     def on_epoch_end(self, model: nn.Module, *, epoch: int) -> None:
-        if self.retraining:
+        if self.fine_tuning:
             return
         if not self.hp.z_update_interval:
             self._update_z_u(model)
@@ -152,33 +158,23 @@ class ADMM(TrainingMethod):
             self._start_retraining(model)
 
     def _start_retraining(self, model: nn.Module) -> None:
+        """Hard-prune to ``supp(Z)`` and retrain under that mask."""
         if not self.z:
             self._init_z_u(model)
-        self.masks = {fqn: z.ne(0).to(z.dtype) for fqn, z in self.z.items()}
-        apply_masks_(model, self.masks)
-        self.retraining = True
-        self.reset_momentum()
+        masks = {fqn: z.ne(0).to(z.dtype) for fqn, z in self.z.items()}
+        self.phase.start(model, masks, reset_momentum=self.reset_momentum)
 
     @torch.no_grad()
     def finalize(self, model: nn.Module) -> None:
-        if not self.retraining:
+        if not self.fine_tuning:
             self._start_retraining(model)
-        apply_masks_(model, self.masks)
+        self.phase.apply(model)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "z": clone_tensors(self.z),
-            "u": clone_tensors(self.u),
-            "masks": clone_tensors(self.masks),
-            "rho": self.rho,
-            "step_count": self.step_count,
-            "retraining": self.retraining,
-        }
+        return {"z": clone_tensors(self.z), "u": clone_tensors(self.u), "rho": self.rho, **self.phase.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.z = load_tensors(state, "z")
         self.u = load_tensors(state, "u")
-        self.masks = load_tensors(state, "masks")
         self.rho = float(state["rho"])
-        self.step_count = int(state["step_count"])
-        self.retraining = bool(state["retraining"])
+        self.phase.load_state_dict(state)

@@ -17,7 +17,9 @@ Lifecycle, the same for every method (the shape of ``torch.ao.pruning``'s prepar
     method.state_dict() / load_state_dict()    # resume mid-stage (after prepare and build_optimizer)
 
 A method is one class with ``name``, a nested-by-reference ``Hyperparameters`` dataclass and the verbs
-it needs; ``docs/adding-a-method.md`` shows a whole one.
+it needs; ``docs/adding-a-method.md`` shows a whole one. A method that counts optimizer steps calls the
+counter ``steps`` (state key ``"steps"``); one that ends with a masked fine-tune holds a
+``compress.optim.masked_finetune.MaskedFinetune``, which counts them.
 """
 
 from __future__ import annotations
@@ -151,3 +153,12 @@ def clone_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def load_tensors(state: dict[str, Any], key: str) -> dict[str, torch.Tensor]:
     """Copies of ``state[key]`` (an fqn -> tensor dict; missing key -> empty)."""
     return clone_tensors(dict(state.get(key, {})))
+
+
+STEP_KEYS = ("steps", "step_count", "iteration")
+
+
+def load_steps(state: dict[str, Any]) -> int:
+    """A method's optimizer-step counter from its state: ``state["steps"]``, else an earlier spelling
+    (ADMM's ``"step_count"``, xRDA's ``"iteration"``), else 0."""
+    return int(next((state[key] for key in STEP_KEYS if key in state), 0))

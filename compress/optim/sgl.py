@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from compress.optim.masked_finetune import MaskedFinetune
 from compress.optim.method import (
     LAYER_KINDS,
     Hyperparameters,
@@ -34,7 +35,7 @@ from compress.optim.method import (
     load_tensors,
 )
 from compress.prox.group import GROUP_AXES
-from compress.prune.masks import apply_masks_, mask_gradients_
+from compress.prune.masks import Masks
 from compress.regularizers import ELEMENTWISE, GroupLasso, elementwise_penalty
 from compress.regularizers.schedules import StepGrowth
 from compress.selection import ParamSelector
@@ -53,7 +54,7 @@ class SGLHyperparameters(Hyperparameters):
         num_train: ``N`` of the ``1/N`` normalisation (60000 for MNIST).
         a: TL1 ``a`` (1.0) or SCAD ``a`` (use 3.7 for SCAD).
         alpha: weight of the L2 term in L1 - alpha L2.
-        group_axis: ``"output"`` channels (paper-3 conv groups), ``"input"``, or ``"block"`` (16x1
+        group_axis: ``"output"`` channels (the paper's conv groups), ``"input"``, or ``"block"`` (16x1
             row blocks, the blocks the compiled kernels skip).
         layers: ``"all"``, ``"conv"`` or ``"linear"``.
     """
@@ -82,7 +83,7 @@ class SGLHyperparameters(Hyperparameters):
 
 
 class SparseGroupLasso(TrainingMethod):
-    """Nonconvex sparse group lasso (paper 3)."""
+    """Nonconvex sparse group lasso by relaxed splitting (Bui et al., 2021), then a masked fine-tune."""
 
     name = "sgl"
     Hyperparameters = SGLHyperparameters
@@ -94,10 +95,18 @@ class SparseGroupLasso(TrainingMethod):
         self.sparse = elementwise_penalty(hp.penalty, strength=hp.lam, a=hp.a, alpha=hp.alpha, layers=self.layers)
         self.group_lasso = GroupLasso(strength=hp.lam, layers=self.layers, axis=hp.group_axis, scale_by_size=True)
         self.u: dict[str, torch.Tensor] = {}
-        self.masks: dict[str, torch.Tensor] = {}
         self.epoch = 0
-        self.steps = 0
-        self.fine_tuning = False
+        self.phase = MaskedFinetune(finetune_ratio=hp.finetune_ratio)
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps taken."""
+        return self.phase.steps
+
+    @property
+    def fine_tuning(self) -> bool:
+        """Whether the masked fine-tune has started."""
+        return self.phase.active
 
     @property
     def beta(self) -> float:
@@ -121,46 +130,32 @@ class SparseGroupLasso(TrainingMethod):
 
     @torch.no_grad()
     def before_step(self, model: nn.Module) -> None:
-        if self.fine_tuning:
-            mask_gradients_(model, self.masks)
+        self.phase.before_step(model)
 
     @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:
-        self.steps += 1
-        if self.fine_tuning:
-            apply_masks_(model, self.masks)
+        if self.phase.after_step(model):
             return
         self._refresh_u(model)
-        if self.hp.finetune_ratio > 0 and self.steps >= (1.0 - self.hp.finetune_ratio) * self.total_steps:
-            self._freeze_support(model)
+        if self.phase.due(self.total_steps):
+            self.phase.start(model, self._support_masks(model), reset_momentum=self.reset_momentum)
 
     def on_epoch_end(self, model: nn.Module, *, epoch: int) -> None:
         self.epoch = epoch + 1
 
-    def _freeze_support(self, model: nn.Module) -> None:
-        self._support_masks(model)
-        apply_masks_(model, self.masks)
-        self.fine_tuning = True
-        self.reset_momentum()
-
     @torch.no_grad()
     def finalize(self, model: nn.Module) -> None:
-        if not self.fine_tuning:
-            self._support_masks(model)
-        apply_masks_(model, self.masks)
+        self.phase.finalize(model, self._support_masks)
 
-    def _support_masks(self, model: nn.Module) -> None:
-        """``masks = 1{U != 0}`` of the current weights (the deployed support)."""
+    def _support_masks(self, model: nn.Module) -> Masks:
+        """``1{U != 0}`` of the current weights (the deployed support)."""
         self._refresh_u(model)
-        self.masks = {fqn: self.u[fqn].ne(0).to(weight.dtype) for fqn, weight in self.layers.weights(model)}
+        return {fqn: self.u[fqn].ne(0).to(weight.dtype) for fqn, weight in self.layers.weights(model)}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"u": clone_tensors(self.u), "masks": clone_tensors(self.masks), "epoch": self.epoch,
-                "steps": self.steps, "fine_tuning": self.fine_tuning}
+        return {"u": clone_tensors(self.u), "epoch": self.epoch, **self.phase.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.u = load_tensors(state, "u")
-        self.masks = load_tensors(state, "masks")
         self.epoch = int(state["epoch"])
-        self.steps = int(state.get("steps", 0))
-        self.fine_tuning = bool(state.get("fine_tuning", False))
+        self.phase.load_state_dict(state)

@@ -24,14 +24,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.optim.method import (
-    Hyperparameters,
-    TrainingMethod,
-    check_ratio,
-    clone_tensors,
-    load_tensors,
-)
+from compress.optim.masked_finetune import MaskedFinetune
+from compress.optim.method import Hyperparameters, TrainingMethod, check_ratio
 from compress.prune.dead_channels import norm_layers_with_producers
+
+DeadChannels = dict[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -67,8 +64,26 @@ class NetworkSlimming(TrainingMethod):
     def __init__(self, hp: SlimmingHyperparameters | None = None) -> None:
         super().__init__(hp)
         self.s = self.hp.s
-        self.dead: dict[str, torch.Tensor] = {}
-        self.steps = 0
+        # The held "masks" are the pruned channels per norm layer (True: pruned); applying them zeroes
+        # those channels; the gradients stay unmasked (the channels are re-zeroed after every step).
+        self.phase = MaskedFinetune(
+            finetune_ratio=self.hp.finetune_ratio, apply=zero_channels_, mask_gradients=None, masks_key="dead"
+        )
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps taken."""
+        return self.phase.steps
+
+    @property
+    def fine_tuning(self) -> bool:
+        """Whether the masked fine-tune has started."""
+        return self.phase.active
+
+    @property
+    def dead(self) -> DeadChannels:
+        """``{norm fqn: bool tensor}``, True for a pruned channel (empty until the channels are pruned)."""
+        return self.phase.masks
 
     def prepare(self, model: nn.Module, *, total_steps: int) -> None:
         super().prepare(model, total_steps=total_steps)
@@ -76,7 +91,7 @@ class NetworkSlimming(TrainingMethod):
 
     @torch.no_grad()
     def before_step(self, model: nn.Module) -> None:
-        if self.dead:
+        if self.phase.before_step(model):
             return
         for _, norm, _ in norm_layers_with_producers(model):
             if norm.weight.grad is not None:
@@ -92,21 +107,16 @@ class NetworkSlimming(TrainingMethod):
 
     @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:
-        self.steps += 1
-        if self.dead:
-            self._zero(model)
-        elif self.hp.finetune_ratio > 0 and self.steps >= (1.0 - self.hp.finetune_ratio) * self.total_steps:
-            self._prune(model)
-            self.reset_momentum()
+        if not self.phase.after_step(model) and self.phase.due(self.total_steps):
+            self.phase.start(model, self._choose_dead(model), reset_momentum=self.reset_momentum)
 
     @torch.no_grad()
     def finalize(self, model: nn.Module) -> None:
-        if not self.dead:
-            self._prune(model)
-        self._zero(model)
+        self.phase.finalize(model, self._choose_dead)
 
-    def _prune(self, model: nn.Module) -> None:
-        """Choose the channels at or below the global threshold, at most ``1 - min_keep_ratio`` per layer."""
+    def _choose_dead(self, model: nn.Module) -> DeadChannels:
+        """The channels at or below the global threshold, at most ``1 - min_keep_ratio`` per layer."""
+        chosen: DeadChannels = {}
         threshold = self.threshold(model)
         for fqn, norm, producer in norm_layers_with_producers(model):
             magnitude = norm.weight.detach().abs()
@@ -115,24 +125,25 @@ class NetworkSlimming(TrainingMethod):
             dead[magnitude.argsort(descending=True)[:keep]] = False
             if producer is None and dead.any():
                 raise ValueError(f"cannot find the conv / linear layer producing {fqn!r}; cannot zero its channels")
-            self.dead[fqn] = dead
-        self._zero(model)
-
-    def _zero(self, model: nn.Module) -> None:
-        """``gamma = beta = 0`` and the producing filter (and bias) zeroed for every pruned channel."""
-        for fqn, norm, producer in norm_layers_with_producers(model):
-            dead = self.dead.get(fqn)
-            if dead is None:
-                continue
-            norm.weight[dead] = 0.0
-            norm.bias[dead] = 0.0
-            producer.weight[dead] = 0.0
-            if producer.bias is not None:
-                producer.bias[dead] = 0.0
+            chosen[fqn] = dead
+        return chosen
 
     def state_dict(self) -> dict[str, Any]:
-        return {"dead": clone_tensors(self.dead), "steps": self.steps}
+        return self.phase.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.dead = load_tensors(state, "dead")
-        self.steps = int(state.get("steps", 0))
+        self.phase.load_state_dict(state)
+
+
+@torch.no_grad()
+def zero_channels_(model: nn.Module, dead: DeadChannels) -> None:
+    """``gamma = beta = 0`` and the producing filter (and bias) zeroed for every pruned channel."""
+    for fqn, norm, producer in norm_layers_with_producers(model):
+        channels = dead.get(fqn)
+        if channels is None:
+            continue
+        norm.weight[channels] = 0.0
+        norm.bias[channels] = 0.0
+        producer.weight[channels] = 0.0
+        if producer.bias is not None:
+            producer.bias[channels] = 0.0

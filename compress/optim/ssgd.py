@@ -52,15 +52,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.optim.method import (
-    LAYER_KINDS,
-    Hyperparameters,
-    TrainingMethod,
-    check_ratio,
-    clone_tensors,
-    load_tensors,
-)
-from compress.prune.masks import apply_masks_, mask_gradients_
+from compress.optim.masked_finetune import MaskedFinetune
+from compress.optim.method import LAYER_KINDS, Hyperparameters, TrainingMethod, check_ratio
+from compress.prune.masks import Masks
 from compress.prune.semi_structured import prune_weights
 from compress.selection import ParamSelector
 
@@ -141,10 +135,18 @@ class SSGD(TrainingMethod):
     def __init__(self, hp: SSGDHyperparameters | None = None) -> None:
         super().__init__(hp)
         self.layers = ParamSelector(kinds=self.hp.layers)
-        self.masks: dict[str, torch.Tensor] = {}
-        self.fine_tuning = False
-        self.steps = 0
+        self.phase = MaskedFinetune(finetune_ratio=self.hp.finetune_ratio)
         self._rounds_done = 0
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps taken."""
+        return self.phase.steps
+
+    @property
+    def fine_tuning(self) -> bool:
+        """Whether the masked fine-tune has started."""
+        return self.phase.active
 
     def scaling(self, weight: torch.Tensor) -> torch.Tensor:
         """``s = |w|^(2-p) / mean(|w|^(2-p))``."""
@@ -153,8 +155,7 @@ class SSGD(TrainingMethod):
 
     @torch.no_grad()
     def before_step(self, model: nn.Module) -> None:
-        if self.fine_tuning:
-            mask_gradients_(model, self.masks)
+        if self.phase.before_step(model):
             return
         for _, weight in self.layers.weights(model):
             if weight.grad is not None:
@@ -162,17 +163,15 @@ class SSGD(TrainingMethod):
 
     @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:
-        self.steps += 1
-        if self.masks:
-            apply_masks_(model, self.masks)
-        if self.fine_tuning or self.hp.ssgd_epochs is not None or self.hp.finetune_ratio <= 0:
+        if self.phase.after_step(model) or self.hp.ssgd_epochs is not None or self.hp.finetune_ratio <= 0:
             return
-        switch = (1 - self.hp.finetune_ratio) * self.total_steps
+        switch = self.phase.switch_step(self.total_steps)
         if self.steps >= switch:
             self._start_fine_tuning(model)
         elif self.hp.sparsity is not None and self.steps >= switch * (self._rounds_done + 1) / self.hp.prune_rounds:
             self._rounds_done += 1
-            self._prune(model, sparsity=self.hp.sparsity * (1 - (1 - self._rounds_done / self.hp.prune_rounds) ** 3))
+            ramp = self.hp.sparsity * (1 - (1 - self._rounds_done / self.hp.prune_rounds) ** 3)
+            self.phase.hold(model, self._prune_masks(model, sparsity=ramp))
 
     @torch.no_grad()
     def on_epoch_end(self, model: nn.Module, *, epoch: int) -> None:
@@ -180,32 +179,25 @@ class SSGD(TrainingMethod):
             self._start_fine_tuning(model)
 
     def _start_fine_tuning(self, model: nn.Module) -> None:
-        self._prune(model)
-        self.fine_tuning = True
-        self.reset_momentum()
+        self.phase.start(model, self._prune_masks(model), reset_momentum=self.reset_momentum)
 
-    def _prune(self, model: nn.Module, *, sparsity: float | None = None) -> None:
+    def _prune_masks(self, model: nn.Module, *, sparsity: float | None = None) -> Masks:
+        """Masks of a global magnitude cut at ``sparsity`` (default ``hp.sparsity``), or of the energy rule."""
         if self.hp.sparsity is not None:
             ratio = self.hp.sparsity if sparsity is None else sparsity
             masks = prune_weights(model, pattern="unstructured", sparsity_ratio=ratio, scope="global", layers=self.layers).masks
         else:
             masks = {fqn: energy_mask(weight, keep_energy=self.hp.keep_energy) for fqn, weight in self.layers.weights(model)}
         weights = dict(self.layers.weights(model))
-        self.masks = {fqn: mask.to(weights[fqn].dtype) for fqn, mask in masks.items()}
-        apply_masks_(model, self.masks)
+        return {fqn: mask.to(weights[fqn].dtype) for fqn, mask in masks.items()}
 
     @torch.no_grad()
     def finalize(self, model: nn.Module) -> None:
-        if self.fine_tuning:
-            apply_masks_(model, self.masks)
-        else:
-            self._prune(model)
+        self.phase.finalize(model, self._prune_masks)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"masks": clone_tensors(self.masks), "fine_tuning": self.fine_tuning, "steps": self.steps, "rounds_done": self._rounds_done}
+        return {**self.phase.state_dict(), "rounds_done": self._rounds_done}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.masks = load_tensors(state, "masks")
-        self.fine_tuning = bool(state.get("fine_tuning", False))
-        self.steps = int(state.get("steps", 0))
+        self.phase.load_state_dict(state)
         self._rounds_done = int(state.get("rounds_done", 0))

@@ -38,6 +38,7 @@ from compress.optim.method import (
     Hyperparameters,
     TrainingMethod,
     clone_tensors,
+    load_steps,
     load_tensors,
 )
 from compress.regularizers import L1
@@ -127,7 +128,7 @@ class XRDAHyperparameters(Hyperparameters):
 
 
 class XRDA(TrainingMethod):
-    """Generalized RDA with adaptive log-weighted L1 (paper 4); xRDA is its own optimizer."""
+    """Generalized RDA with adaptive log-weighted L1 (Siegel et al., 2020); xRDA is its own optimizer."""
 
     name = "xrda"
     Hyperparameters = XRDAHyperparameters
@@ -136,7 +137,7 @@ class XRDA(TrainingMethod):
         super().__init__(hp)
         self.layers = ParamSelector(kinds=self.hp.layers)
         self.lam = self.hp.lam
-        self.iteration = 0
+        self.steps = 0
         self.state: dict[str, dict[str, torch.Tensor]] = {"p": {}, "v": {}, "r": {}, "b": {}}
         self._params: list[tuple[str, nn.Parameter, bool]] = []
 
@@ -154,8 +155,8 @@ class XRDA(TrainingMethod):
 
     def _schedules(self) -> tuple[float, float]:
         if self.hp.schedule == "constant":
-            return Constant(self.hp.lr)(self.iteration), 0.0
-        return CosineDecay(self.hp.lr, self.total_steps)(self.iteration), CosineRamp(self.total_steps)(self.iteration)
+            return Constant(self.hp.lr)(self.steps), 0.0
+        return CosineDecay(self.hp.lr, self.total_steps)(self.steps), CosineRamp(self.total_steps)(self.steps)
 
     @torch.no_grad()
     def _step(self) -> None:
@@ -163,7 +164,7 @@ class XRDA(TrainingMethod):
         for fqn, param, penalised in self._params:
             if param.grad is not None:
                 self._update_one(fqn, param, penalised, s=s, a=a)
-        self.iteration += 1
+        self.steps += 1
 
     def _update_one(self, fqn: str, param: nn.Parameter, penalised: bool, *, s: float, a: float) -> None:
         st = self.state
@@ -192,12 +193,12 @@ class XRDA(TrainingMethod):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "iteration": self.iteration,
+            "steps": self.steps,
             "total_steps": self.total_steps,
             **{key: clone_tensors(value) for key, value in self.state.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.iteration = int(state["iteration"])
+        self.steps = load_steps(state)
         self.total_steps = int(state["total_steps"])
         self.state = {key: load_tensors(state, key) for key in ("p", "v", "r", "b")}

@@ -97,15 +97,19 @@ def fuse_layers(mod, *, vector_floats: int):
     Returns:
         ``(new_module, [LayerReport, ...])``.
     """
+    reports: list[LayerReport] = []
+    return rewrite_relax_functions(mod, _make_rewriter(mod, vector_floats, reports)), reports
+
+
+def rewrite_relax_functions(mod, rewriter):
+    """``mod`` with each Relax function planned (``rewriter.plan``) and rewritten by ``rewriter``."""
     from tvm import relax
 
-    reports: list[LayerReport] = []
-    rewriter = _make_rewriter(mod, vector_floats, reports)
     for gvar, func in mod.functions_items():
         if isinstance(func, relax.Function):
             rewriter.plan(func)
             rewriter.builder_.update_func(gvar, rewriter.visit_expr(func))
-    return rewriter.builder_.get(), reports
+    return rewriter.builder_.get()
 
 
 def _make_rewriter(mod, vector_floats: int, reports: list):

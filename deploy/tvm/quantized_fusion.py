@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deploy.tvm.fusion import PARALLEL_MIN_MACS, VECTOR_CHOICES, Chain, _find_chains, _geometry
+from deploy.tvm.fusion import PARALLEL_MIN_MACS, VECTOR_CHOICES, Chain, _find_chains, _geometry, rewrite_relax_functions
 from deploy.tvm.kernels.direct_conv import ConvTile, phase_pad_func
 from deploy.tvm.kernels.ternary_conv import ternary_conv_func
 from deploy.tvm.kernels.ternary_linear import TernaryLinearShape, ternary_linear_func
@@ -73,15 +73,8 @@ def fuse_quantized_layers(mod, *, vector_floats: int):
     Returns:
         ``(new_module, [QuantizedLayerReport, ...])``.
     """
-    from tvm import relax
-
     reports: list[QuantizedLayerReport] = []
-    rewriter = _make_rewriter(mod, vector_floats, reports)
-    for gvar, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            rewriter.plan(func)
-            rewriter.builder_.update_func(gvar, rewriter.visit_expr(func))
-    return rewriter.builder_.get(), reports
+    return rewrite_relax_functions(mod, _make_rewriter(mod, vector_floats, reports)), reports
 
 
 def _ternary_chains(func) -> tuple[dict, set]:

@@ -7,21 +7,14 @@ import onnx
 import pytest
 
 from deploy.tvm.compile import compile_onnx
-from deploy.tvm.errors import CompileError
 from tests.zoo.operators import CASES, INPUT_SHAPE, OPSETS, operator_graph
 
-# TVM 0.27's Resize importer rejects the empty ``scales`` constant that opset 11 requires beside ``sizes``.
-SIZES_RESIZE = "resize_bilinear_align_corners"
 ARM64_OPSET = 17
-
-
-def _cases(opset: int) -> tuple[str, ...]:
-    return tuple(case for case in CASES if not (opset == 11 and case == SIZES_RESIZE))
 
 
 @pytest.fixture(scope="module", params=OPSETS, ids=[f"opset{opset}" for opset in OPSETS])
 def operator_onnx(request, tmp_path_factory):
-    model, cases = operator_graph(request.param, cases=_cases(request.param))
+    model, cases = operator_graph(request.param)
     path = tmp_path_factory.mktemp(f"opset{request.param}") / "operators.onnx"
     onnx.save(model, str(path))
     return path, cases
@@ -100,12 +93,3 @@ def test_operator_graph_arm64_build_under_qemu_matches_onnxruntime(tmp_path):
     offsets = np.cumsum([0] + [value.size for value in expected])
     actual = [flat[start:end].reshape(want.shape) for start, end, want in zip(offsets, offsets[1:], expected)]
     assert flat.size == offsets[-1] and _mismatches(cases, actual, expected) == []
-
-
-@pytest.mark.xfail(raises=CompileError, strict=True,
-                   reason="TVM 0.27's Resize importer asserts on the empty scales input opset 11 puts beside sizes")
-def test_resize_with_sizes_compiles_at_opset_11(tmp_path):
-    model, _ = operator_graph(11, cases=(SIZES_RESIZE,))
-    path = tmp_path / "resize.onnx"
-    onnx.save(model, str(path))
-    compile_onnx(path, target="host", out_dir=tmp_path, input_shape=INPUT_SHAPE)

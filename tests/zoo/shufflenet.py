@@ -9,12 +9,10 @@ _STAGES = ((116, 4), (232, 8), (464, 4))
 
 
 def channel_shuffle(x, groups: int = 2):
-    """Reshape to (N, g, C/g, H, W), swap the group axes, flatten back (exports as Reshape-Transpose-Reshape).
-
-    The sizes are read as Python ints, so the traced graph has constant ``Reshape`` targets; graphs that
-    compute them with ``Shape`` / ``Gather`` are the ONNX import tests' business.
-    """
-    n, c, h, w = (int(v) for v in x.shape)
+    """Reshape to (N, g, C/g, H, W), swap the group axes, flatten back. Written as torchvision writes it:
+    the sizes come from ``x.size()``, so the traced graph computes its ``Reshape`` targets with
+    ``Shape`` / ``Gather`` / ``Div`` (the compile stage folds them for the static input shape)."""
+    n, c, h, w = x.size()
     return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
@@ -33,8 +31,7 @@ class ShuffleUnit(nn.Module):
 
     def forward(self, x):
         if self.stride == 1:
-            half = int(x.shape[1]) // 2
-            left, right = torch.split(x, [half, half], dim=1)
+            left, right = x.split(x.size(1) // 2, dim=1)
             out = torch.cat((left, self.right(right)), dim=1)
         else:
             out = torch.cat((self.left(x), self.right(x)), dim=1)

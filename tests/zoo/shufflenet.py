@@ -9,9 +9,10 @@ _STAGES = ((116, 4), (232, 8), (464, 4))
 
 
 def channel_shuffle(x, groups: int = 2):
-    """Reshape to (N, g, C/g, H, W), swap the group axes, flatten back. Written as torchvision writes it:
-    the sizes come from ``x.size()``, so the traced graph computes its ``Reshape`` targets with
-    ``Shape`` / ``Gather`` / ``Div`` (the compile stage folds them for the static input shape)."""
+    """Reshape to (N, g, C/g, H, W), swap the group axes, flatten back. Written as torchvision writes it,
+    sizes from ``x.size()``: exported with a static input the exporter folds them into constant
+    ``Reshape`` targets; with ``dynamic_axes`` they stay ``Shape`` / ``Gather`` / ``Div`` chains, which
+    the compile stage folds for its static input shape."""
     n, c, h, w = x.size()
     return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 

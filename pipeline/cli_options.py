@@ -32,7 +32,7 @@ def run_options(command: Callable) -> Callable:
         click.option("--std", default=None, help="per-channel std divided after the mean, e.g. 0.3081"),
         click.option("--resize", default=None, help="resize inputs to H,W (default: the model's input size)"),
         click.option("--threads", default=0, type=int, help="torch / runtime threads (0: library default)"),
-        click.option("--workers", default=None, type=int, help="DataLoader worker processes decoding batches (default: 2 for image folders, 0 for arrays)"),
+        click.option("--workers", default=None, type=int, help="DataLoader worker processes decoding batches (default: 2 for image folders, at most one per CPU; 0 for arrays)"),
         click.option("--train-device", default="auto", show_default=True, help="where training runs: auto (CUDA when available) | cpu | cuda"),
         click.option("--amp", is_flag=True, help="mixed precision training (float16 on CUDA, bfloat16 on the CPU)"),
         click.option("--checkpoint-every", default=0, type=int, metavar="STEPS", help="also checkpoint training every N steps, so a killed epoch resumes at the step (0: epoch ends only)"),

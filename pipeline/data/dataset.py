@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -167,7 +168,7 @@ def load_dataset(
     return Dataset(
         name=raw.name, train=train, test=test, preprocess=prep, input_shape=(sample_channels, *spatial),
         pixel_range=_pixel_range(raw, prep.scale, (train, test)), images=raw.images,
-        workers=(2 if raw.images else 0) if workers is None else workers, pin_memory=pin_memory,
+        workers=default_workers(images=raw.images) if workers is None else workers, pin_memory=pin_memory,
     )
 
 
@@ -216,3 +217,10 @@ def _input_range(pixel_range: tuple[float, float], prep: Preprocess, channels: i
     std = list(prep.std) * channels if len(prep.std) == 1 else list(prep.std) or [1.0] * channels
     ends = [(value - m) / s for m, s in zip(mean, std) for value in pixel_range]
     return (min(ends), max(ends)) if ends and all(math.isfinite(v) for v in ends) else (0.0, 0.0)
+
+
+def default_workers(*, images: bool) -> int:
+    """DataLoader workers when the user names none: up to 2 for image folders (decoding pays for a
+    process), none for arrays; never more than the CPUs this process may run on (TVM's thread pool
+    pins the main thread, and a loader with more workers than CPUs only adds contention)."""
+    return min(2, len(os.sched_getaffinity(0))) if images else 0

@@ -72,3 +72,18 @@ def test_unreadable_image_in_a_worker_is_a_one_line_error(tmp_path):
         for split in (data.train_batches(batch_size=4, seed=0, epoch=0), data.test_batches()):
             list(split)
     assert "unreadable image" in str(error.value) and "9-broken.png" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_default_workers_never_exceed_the_cpus_the_process_may_use():
+    import os
+
+    from pipeline.data.dataset import default_workers
+
+    allowed = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(allowed)})  # as TVM's thread pool leaves the main thread
+        assert default_workers(images=True) == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert default_workers(images=True) == min(2, len(allowed))
+    assert default_workers(images=False) == 0

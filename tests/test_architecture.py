@@ -85,7 +85,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_cycle_inside_compress():
-    """No module of ``compress`` imports, even lazily, a module that imports it back (issue 16)."""
+    """No module of ``compress`` imports, even lazily, a module that imports it back."""
     assert _cycles(_import_graph("compress")) == []
 
 

@@ -1,4 +1,4 @@
-"""The README's walkthrough runs as written (issue 18): each command of its code block is executed in
+"""The README's walkthrough runs as written: each command of its code block is executed in
 a scratch directory on tiny data. The only changes: every command that trains gets
 ``--train-limit 64 --test-limit 32 --threads 1`` (tiny data), the package.module:factory example
 reads its own checkpoint (``net.pt``, since the walkthrough's ``model.pt`` is a LeNet-5), and the

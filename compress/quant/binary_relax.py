@@ -1,5 +1,5 @@
 """BinaryRelax (Yin, Zhang, Lyu, Osher, Qi, Xin, "BinaryRelax: A Relaxation Approach for Training Deep
-Neural Networks with Quantized Weights", SIIMS 2018; spec §6.7).
+Neural Networks with Quantized Weights", SIIMS 2018).
 
 Phase I (the first ``exact_after_ratio`` of the training steps, rounded up to an epoch boundary)::
 

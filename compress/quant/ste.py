@@ -3,7 +3,7 @@
 
 Per mini-batch the layer computes with ``Pi_Q(w)`` and the gradient at ``Pi_Q(w)`` updates the latent
 ``w`` unchanged (straight-through estimator; Bengio, Leonard, Courville 2013; Courbariaux et al.,
-BinaryConnect, NeurIPS 2015; TWN, Li et al. 2016, spec §6.5): ``w <- w - lr * dL/du |_{u = Pi_Q(w)}``.
+BinaryConnect, NeurIPS 2015; TWN, Li et al. 2016): ``w <- w - lr * dL/du |_{u = Pi_Q(w)}``.
 The latent float weight stays the trainable parameter (``module.parametrizations.weight.original``);
 entries outside the support mask are 0 and receive no gradient. ``finalize`` writes ``Pi_Q(w)``.
 """
@@ -41,7 +41,7 @@ def straight_through(latent: torch.Tensor, surrogate: torch.Tensor) -> torch.Ten
 class ProjectedWeight(nn.Module):
     """Parametrization ``w -> STE(Pi_Q(w))`` with a fixed support mask (a buffer, so it checkpoints).
 
-    BinaryRelax relaxation (Yin et al., SIIMS 2018, spec §6.7): with a finite ``relax_eta`` buffer,
+    BinaryRelax relaxation (Yin et al., SIIMS 2018): with a finite ``relax_eta`` buffer,
     the surrogate is ``u = (eta * Pi_Q(w) + w) / (1 + eta)``; ``relax_eta = inf`` (the default) means
     the exact projection ``u = Pi_Q(w)`` (phase II and plain straight-through fine-tuning). Being a
     buffer, ``eta`` travels with the model's ``state_dict`` (resume).

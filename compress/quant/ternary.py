@@ -1,6 +1,6 @@
 """Ternary projections onto ``{-alpha, 0, +alpha}^n``: exact (sorting) and TWN (threshold rule).
 
-Exact projection (BinaryRelax, Yin, Zhang, Lyu, Osher, Qi, Xin, SIIMS 2018; algorithms spec §1.10):
+Exact projection (BinaryRelax, Yin, Zhang, Lyu, Osher, Qi, Xin, SIIMS 2018):
 sort ``|w|`` in descending order ``|w|_(1) >= |w|_(2) >= ...``, then
 
     j* = argmax_j (sum_{i<=j} |w|_(i))^2 / j,   alpha = (1/j*) sum_{i<=j*} |w|_(i),
@@ -13,7 +13,7 @@ TWN approximation (Li, Zhang, Liu, "Ternary Weight Networks", 2016):
 
     Delta = 0.7 * mean|w|,   alpha = mean_{|w_i| > Delta} |w_i|,   proj(w) = alpha*sign(w)*1{|w| > Delta}.
 
-(The support mean, not binaryrelax's ``quantize_tnn`` mean over all entries — spec §1.10.)
+(The support mean, not binaryrelax's ``quantize_tnn`` mean over all entries.)
 """
 
 from __future__ import annotations

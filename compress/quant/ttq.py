@@ -1,4 +1,4 @@
-"""Trained Ternary Quantization (Zhu, Han, Mao, Dally, ICLR 2017; algorithms spec §1.10).
+"""Trained Ternary Quantization (Zhu, Han, Mao, Dally, ICLR 2017).
 
 Forward, with latent weight ``w`` and trainable positive scalars ``W_p``, ``W_n`` per group::
 

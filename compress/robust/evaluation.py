@@ -18,7 +18,7 @@ def robust_accuracy(
     """Accuracy in [0, 1] of ``model`` on ``attack(model, x, y)`` for every batch.
 
     ``acc_rob = (1/N) * sum_i 1[argmax f(x_i') = y_i]`` with ``x_i' = attack(f, x_i, y_i)``; the
-    metric of algorithms.md §7 (e.g. IFGSM^20, eps = 8/255 on CIFAR-10). The model is evaluated in
+    metric of Dinh et al., arXiv 2003.00631 (e.g. IFGSM^20, eps = 8/255 on CIFAR-10). The model is evaluated in
     eval mode; its previous train / eval mode is restored on return.
 
     Args:

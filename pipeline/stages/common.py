@@ -56,7 +56,7 @@ def save_model(ctx: StageContext, bundle: ModelBundle, model: nn.Module, **chang
 
 
 def model_metrics(ctx: StageContext, model: nn.Module, data: Any) -> dict[str, Any]:
-    """Accuracy on the held-out split (on the training device) and the weight statistics of §7 of the algorithms spec."""
+    """Accuracy on the held-out split (on the training device) and the weight statistics."""
     from pipeline.training import evaluate_model
 
     return {

@@ -1,4 +1,4 @@
-"""TTQ operator: forward levels, the spec §1.10 gradients, masks, projection and initial scales."""
+"""TTQ operator: forward levels, the paper's gradients (Zhu et al., ICLR 2017), masks, projection and initial scales."""
 
 import pytest
 import torch

@@ -1,5 +1,5 @@
 """The report opens with what went in, what came out, a one-line verdict and its warnings; plots a
-person can read (issue 18)."""
+person can read."""
 
 from __future__ import annotations
 

@@ -126,7 +126,7 @@ PWNED = "/tmp/compress-bad-input-bundle-ran"
 
 
 def _rce_bundle(path, *, arch, arch_kwargs):
-    """A weights-only-loadable bundle whose architecture names code (issue 14, item 1)."""
+    """A weights-only-loadable bundle whose architecture names code."""
     from pipeline.model_io import ModelBundle, save_bundle
 
     save_bundle(path, ModelBundle(arch=arch, arch_kwargs=arch_kwargs, input_shape=(1, 8, 8), state_dict={}))

@@ -1,4 +1,4 @@
-"""No code runs from a model file that is data (issue 28, items 1 and 2): a ``.pt2`` archive is read
+"""No code runs from a model file that is data: a ``.pt2`` archive is read
 without unpickling, sympy evaluation, non-ATen targets or guard code, and a checkpoint cannot point
 the loader at a program file."""
 

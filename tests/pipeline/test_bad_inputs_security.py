@@ -1,4 +1,4 @@
-"""Hostile run directories and settings (issue 28, items 3-10): no write or read through a symbolic
+"""Hostile run directories and settings: no write or read through a symbolic
 link, every command confined to the run, digest-checked and locked, the arm64 bundle audited before
 it is copied, nothing half-made by a refused recipe, one line for each bad input, bounds stated."""
 

@@ -92,7 +92,7 @@ def test_load_dataset_channel_mismatch_is_clear():
 
 
 def test_mean_and_std_without_scale_use_the_source_s_unit_scale(tmp_path):
-    """An integer image set with --mean/--std and no --scale is scaled to [0, 1] first (issue 18: an
+    """An integer image set with --mean/--std and no --scale is scaled to [0, 1] first (an
     IDX folder fed inputs up to 721 into training); float data keeps scale 1."""
     import numpy as np
 

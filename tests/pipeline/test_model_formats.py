@@ -1,6 +1,6 @@
 """A user's model in any accepted format goes through every stage as real torch modules, and the
 preprocessing it was evaluated with is recorded in the manifest, every bundle, the ONNX metadata and
-the arm64 bundle's preprocess.json (issue 18)."""
+the arm64 bundle's preprocess.json."""
 
 from __future__ import annotations
 

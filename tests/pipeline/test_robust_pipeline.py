@@ -1,4 +1,4 @@
-"""A robust model stays robust through every stage (issue 17): one run-level robust block trains
+"""A robust model stays robust through every stage: one run-level robust block trains
 every stage adversarially, the report attacks what ships (ONNX and TVM build), the robust gate
 exits 3, ``compress report --robust`` adds robust accuracy to a finished run, and RGSM with
 adversarial training inside its splitting iterations is physically shrunk by prune."""

@@ -1,4 +1,4 @@
-"""Runs are never lost or overwritten, and ``verify`` checks what it claims (issue 14)."""
+"""Runs are never lost or overwritten, and ``verify`` checks what it claims."""
 
 from __future__ import annotations
 
@@ -254,7 +254,7 @@ def test_a_logged_run_prints_one_line_per_epoch_and_no_carriage_returns(tmp_path
 
 
 def test_default_preprocessing_is_recorded_in_the_bundle_and_the_onnx(tmp_path, capsys):
-    """A user's model run with default preprocessing records what a device must do (issue 18)."""
+    """A user's model run with default preprocessing records what a device must do."""
     import onnx
 
     from deploy.onnx import read_preprocess

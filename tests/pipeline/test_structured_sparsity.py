@@ -1,5 +1,5 @@
 """Channels a group method zeroes become a smaller network: what train-sparse reports as removable
-is exactly what the prune stage then removes (issue 15), on LeNet-5 and a ResNet."""
+is exactly what the prune stage then removes, on LeNet-5 and a ResNet."""
 
 from __future__ import annotations
 

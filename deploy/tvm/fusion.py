@@ -1,15 +1,20 @@
 """Relax pass: every ``conv2d`` and ``matmul`` with a constant weight becomes one fused kernel call.
 
-A chain ``conv2d(x, W) [-> add(., bias)] [-> add(., residual)] [-> relu | clip]`` in which every
-intermediate value has exactly one use becomes::
+A chain ``conv2d(x, W) [-> add(., bias)] [-> add(., residual)] [-> relu | clip | sigmoid | silu |
+hardswish]`` in which every intermediate value has exactly one use becomes::
 
     xq = call_tir(phase_pad, x)                 (a view for an unpadded stride-1 convolution)
     y  = call_tir(tiled_conv | direct_conv | depthwise_conv, xq, weights..., bias, residual)
 
-and ``matmul(x, C) [-> add(., bias)] [-> relu | clip]`` becomes ``call_tir(block_linear, x, ...)``.
+and ``matmul(x, C) [-> add(., bias)] [-> activation]`` becomes ``call_tir(block_linear, x, ...)``.
 Clip also arrives as ``maximum`` / ``minimum`` calls against scalar constants (ONNX ``Clip`` with
-constant bounds); those fold too. Eligible convolutions: NCHW input with a static float32 shape, a
-constant float32 OIHW weight, ``groups == 1`` or depthwise (``groups == channels == out_channels``).
+constant bounds); those fold too. The gated activations use the chain's value twice,
+``multiply(y, gate(y))``: SiLU / swish with ``gate = sigmoid`` (ONNX ``Sigmoid`` + ``Mul``) and
+HardSwish with ``gate = clip(a * y + b, 0, 1)`` (as the ONNX import writes ``HardSwish``, or
+``clip(y + 3, 0, 6) / 6``); they fold when ``y`` has exactly those two uses and every gate value
+one, and the kernels compute the sigmoid as a rational approximation in vector registers. Eligible
+convolutions: NCHW input with a static float32 shape, a constant float32 OIHW weight, ``groups == 1``
+or depthwise (``groups == channels == out_channels``).
 Eligible matmuls: a static float32 input of rank >= 2 (leading dimensions flattened into rows) and a
 constant 2-D float32 weight.
 
@@ -62,6 +67,7 @@ class Chain:
     residual: object = None
     activation: str = "none"
     clip: tuple[float, float] = (0.0, math.inf)
+    gate: tuple[float, float] = (1.0 / 6.0, 0.5)  # hardswish's clip(scale * y + offset, 0, 1)
     absorbed: list = field(default_factory=list)  # vars of the folded intermediate bindings
 
     @property
@@ -75,12 +81,14 @@ class Chain:
 
     def epilogue(self) -> Epilogue:
         return Epilogue(residual=self.residual is not None, activation=self.activation,
-                        clip_min=self.clip[0], clip_max=self.clip[1])
+                        clip_min=self.clip[0], clip_max=self.clip[1], gate_scale=self.gate[0], gate_offset=self.gate[1])
 
     def describe(self) -> str:
         parts = ["bias"] + (["residual add"] if self.residual is not None else [])
         if self.activation == "clip":
             parts.append(f"clip [{self.clip[0]:g}, {self.clip[1]:g}]")
+        elif self.activation == "hardswish":
+            parts.append(f"hardswish (x * clip({self.gate[0]:.6g} x + {self.gate[1]:g}, 0, 1))")
         elif self.activation != "none":
             parts.append(self.activation)
         return "fused " + " + ".join(parts)
@@ -277,7 +285,11 @@ def _extend(chain: Chain, value_of: dict, user_of: dict, uses: dict, *, claimed:
 
     A binding already folded into an earlier chain (``claimed``) ends this one.
     """
-    while uses.get(chain.end_var, 0) == 1 and len(user_of.get(chain.end_var, [])) == 1:
+    while True:
+        if chain.activation == "none" and _fold_gated(chain, value_of, user_of, uses, claimed=claimed):
+            return
+        if uses.get(chain.end_var, 0) != 1 or len(user_of.get(chain.end_var, [])) != 1:
+            return
         user = user_of[chain.end_var][0]
         if user in claimed:
             return
@@ -307,13 +319,108 @@ def _fold(chain: Chain, value) -> str | None:
             chain.residual = other
             return "more"
         return None
-    if op == "relax.nn.relu" and chain.activation == "none":
-        chain.activation = "relu"
+    if op in ("relax.nn.relu", "relax.sigmoid", "relax.nn.silu") and chain.activation == "none":
+        chain.activation = {"relax.nn.relu": "relu", "relax.sigmoid": "sigmoid", "relax.nn.silu": "silu"}[op]
         return "final"
-    if op == "relax.clip" and chain.activation == "none" and all(isinstance(a, relax.PrimValue) for a in value.args[1:]):
-        chain.activation, chain.clip = "clip", (float(value.args[1].value.value), float(value.args[2].value.value))
+    if op == "relax.clip" and chain.activation == "none" and _clip_bounds(value) is not None:
+        chain.activation, chain.clip = "clip", _clip_bounds(value)
         return "final"
     return _fold_clip_call(chain, value)
+
+
+def _fold_gated(chain: Chain, value_of: dict, user_of: dict, uses: dict, *, claimed: set) -> bool:
+    """Fold ``multiply(y, gate(y))`` (either operand order) into the chain ending at ``y``.
+
+    ``y`` must have exactly two uses, the gate's first binding and the multiply, and each gate
+    value exactly one. The gate is ``sigmoid`` (SiLU) or a hardswish gate (see :func:`_hard_gate`).
+    """
+    end = chain.end_var
+    users = user_of.get(end, [])
+    if uses.get(end, 0) != 2 or len(users) != 2 or any(u in claimed for u in users):
+        return False
+    first, product = users
+    if not _is_product_of(value_of[product], end):
+        return False
+    path, current = [], first
+    while True:  # the gate: single-use bindings from ``first`` to the multiply's other operand
+        path.append(current)
+        if uses.get(current, 0) != 1 or len(user_of.get(current, [])) != 1 or len(path) > 3:
+            return False
+        nxt = user_of[current][0]
+        if nxt.same_as(product):
+            break
+        if nxt in claimed:
+            return False
+        current = nxt
+    gate_operand = value_of[product].args[1] if value_of[product].args[0].same_as(end) else value_of[product].args[0]
+    if not gate_operand.same_as(path[-1]):
+        return False
+    activation = _gate_activation([value_of[v] for v in path], end)
+    if activation is None:
+        return False
+    chain.activation, chain.gate = activation
+    chain.absorbed.extend([end, *path])
+    chain.end_var = product
+    return True
+
+
+def _is_product_of(value, var) -> bool:
+    """``value`` is ``multiply(var, other)`` or ``multiply(other, var)`` with ``other`` not ``var``."""
+    if getattr(getattr(value, "op", None), "name", "") != "relax.multiply":
+        return False
+    a, b = value.args
+    return a.same_as(var) != b.same_as(var)
+
+
+def _gate_activation(values: list, end) -> tuple[str, tuple[float, float]] | None:
+    """``("silu", _)`` for ``[sigmoid(end)]``, ``("hardswish", (scale, offset))`` for a hard gate."""
+    names = [getattr(getattr(v, "op", None), "name", "") for v in values]
+    if names == ["relax.sigmoid"] and values[0].args[0].same_as(end):
+        return "silu", (1.0 / 6.0, 0.5)
+    gate = _hard_gate(values, names, end)
+    return ("hardswish", gate) if gate is not None else None
+
+
+def _hard_gate(values: list, names: list, end) -> tuple[float, float] | None:
+    """``(a, b)`` of ``clip(a * end + b, 0, 1)`` written as ``[multiply(a), add(b), clip(0, 1)]``
+    (constants in either operand order) or ``[add(3), clip(0, 6), divide(6)]``."""
+    if names == ["relax.multiply", "relax.add", "relax.clip"]:
+        scale, offset = _scalar_operand(values[0], end), _scalar_operand(values[1], None)
+        if scale is not None and offset is not None and _clip_bounds(values[2]) == (0.0, 1.0):
+            return scale, offset
+    if names == ["relax.add", "relax.clip", "relax.divide"]:
+        shift, bounds = _scalar_operand(values[0], end), _clip_bounds(values[1])
+        divisor = _scalar_operand(values[2], None, first=True)
+        if shift is not None and divisor and bounds is not None and bounds[0] == 0.0 and bounds[1] == divisor:
+            return 1.0 / divisor, shift / divisor
+    return None
+
+
+def _scalar_operand(value, var, *, first: bool = False) -> float | None:
+    """The scalar constant operand of binary ``value`` whose other operand is ``var`` (any var when
+    ``None``; with ``first`` the constant must be the second operand, as for ``divide``)."""
+    from tvm import relax
+    from tvm.ir.expr import GenericConst
+
+    a, b = value.args
+    candidates = [(b, a)] if first else [(b, a), (a, b)]
+    for const, other in candidates:
+        if isinstance(const, GenericConst) and const.value.numpy().size == 1 and isinstance(other, relax.Var):
+            if var is None or other.same_as(var):
+                return float(const.value.numpy().reshape(-1)[0])
+    return None
+
+
+def _clip_bounds(value) -> tuple[float, float] | None:
+    """The constant ``(min, max)`` of a ``relax.clip`` call (IntImm / FloatImm or PrimValue bounds)."""
+    bounds = [_number(a) for a in value.args[1:]]
+    return None if None in bounds else (bounds[0], bounds[1])
+
+
+def _number(expr) -> float | None:
+    value = getattr(expr, "value", None)
+    value = getattr(value, "value", value)  # a PrimValue wraps the IntImm / FloatImm
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _fold_clip_call(chain: Chain, value) -> str | None:

@@ -1,7 +1,8 @@
 """Relax pass: conv2d / matmul chains whose constant weight is ternary or binary become code kernels.
 
 Runs before the float :func:`deploy.tvm.fusion.fuse_layers` and uses its chain finder, so the same
-chains fold (``conv2d | matmul [-> bias add] [-> residual add] [-> relu | clip]``); a chain is taken
+chains fold (``conv2d | matmul [-> bias add] [-> residual add] [-> relu | clip | sigmoid | silu | hardswish]``,
+the code kernels share the float kernels' epilogue); a chain is taken
 here when :func:`deploy.tvm.quantized_weights.detect_ternary` recognises its weight (every output
 channel's values in ``{-n, 0, +p}`` or ``{-s, +s}``), so nothing but the values has to reach the
 compiler. Such a weight is stored in the library as bit-mask words over its kept ``R x 1`` blocks

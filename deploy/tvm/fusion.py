@@ -159,11 +159,11 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
             if int(chain.op.attrs.groups) > 1:
                 func, operands, choice = self._depthwise_conv(chain, weight, geometry, vector, x, name, bias, residual)
             else:
-                xq = self._phase_pad(x, geometry, name)
+                xq = emit_phase_planes(self.builder_, x, geometry, name)
                 func, operands, choice = self._standard_conv(chain, weight, geometry, vector, xq, bias, residual)
             reports.append(LayerReport(name, "conv2d", tuple(int(v) for v in weight.shape), geometry.batch, choice))
             out_type = relax.TensorType((geometry.batch, geometry.out_channels, geometry.out_height, geometry.out_width), "float32")
-            return relax.call_tir(self._add(func, name), operands, out_type)
+            return relax.call_tir(add_kernel(self.builder_, func, name), operands, out_type)
 
         def _depthwise_conv(self, chain: Chain, weight, geometry: ConvGeometry, vector: int, x, name: str, bias, residual):
             """The flat-pixel kernel on the unpadded input where it fits (AVX-512), else pad + the row kernel."""
@@ -178,7 +178,7 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
                 return func, [x, weights, relax.const(bias), residual], KernelChoice(
                     "depthwise-conv", 1, _sparsity(weight), f"{how}; {chain.describe()}")
             func = depthwise_conv_func(geometry=geometry, vector=vector, epilogue=chain.epilogue(), parallel=parallel)
-            operands = [self._phase_pad(x, geometry, name), weights, relax.const(bias), residual]
+            operands = [emit_phase_planes(self.builder_, x, geometry, name), weights, relax.const(bias), residual]
             return func, operands, KernelChoice("depthwise-conv", 1, _sparsity(weight),
                                                 f"depthwise direct convolution, {vector} pixels per vector; {chain.describe()}")
 
@@ -207,9 +207,7 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
             weight = np.ascontiguousarray(chain.op.args[1].value.numpy().T)
             shape = [int(v) for v in chain.op.args[0].ty.shape]
             batch, out_features = int(np.prod(shape[:-1])), weight.shape[0]
-            x = self.visit_expr(chain.op.args[0])
-            if len(shape) != 2:
-                x = self.builder_.emit(relax.op.reshape(x, (batch, shape[-1])))
+            x = emit_rows(self.builder_, self.visit_expr(chain.op.args[0]), shape)
             bias = chain.bias if chain.bias is not None else np.zeros(out_features, np.float32)
             rows = best_linear_block_rows(weight, vector_floats=vector_floats)
             blocks = encode_linear_blocks(weight, block_rows=rows)
@@ -224,21 +222,40 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
             choice = KernelChoice("block-linear", rows, blocks.zero_block_ratio,
                                   f"linear, {blocks.zero_block_ratio:.1%} of the {rows}x1 blocks zero and skipped; {chain.describe()}")
             reports.append(LayerReport(name, "matmul", tuple(int(v) for v in weight.shape), batch, choice))
-            call = relax.call_tir(self._add(func, name), operands, relax.TensorType((batch, out_features), "float32"))
-            if len(shape) == 2:
-                return call
-            return relax.op.reshape(self.builder_.emit(call), (*shape[:-1], out_features))
-
-        def _phase_pad(self, x, geometry: ConvGeometry, name: str):
-            if geometry.stride == (1, 1) and not any(geometry.padding) and geometry.dilation == (1, 1):
-                return self.builder_.emit(relax.op.reshape(x, (geometry.batch, geometry.phase_size)))  # a view
-            out_type = relax.TensorType((geometry.batch, geometry.phase_size), "float32")
-            return self.builder_.emit(relax.call_tir(self._add(phase_pad_func(geometry=geometry), f"phase_pad_{name}"), [x], out_type))
-
-        def _add(self, func, name: str):
-            return self.builder_.add_func(func.with_attr("global_symbol", name), name)
+            call = relax.call_tir(add_kernel(self.builder_, func, name), operands, relax.TensorType((batch, out_features), "float32"))
+            return unflatten_rows(self.builder_, call, shape, out_features)
 
     return FusionRewriter(mod)
+
+
+def add_kernel(builder, func, name: str):
+    """Add the PrimFunc ``func`` to the module being built, exported as ``name``; its global var."""
+    return builder.add_func(func.with_attr("global_symbol", name), name)
+
+
+def emit_phase_planes(builder, x, geometry: ConvGeometry, name: str):
+    """The direct kernels' input ``xq`` (:func:`phase_pad_func`): a view of ``x`` for an unpadded
+    stride-1 convolution, else one ``phase_pad`` call."""
+    from tvm import relax
+
+    if geometry.stride == (1, 1) and not any(geometry.padding) and geometry.dilation == (1, 1):
+        return builder.emit(relax.op.reshape(x, (geometry.batch, geometry.phase_size)))  # a view
+    out_type = relax.TensorType((geometry.batch, geometry.phase_size), "float32")
+    return builder.emit(relax.call_tir(add_kernel(builder, phase_pad_func(geometry=geometry), f"phase_pad_{name}"), [x], out_type))
+
+
+def emit_rows(builder, x, shape: list[int]):
+    """A linear layer's input of ``shape`` as ``(rows, features)`` (leading dimensions flattened)."""
+    from tvm import relax
+
+    return x if len(shape) == 2 else builder.emit(relax.op.reshape(x, (int(np.prod(shape[:-1])), shape[-1])))
+
+
+def unflatten_rows(builder, call, shape: list[int], out_features: int):
+    """A ``(rows, out_features)`` kernel call back in the input's leading dimensions."""
+    from tvm import relax
+
+    return call if len(shape) == 2 else relax.op.reshape(builder.emit(call), (*shape[:-1], out_features))
 
 
 def list_weight_layers(mod, *, reason: str) -> list[LayerReport]:

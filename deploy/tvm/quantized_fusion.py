@@ -26,8 +26,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deploy.tvm.fusion import PARALLEL_MIN_MACS, VECTOR_CHOICES, Chain, _find_chains, _geometry, rewrite_relax_functions
-from deploy.tvm.kernels.direct_conv import ConvTile, phase_pad_func
+from deploy.tvm.fusion import (
+    PARALLEL_MIN_MACS,
+    VECTOR_CHOICES,
+    Chain,
+    _find_chains,
+    _geometry,
+    add_kernel,
+    emit_phase_planes,
+    emit_rows,
+    unflatten_rows,
+    rewrite_relax_functions,
+)
+from deploy.tvm.kernels.direct_conv import ConvTile
 from deploy.tvm.kernels.ternary_conv import ternary_conv_func
 from deploy.tvm.kernels.ternary_linear import TernaryLinearShape, ternary_linear_func
 from deploy.tvm.layer_report import KernelChoice, LayerReport
@@ -139,7 +150,7 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
             func = ternary_conv_func(geometry=geometry, tile=ConvTile(packed.block_rows, vector), layout=packed.layout,
                                      epilogue=chain.epilogue(), parallel=macs >= PARALLEL_MIN_MACS)
             x = self.visit_expr(chain.op.args[0])
-            xq = self._phase_pad(x, geometry, name)
+            xq = emit_phase_planes(self.builder_, x, geometry, name)
             residual = self.visit_expr(chain.residual) if chain.residual is not None else relax.const(np.zeros((1, 1, 1, 1), np.float32))
             offsets = packed.offsets if packed.offsets is not None else np.zeros(1, packed.layout.offset_dtype)
             indptr = packed.indptr if packed.indptr is not None else np.zeros(1, np.int32)
@@ -153,7 +164,7 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
             payload = packed.payload_bytes + (1 if codes.scheme == "int8" else 2) * codes.pos_scale.nbytes
             self._record(name, "conv2d", weight.shape, geometry.batch, choice, codes, payload)
             out_type = relax.TensorType((geometry.batch, geometry.out_channels, geometry.out_height, geometry.out_width), "float32")
-            return relax.call_tir(self._add(func, name), operands, out_type)
+            return relax.call_tir(add_kernel(self.builder_, func, name), operands, out_type)
 
         def _linear(self, chain: Chain, codes: TernaryWeight | Int8Weight):
             if codes.scheme == "int8":
@@ -161,9 +172,7 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
             shape = [int(v) for v in chain.op.args[0].ty.shape]
             out_features, in_features = codes.codes.shape
             batch = int(np.prod(shape[:-1]))
-            x = self.visit_expr(chain.op.args[0])
-            if len(shape) != 2:
-                x = self.builder_.emit(relax.op.reshape(x, (batch, in_features)))
+            x = emit_rows(self.builder_, self.visit_expr(chain.op.args[0]), shape)
             packed = _smallest_linear_packing(codes, vector_floats=vector_floats)
             rows = packed.block_rows
             length = -(-out_features // rows) * rows
@@ -184,19 +193,15 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
                                   f"{packed.zero_block_ratio:.1%} of the blocks zero and skipped; {chain.describe()}")
             payload = packed.payload_bytes + pos_scale.nbytes + neg_scale.nbytes
             self._record(name, "matmul", codes.codes.shape, batch, choice, codes, payload)
-            call = relax.call_tir(self._add(func, name), [x, *(relax.const(a) for a in arrays)],
+            call = relax.call_tir(add_kernel(self.builder_, func, name), [x, *(relax.const(a) for a in arrays)],
                                   relax.TensorType((batch, out_features), "float32"))
-            if len(shape) == 2:
-                return call
-            return relax.op.reshape(self.builder_.emit(call), (*shape[:-1], out_features))
+            return unflatten_rows(self.builder_, call, shape, out_features)
 
         def _int8_linear(self, chain: Chain, codes: Int8Weight):
             shape = [int(v) for v in chain.op.args[0].ty.shape]
             out_features, in_features = codes.codes.shape
             batch = int(np.prod(shape[:-1]))
-            x = self.visit_expr(chain.op.args[0])
-            if len(shape) != 2:
-                x = self.builder_.emit(relax.op.reshape(x, (batch, in_features)))
+            x = emit_rows(self.builder_, self.visit_expr(chain.op.args[0]), shape)
             rows = best_linear_block_rows(codes.codes, vector_floats=vector_floats)
             packed = pack_int8_linear(codes, block_rows=rows, unroll=LINEAR_UNROLL)
             nnz_blocks, length = packed.words.size // rows, -(-out_features // rows) * rows
@@ -213,20 +218,9 @@ def _make_rewriter(mod, vector_floats: int, reports: list):
                                   f"int8 linear (float activations), {rows} int8 codes per {rows}x1 block, "
                                   f"{packed.zero_block_ratio:.1%} of the blocks zero and skipped; {chain.describe()}")
             self._record(name, "matmul", codes.codes.shape, batch, choice, codes, packed.payload_bytes + length * 4)
-            call = relax.call_tir(self._add(func, name), [x, *(relax.const(a) for a in arrays)],
+            call = relax.call_tir(add_kernel(self.builder_, func, name), [x, *(relax.const(a) for a in arrays)],
                                   relax.TensorType((batch, out_features), "float32"))
-            if len(shape) == 2:
-                return call
-            return relax.op.reshape(self.builder_.emit(call), (*shape[:-1], out_features))
-
-        def _phase_pad(self, x, geometry, name: str):
-            if geometry.stride == (1, 1) and not any(geometry.padding) and geometry.dilation == (1, 1):
-                return self.builder_.emit(relax.op.reshape(x, (geometry.batch, geometry.phase_size)))  # a view
-            out_type = relax.TensorType((geometry.batch, geometry.phase_size), "float32")
-            return self.builder_.emit(relax.call_tir(self._add(phase_pad_func(geometry=geometry), f"phase_pad_{name}"), [x], out_type))
-
-        def _add(self, func, name: str):
-            return self.builder_.add_func(func.with_attr("global_symbol", name), name)
+            return unflatten_rows(self.builder_, call, shape, out_features)
 
     return TernaryRewriter(mod)
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.optim.masked_finetune import MaskedFinetune
+from compress.optim.masked_finetune import MaskedFinetune, PHASE_FINE_TUNING, PHASE_STEPS
 from compress.optim.method import (
     LAYER_KINDS,
     Hyperparameters,
@@ -86,15 +86,8 @@ class ADMM(TrainingMethod):
         self.u: dict[str, torch.Tensor] = {}
         self.phase = MaskedFinetune()  # switched by on_epoch_end after admm_epochs epochs
 
-    @property
-    def steps(self) -> int:
-        """Optimizer steps taken."""
-        return self.phase.steps
-
-    @property
-    def fine_tuning(self) -> bool:
-        """Whether the masked fine-tune has started."""
-        return self.phase.active
+    steps = PHASE_STEPS
+    fine_tuning = PHASE_FINE_TUNING
 
     def prepare(self, model: nn.Module, *, total_steps: int) -> None:
         super().prepare(model, total_steps=total_steps)

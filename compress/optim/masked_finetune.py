@@ -29,6 +29,10 @@ from compress.prune.masks import Masks, apply_masks_, mask_gradients_
 
 MaskFunction = Callable[[nn.Module, Masks], None]
 
+# The two read-only attributes every method with a ``phase`` exposes (``steps = PHASE_STEPS``).
+PHASE_STEPS = property(lambda method: method.phase.steps, doc="Optimizer steps taken.")
+PHASE_FINE_TUNING = property(lambda method: method.phase.active, doc="Whether the masked fine-tune has started.")
+
 
 class MaskedFinetune:
     """Step counter, held masks and the switch to a masked fine-tune.

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.optim.masked_finetune import MaskedFinetune
+from compress.optim.masked_finetune import MaskedFinetune, PHASE_FINE_TUNING, PHASE_STEPS
 from compress.optim.method import (
     LAYER_KINDS,
     Hyperparameters,
@@ -98,15 +98,8 @@ class SparseGroupLasso(TrainingMethod):
         self.epoch = 0
         self.phase = MaskedFinetune(finetune_ratio=hp.finetune_ratio)
 
-    @property
-    def steps(self) -> int:
-        """Optimizer steps taken."""
-        return self.phase.steps
-
-    @property
-    def fine_tuning(self) -> bool:
-        """Whether the masked fine-tune has started."""
-        return self.phase.active
+    steps = PHASE_STEPS
+    fine_tuning = PHASE_FINE_TUNING
 
     @property
     def beta(self) -> float:

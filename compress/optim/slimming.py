@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.optim.masked_finetune import MaskedFinetune
+from compress.optim.masked_finetune import MaskedFinetune, PHASE_FINE_TUNING, PHASE_STEPS
 from compress.optim.method import Hyperparameters, TrainingMethod, check_ratio
 from compress.prune.dead_channels import norm_layers_with_producers
 
@@ -70,15 +70,8 @@ class NetworkSlimming(TrainingMethod):
             finetune_ratio=self.hp.finetune_ratio, apply=zero_channels_, mask_gradients=None, masks_key="dead"
         )
 
-    @property
-    def steps(self) -> int:
-        """Optimizer steps taken."""
-        return self.phase.steps
-
-    @property
-    def fine_tuning(self) -> bool:
-        """Whether the masked fine-tune has started."""
-        return self.phase.active
+    steps = PHASE_STEPS
+    fine_tuning = PHASE_FINE_TUNING
 
     @property
     def dead(self) -> DeadChannels:

@@ -52,7 +52,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.optim.masked_finetune import MaskedFinetune
+from compress.optim.masked_finetune import MaskedFinetune, PHASE_FINE_TUNING, PHASE_STEPS
 from compress.optim.method import LAYER_KINDS, Hyperparameters, TrainingMethod, check_ratio
 from compress.prune.masks import Masks
 from compress.prune.semi_structured import prune_weights
@@ -138,15 +138,8 @@ class SSGD(TrainingMethod):
         self.phase = MaskedFinetune(finetune_ratio=self.hp.finetune_ratio)
         self._rounds_done = 0
 
-    @property
-    def steps(self) -> int:
-        """Optimizer steps taken."""
-        return self.phase.steps
-
-    @property
-    def fine_tuning(self) -> bool:
-        """Whether the masked fine-tune has started."""
-        return self.phase.active
+    steps = PHASE_STEPS
+    fine_tuning = PHASE_FINE_TUNING
 
     def scaling(self, weight: torch.Tensor) -> torch.Tensor:
         """``s = |w|^(2-p) / mean(|w|^(2-p))``."""

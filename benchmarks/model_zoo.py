@@ -36,6 +36,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from deploy.bench.vm_calls import summed_by_name, vm_call_seconds  # noqa: E402  (after the path insert)
 KERNEL_PREFIXES = ("conv2d_", "matmul_", "phase_pad_")
 
 
@@ -98,20 +99,7 @@ def measure(name: str, args, work: Path) -> dict:
 
 def profile(vm, tensor, *, calls: int) -> dict:
     """Per-PrimFunc time (VM instrument): the min over ``calls`` inferences of each call site's sum."""
-    per_run: list[dict[str, float]] = []
-    state: dict = {}
-
-    def instrument(func, name, before_run, ret_value, *args):
-        if before_run:
-            state["start"] = time.perf_counter()
-        else:
-            per_run[-1][name] = per_run[-1].get(name, 0.0) + time.perf_counter() - state["start"]
-
-    vm.set_instrument(instrument)
-    for _ in range(calls):
-        per_run.append({})
-        vm["main"](tensor)
-    vm.set_instrument(lambda *a: None)
+    per_run = [summed_by_name([run]) for run in vm_call_seconds(vm, tensor, calls=calls)]
     best = {name: min(run.get(name, 0.0) for run in per_run) for name in per_run[0]}
     total = sum(best.values())
     others = {name: t for name, t in best.items() if not name.startswith(KERNEL_PREFIXES) and not name.startswith("vm.")}

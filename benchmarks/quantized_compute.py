@@ -41,6 +41,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from deploy.bench.vm_calls import vm_call_seconds  # noqa: E402  (after the path insert)
 
 MODELS = {"lenet5": (1, 1, 28, 28), "resnet20": (1, 3, 32, 32), "mobilenetv2-small": (1, 3, 32, 32)}
 VARIANTS = ("fp32 dense", "fp32 sparse", "ternary sparse", "int8-weight dense", "int8-weight sparse")
@@ -181,19 +182,8 @@ def layer_times(entry: dict, variant: str, *, calls: int) -> dict[str, float]:
     vm = relax.VirtualMachine(tvm.runtime.load_module(entry["tvm"][variant]), tvm.cpu())
     tensor = tvm.runtime.tensor(np.random.default_rng(0).random(entry["shape"]).astype(np.float32))
     per_call: dict[str, list[float]] = {}
-    state = {}
-
-    def instrument(func, name, before_run, ret_value, *args):
-        if before_run:
-            state["start"] = time.perf_counter()
-        else:
-            per_call.setdefault(name, []).append(time.perf_counter() - state["start"])
-
-    for _ in range(3):
-        vm["main"](tensor)
-    vm.set_instrument(instrument)
-    for _ in range(calls):
-        vm["main"](tensor)
+    for name, seconds in (call for run in vm_call_seconds(vm, tensor, calls=calls, warmup=3) for call in run):
+        per_call.setdefault(name, []).append(seconds)
     return {name: min(times) * 1e6 for name, times in per_call.items()}
 
 

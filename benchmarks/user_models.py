@@ -44,6 +44,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from deploy.bench.vm_calls import summed_by_name, vm_call_seconds  # noqa: E402  (after the path insert)
 
 MODELS = {"yolo-320": ("yolo", 320), "yolo-640": ("yolo", 640), "efficientnet-b0-224": ("efficientnet-b0", 224)}
 
@@ -276,18 +277,7 @@ def measure(plan: dict, *, threads: int, runs: int, burst: int) -> dict:
 def profile(vm, tensor, *, calls: int = 5, top: int = 10) -> list[list]:
     """``[VM call, ms per inference, share]`` of the ``top`` most expensive calls of the VM
     (``set_instrument``, about 1-2 us added per call), summed over ``calls`` inferences."""
-    per_call: dict[str, float] = {}
-    state = {}
-
-    def instrument(func, name, before_run, ret_value, *args):
-        if before_run:
-            state["start"] = time.perf_counter()
-        else:
-            per_call[name] = per_call.get(name, 0.0) + time.perf_counter() - state["start"]
-
-    vm.set_instrument(instrument)
-    for _ in range(calls):
-        vm["main"](tensor)
+    per_call = summed_by_name(vm_call_seconds(vm, tensor, calls=calls))
     total = sum(per_call.values()) or 1.0
     ranked = sorted(per_call.items(), key=lambda item: -item[1])
     return [[name, seconds / calls * 1e3, seconds / total] for name, seconds in ranked[:top]]

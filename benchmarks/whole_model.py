@@ -42,6 +42,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from deploy.bench.vm_calls import summed_by_name, vm_call_seconds  # noqa: E402  (after the path insert)
 
 from whole_model_variants import export_model, make_variant  # noqa: E402  (after the path insert)
 
@@ -172,21 +173,11 @@ def layer_profile(plan: dict, model_name: str, variant: str, *, calls: int = 20)
     entry = plan[model_name]
     vm = relax.VirtualMachine(tvm.runtime.load_module(entry["tvm"][variant]), tvm.cpu())
     tensor = tvm.runtime.tensor(np.random.default_rng(0).standard_normal(entry["shape"]).astype(np.float32))
+    runs = vm_call_seconds(vm, tensor, calls=calls, warmup=3)
     per_call: dict[str, list[float]] = {}
-    state = {}
-
-    def instrument(func, name, before_run, ret_value, *args):
-        if before_run:
-            state["start"] = time.perf_counter()
-        else:
-            per_call.setdefault(name, []).append(time.perf_counter() - state["start"])
-
-    for _ in range(3):
-        vm["main"](tensor)
-    vm.set_instrument(instrument)
-    for _ in range(calls):
-        vm["main"](tensor)
-    totals = {name: sum(times) for name, times in per_call.items()}
+    for name, seconds in (call for run in runs for call in run):
+        per_call.setdefault(name, []).append(seconds)
+    totals = summed_by_name(runs)
     report = json.loads(Path(entry["tvm"][variant]).with_name("compile_report.json").read_text())
     model = onnx.load(entry["onnx"][variant])
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1  # the exported batch is dynamic

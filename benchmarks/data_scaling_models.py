@@ -3,35 +3,18 @@
 ResNet-18: He et al., "Deep Residual Learning for Image Recognition" (CVPR 2016), Table 1: a 7x7/2
 stem, max-pool, four stages of two basic blocks (64, 128, 256, 512 channels), global pool, linear.
 MobileNetV2: Sandler et al., "MobileNetV2" (CVPR 2018), Table 2, width 1.0, at 224 px; its inverted
-residual block is ``compress.models.mobilenet.InvertedResidual``.
+residual block is ``compress.models.mobilenet.InvertedResidual``, ResNet-18's basic block
+``compress.models.resnet.BasicBlock``.
 """
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from compress.models.mobilenet import InvertedResidual
+from compress.models.resnet import BasicBlock
 
 _MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
-
-
-class BasicBlock(nn.Module):
-    """``relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))``, the shortcut a strided 1x1 conv when shapes change."""
-
-    def __init__(self, in_channels: int, out_channels: int, *, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.bn1(self.conv1(x)).relu()
-        return (self.bn2(self.conv2(y)) + self.shortcut(x)).relu()
 
 
 def resnet18(num_classes: int = 10) -> nn.Module:

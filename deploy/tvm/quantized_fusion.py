@@ -26,11 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deploy.tvm.fusion_chains import Chain, find_chains
 from deploy.tvm.fusion import (
     PARALLEL_MIN_MACS,
     VECTOR_CHOICES,
-    Chain,
-    _find_chains,
     _geometry,
     add_kernel,
     emit_phase_planes,
@@ -91,7 +90,7 @@ def fuse_quantized_layers(mod, *, vector_floats: int):
 
 def _ternary_chains(func) -> tuple[dict, set]:
     """The chains of ``func`` whose weight is ternary / binary (with its codes), and their folded vars."""
-    chains, _ = _find_chains(func)
+    chains, _ = find_chains(func)
     found, absorbed = {}, set()
     for position, (end_var, chain) in enumerate(chains.items()):
         if chain.is_conv and int(chain.op.attrs.groups) > 1:

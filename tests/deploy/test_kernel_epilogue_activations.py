@@ -93,7 +93,7 @@ def test_chain_finder_folds_hardswish_written_as_add_clip_divide():
     third time (not folded)."""
     from tvm import relax
 
-    from deploy.tvm.fusion import _find_chains
+    from deploy.tvm.fusion_chains import find_chains
 
     def build(third_use: bool):
         builder = relax.BlockBuilder()
@@ -112,7 +112,7 @@ def test_chain_finder_folds_hardswish_written_as_add_clip_divide():
             builder.emit_func_output(out)
         return builder.get()["main"]
 
-    (chain,) = _find_chains(build(third_use=False))[0].values()
+    (chain,) = find_chains(build(third_use=False))[0].values()
     assert (chain.activation, chain.gate, len(chain.absorbed)) == ("hardswish", (1.0 / 6.0, 0.5), 4)
-    (chain,) = _find_chains(build(third_use=True))[0].values()
+    (chain,) = find_chains(build(third_use=True))[0].values()
     assert chain.activation == "none"

@@ -38,10 +38,10 @@ from compress.selection import ParamSelector
 class ADMMHyperparameters(Hyperparameters):
     """Attributes:
         lr, optimizer: Adam at 1e-3 as the reference LeNet code (or ``optimizer="sgd"``).
-        sparsity: fraction of entries (or channels) of every selected weight to prune.
-        layer_sparsity: optional ``{fqn: sparsity}`` overriding ``sparsity`` per weight.
+        sparsity_ratio: fraction of entries (or channels) of every selected weight to prune.
+        layer_ratios: optional ``{fqn: ratio}`` overriding ``sparsity_ratio`` per weight.
         mode: ``"element"`` or ``"channel"``.
-        channel_axis: group axis in channel mode, ``"input"`` (the reference code's) or ``"output"``.
+        group_axis: channels pruned in channel mode, ``"input"`` (the reference code's) or ``"output"``.
         rho: augmented-Lagrangian penalty.
         rho_growth: multiplicative growth of ``rho`` after every Z/U update (1 = constant).
         z_update_interval: optimizer steps between Z/U updates; 0 = at each epoch end.
@@ -51,10 +51,10 @@ class ADMMHyperparameters(Hyperparameters):
 
     lr: float = 1e-3
     optimizer: str = field(default="adam", metadata={"choices": ("sgd", "adam")})
-    sparsity: float = 0.9
-    layer_sparsity: dict[str, float] | None = None
+    sparsity_ratio: float = 0.9
+    layer_ratios: dict[str, float] | None = None
     mode: str = field(default="element", metadata={"choices": CARDINALITY_MODES})
-    channel_axis: str = field(default="input", metadata={"choices": tuple(CHANNEL_AXES)})
+    group_axis: str = field(default="input", metadata={"choices": tuple(CHANNEL_AXES)})
     rho: float = 1e-2
     rho_growth: float = 1.0
     z_update_interval: int = 0
@@ -65,9 +65,9 @@ class ADMMHyperparameters(Hyperparameters):
         super().__post_init__()
         if self.z_update_interval < 0 or self.admm_epochs < 0:
             raise ValueError(f"z_update_interval and admm_epochs must be >= 0, got {self.z_update_interval}, {self.admm_epochs}")
-        check_ratio("sparsity", self.sparsity)
-        for fqn, ratio in (self.layer_sparsity or {}).items():
-            check_ratio(f"layer_sparsity[{fqn!r}]", ratio)
+        check_ratio("sparsity_ratio", self.sparsity_ratio)
+        for fqn, ratio in (self.layer_ratios or {}).items():
+            check_ratio(f"layer_ratios[{fqn!r}]", ratio)
 
 
 class ADMM(TrainingMethod):
@@ -79,8 +79,8 @@ class ADMM(TrainingMethod):
     def __init__(self, hp: ADMMHyperparameters | None = None) -> None:
         super().__init__(hp)
         self.layers = ParamSelector(kinds=self.hp.layers)
-        self.axis = group_axis(self.hp.channel_axis)
-        self.layer_sparsity = dict(self.hp.layer_sparsity or {})
+        self.axis = group_axis(self.hp.group_axis)
+        self.layer_ratios = dict(self.hp.layer_ratios or {})
         self.rho = self.hp.rho
         self.z: dict[str, torch.Tensor] = {}
         self.u: dict[str, torch.Tensor] = {}
@@ -95,12 +95,12 @@ class ADMM(TrainingMethod):
 
     def _check_fqns(self, model: nn.Module) -> None:
         known = {fqn for fqn, _ in self.layers.weights(model)}
-        unknown = sorted(set(self.layer_sparsity) - known)
+        unknown = sorted(set(self.layer_ratios) - known)
         if unknown:
-            raise ValueError(f"layer_sparsity names unknown weights {unknown}; allowed: {sorted(known)}")
+            raise ValueError(f"layer_ratios names unknown weights {unknown}; allowed: {sorted(known)}")
 
     def _mask(self, fqn: str, tensor: torch.Tensor) -> torch.Tensor:
-        ratio = self.layer_sparsity.get(fqn, self.hp.sparsity)
+        ratio = self.layer_ratios.get(fqn, self.hp.sparsity_ratio)
         return cardinality_mask(tensor, sparsity_ratio=ratio, mode=self.hp.mode, axis=self.axis)
 
     @torch.no_grad()

@@ -6,8 +6,8 @@ channels (columns), or both. After each optimizer step with learning rate ``lr``
 
     W_g <- max(0, 1 - lr * lambda * c_g / ||W_g||_2) * W_g      (block soft threshold)
 
-with ``c_g = sqrt(|g|)`` if ``scale_by_size`` else 1. With ``axes="both"`` the output-channel then the
-input-channel prox are applied in sequence (a splitting approximation of the joint prox).
+with ``c_g = sqrt(|g|)`` if ``scale_by_size`` else 1. With ``group_axis="both"`` the output-channel
+then the input-channel prox are applied in sequence (a splitting approximation of the joint prox).
 
 Default strength from the step budget (ours): a group's norm shrinks by up to ``lambda * lr * T`` over
 ``T`` steps, so unless ``lam`` is given ``lambda = lam_steps / (lr * T)`` with ``lam_steps = 0.45``
@@ -31,13 +31,12 @@ SSL_AXES = {"output": ("output",), "input": ("input",), "both": ("output", "inpu
 @dataclass(frozen=True)
 class GroupLassoHyperparameters(Hyperparameters):
     """Attributes: ``lam`` (group-lasso weight; ``None``: ``lam_steps / (lr * T)``), ``lam_steps`` (the
-    total shrink ``lam * lr * T``), ``axes`` (``"output"``, ``"input"``, ``"both"``, or ``"block"``: 16x1
-    row blocks),
-    ``scale_by_size`` (weight each group by ``sqrt(|g|)``), ``layers``."""
+    total shrink ``lam * lr * T``), ``group_axis`` (``"output"``, ``"input"``, ``"both"``, or ``"block"``:
+    16x1 row blocks), ``scale_by_size`` (weight each group by ``sqrt(|g|)``), ``layers``."""
 
     lam: float | None = None
     lam_steps: float = 0.45
-    axes: str = field(default="output", metadata={"choices": tuple(SSL_AXES)})
+    group_axis: str = field(default="output", metadata={"choices": tuple(SSL_AXES)})
     scale_by_size: bool = False
     layers: str = field(default="all", metadata={"choices": LAYER_KINDS})
 
@@ -54,7 +53,7 @@ class SSLGroupLasso(TrainingMethod):
         layers = ParamSelector(kinds=self.hp.layers)
         self.regularizers = [
             GroupLasso(strength=lam, layers=layers, axis=axis, scale_by_size=self.hp.scale_by_size)
-            for axis in SSL_AXES[self.hp.axes]
+            for axis in SSL_AXES[self.hp.group_axis]
         ]
 
     def after_step(self, model: nn.Module) -> None:

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from compress.optim.optimizer import OPTIMIZERS, make_optimizer
+from compress.optim.renamed import rename_hyperparameters
 
 LAYER_KINDS = ("all", "conv", "linear")
 
@@ -97,8 +98,9 @@ class TrainingMethod:
 
     @classmethod
     def create(cls, **values: Any) -> TrainingMethod:
-        """``cls(cls.Hyperparameters(**values))``: unknown names raise ``TypeError``, bad values ``ValueError``."""
-        return cls(cls.Hyperparameters(**values))
+        """``cls(cls.Hyperparameters(**values))``: unknown names raise ``TypeError``, bad values ``ValueError``;
+        an earlier name of a hyperparameter is renamed with a ``FutureWarning`` (``compress.optim.renamed``)."""
+        return cls(cls.Hyperparameters(**rename_hyperparameters(cls.Hyperparameters, values, where=f"method {cls.name}")))
 
     def prepare(self, model: nn.Module, *, total_steps: int) -> None:
         """Attach to ``model`` before training (``total_steps``: optimizer steps the run will take)."""

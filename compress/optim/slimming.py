@@ -2,7 +2,7 @@
 "Learning efficient convolutional networks through network slimming", ICCV 2017).
 
 Training: ``L = CE + s sum |gamma|`` via the subgradient ``gamma.grad += s * sign(gamma)`` after backward.
-``finalize``: the global threshold is the ``prune_ratio`` quantile of all ``|gamma|``; every channel with
+``finalize``: the global threshold is the ``sparsity_ratio`` quantile of all ``|gamma|``; every channel with
 ``|gamma| <= threshold`` gets ``gamma = beta = 0`` and the filter (and bias) of the conv / linear layer
 that produces it zeroed, so the channel's output is exactly 0 and ``stats.channel_sparsity`` counts it.
 
@@ -36,14 +36,14 @@ class SlimmingHyperparameters(Hyperparameters):
     """Attributes: ``lr`` (0.1 in the reference, for training from scratch; 0.01 fine-tunes a trained
     model), ``weight_decay`` (1e-4 in the reference), ``s`` (L1 weight on BN scales: 1e-4 VGG, 1e-5
     ResNet in the reference's 160-epoch runs; ``None``: ``s_steps / (lr * T)``, ours: a BN scale is
-    pulled toward 0 by up to ``s * lr * T`` in total, 0.4 by default), ``prune_ratio`` (fraction of all
+    pulled toward 0 by up to ``s * lr * T`` in total, 0.4 by default), ``sparsity_ratio`` (fraction of all
     BN channels to prune in ``finalize``, a global quantile of ``|gamma|``)."""
 
     lr: float = 0.01
     weight_decay: float = 1e-4
     s: float | None = None
     s_steps: float = 0.4
-    prune_ratio: float = 0.5
+    sparsity_ratio: float = 0.5
     min_keep_ratio: float = 0.1
     finetune_ratio: float = 0.25
 
@@ -51,7 +51,7 @@ class SlimmingHyperparameters(Hyperparameters):
         super().__post_init__()
         if not ((self.s is None or self.s >= 0) and self.s_steps >= 0):
             raise ValueError(f"s and s_steps must be >= 0, got {self.s}, {self.s_steps}")
-        for name in ("prune_ratio", "min_keep_ratio", "finetune_ratio"):
+        for name in ("sparsity_ratio", "min_keep_ratio", "finetune_ratio"):
             check_ratio(name, getattr(self, name))
 
 
@@ -91,12 +91,12 @@ class NetworkSlimming(TrainingMethod):
                 norm.weight.grad.add_(self.s * torch.sign(norm.weight))
 
     def threshold(self, model: nn.Module) -> float:
-        """Global ``prune_ratio`` quantile of all ``|gamma|``."""
+        """Global ``sparsity_ratio`` quantile of all ``|gamma|``."""
         layers = norm_layers_with_producers(model)
         if not layers:
             raise ValueError("network slimming needs batch-norm layers with affine scales; the model has none")
         gammas = torch.cat([norm.weight.detach().abs().reshape(-1) for _, norm, _ in layers])
-        return float(torch.quantile(gammas, self.hp.prune_ratio)) if self.hp.prune_ratio > 0 else -1.0
+        return float(torch.quantile(gammas, self.hp.sparsity_ratio)) if self.hp.sparsity_ratio > 0 else -1.0
 
     @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:

@@ -12,17 +12,17 @@ Zero is absorbing (a vanishing weight gets a vanishing step), so weights drift t
 Biases and norm layers are not scaled.
 
 Pruning of the vanishing weights (our choice; the paper's rule is not public). By default global
-magnitude cuts over all the selected layers remove a fraction ``sparsity`` of their weights::
+magnitude cuts over all the selected layers remove a fraction ``sparsity_ratio`` of their weights::
 
     tau_k = the s_k-quantile of {|w_i| : all layers},   zero every |w_i| <= tau_k
-    s_k   = sparsity * (1 - (1 - k / R)^3)              (cubic ramp, Zhu & Gupta 2017; R = prune_rounds)
+    s_k   = sparsity_ratio * (1 - (1 - k / R)^3)        (cubic ramp, Zhu & Gupta 2017; R = prune_rounds)
 
-cut ``k`` after ``k / R`` of the affine-scaled steps, the last (``s_R = sparsity``) where the masked
+cut ``k`` after ``k / R`` of the affine-scaled steps, the last (``s_R = sparsity_ratio``) where the masked
 fine-tune starts. Zero is absorbing under affine scaling (``s = 0`` for ``w = 0``), so a cut weight
 stays cut and the survivors keep training scaled. One cut over the whole network allots each layer
 its own ratio (LeNet-5 / MNIST, 1,800 steps: fc1 97%, conv1 15%); the energy rule below, applied layer
 by layer, kept 20% of fc1 and cut four fifths of conv1 (4.8x at ``keep_energy = 0.7``). With
-``sparsity=None`` the per-layer energy rule prunes once, at the switch: with the entries sorted by
+``sparsity_ratio=None`` the per-layer energy rule prunes once, at the switch: with the entries sorted by
 magnitude ``|w_(1)| >= |w_(2)| >= ... >= |w_(n)|``, keep the smallest prefix that
 carries a fraction ``keep_energy`` of the layer's squared L2 norm::
 
@@ -84,16 +84,14 @@ class SSGDHyperparameters(Hyperparameters):
         lr: learning rate (the per-layer normalisation keeps it comparable to SGD's; 0.02 kept
             LeNet-300-100 at -0.41 points at 95% sparsity in 1,800 steps where 0.01 lost 0.61).
         p: exponent; ``s = |w|^(2-p)`` (0 scales by ``w^2``).
-        sparsity: fraction of the selected weights zeroed by the global magnitude cuts (default 0.95,
+        sparsity_ratio: fraction of the selected weights zeroed by the global magnitude cuts (default 0.95,
             20x; ``None``: the per-layer energy rule of ``keep_energy``).
-        prune_rounds: cuts on the cubic ramp to ``sparsity`` over the affine-scaled steps (with
+        prune_rounds: cuts on the cubic ramp to ``sparsity_ratio`` over the affine-scaled steps (with
             ``ssgd_epochs`` set: one cut, at the switch).
-        keep_energy: with ``sparsity=None``, pruning keeps, per layer, the largest weights carrying this fraction of
-            ``||w||_2^2`` (default 0.99: the pruned weights hold at most 1% of the layer's energy, a
-            relative Frobenius perturbation <= 10%; on MNIST LeNets after 4-6 SSGD epochs it pruned
-            27-34% of the weights for <= 0.01 point of test accuracy, without fine-tuning). With
-            the masked fine-tune a lower value prunes more (default 0.7: 13.5x on LeNet-300-100 in
-            1,800 steps, see ``benchmarks/sparse_training.md``).
+        keep_energy: with ``sparsity_ratio=None``, pruning keeps, per layer, the largest weights carrying
+            this fraction of ``||w||_2^2``, so the pruned weights hold at most ``1 - keep_energy`` of the
+            layer's energy (a relative Frobenius perturbation <= ``sqrt(1 - keep_energy)``); with the
+            masked fine-tune a lower value prunes more (``benchmarks/sparse_training.md``).
         ssgd_epochs: epochs of affine-scaled training before pruning and masked fine-tuning with the
             plain gradient; ``None`` (default): the switch follows ``finetune_ratio``.
         finetune_ratio: fraction of the run's steps left for the masked fine-tune (without ``ssgd_epochs``).
@@ -103,7 +101,7 @@ class SSGDHyperparameters(Hyperparameters):
 
     lr: float = 0.02
     p: float = 0.0
-    sparsity: float | None = 0.95
+    sparsity_ratio: float | None = 0.95
     prune_rounds: int = 4
     keep_energy: float = 0.7
     ssgd_epochs: int | None = None
@@ -118,8 +116,8 @@ class SSGDHyperparameters(Hyperparameters):
         if not 0.0 < self.keep_energy <= 1.0:
             raise ValueError(f"keep_energy must be in (0, 1], got {self.keep_energy}")
         check_ratio("finetune_ratio", self.finetune_ratio)
-        if self.sparsity is not None and not 0.0 <= self.sparsity < 1.0:
-            raise ValueError(f"sparsity must be in [0, 1) or None, got {self.sparsity}")
+        if self.sparsity_ratio is not None and not 0.0 <= self.sparsity_ratio < 1.0:
+            raise ValueError(f"sparsity_ratio must be in [0, 1) or None, got {self.sparsity_ratio}")
         if self.prune_rounds < 1:
             raise ValueError(f"prune_rounds must be >= 1, got {self.prune_rounds}")
         if self.ssgd_epochs is not None and self.ssgd_epochs < 1:
@@ -161,10 +159,10 @@ class SSGD(TrainingMethod):
         switch = self.phase.switch_step(self.total_steps)
         if self.steps >= switch:
             self._start_fine_tuning(model)
-        elif self.hp.sparsity is not None and self.steps >= switch * (self._rounds_done + 1) / self.hp.prune_rounds:
+        elif self.hp.sparsity_ratio is not None and self.steps >= switch * (self._rounds_done + 1) / self.hp.prune_rounds:
             self._rounds_done += 1
-            ramp = self.hp.sparsity * (1 - (1 - self._rounds_done / self.hp.prune_rounds) ** 3)
-            self.phase.hold(model, self._prune_masks(model, sparsity=ramp))
+            ramp = self.hp.sparsity_ratio * (1 - (1 - self._rounds_done / self.hp.prune_rounds) ** 3)
+            self.phase.hold(model, self._prune_masks(model, sparsity_ratio=ramp))
 
     @torch.no_grad()
     def on_epoch_end(self, model: nn.Module, *, epoch: int) -> None:
@@ -174,10 +172,10 @@ class SSGD(TrainingMethod):
     def _start_fine_tuning(self, model: nn.Module) -> None:
         self.phase.start(model, self._prune_masks(model), reset_momentum=self.reset_momentum)
 
-    def _prune_masks(self, model: nn.Module, *, sparsity: float | None = None) -> Masks:
-        """Masks of a global magnitude cut at ``sparsity`` (default ``hp.sparsity``), or of the energy rule."""
-        if self.hp.sparsity is not None:
-            ratio = self.hp.sparsity if sparsity is None else sparsity
+    def _prune_masks(self, model: nn.Module, *, sparsity_ratio: float | None = None) -> Masks:
+        """Masks of a global magnitude cut at ``sparsity_ratio`` (default ``hp.sparsity_ratio``), or of the energy rule."""
+        if self.hp.sparsity_ratio is not None:
+            ratio = self.hp.sparsity_ratio if sparsity_ratio is None else sparsity_ratio
             masks = prune_weights(model, pattern="unstructured", sparsity_ratio=ratio, scope="global", layers=self.layers).masks
         else:
             masks = {fqn: energy_mask(weight, keep_energy=self.hp.keep_energy) for fqn, weight in self.layers.weights(model)}

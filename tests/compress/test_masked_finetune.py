@@ -21,9 +21,9 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 TOTAL, PER_EPOCH, SWITCH = 8, 4, 4  # 2 epochs of 4 steps; every method below switches after step 4
 CONFIGS = {
     "sgl": dict(optimizer="sgd", lr=0.05, weight_decay=1e-3, lam=0.1, num_train=64, finetune_ratio=0.5),
-    "ssgd": dict(lr=0.05, weight_decay=1e-3, sparsity=0.6, finetune_ratio=0.5),
-    "admm": dict(optimizer="sgd", lr=0.05, weight_decay=1e-3, sparsity=0.6, admm_epochs=1),
-    "slimming": dict(lr=0.05, weight_decay=1e-3, s=1e-2, prune_ratio=0.5, finetune_ratio=0.5),
+    "ssgd": dict(lr=0.05, weight_decay=1e-3, sparsity_ratio=0.6, finetune_ratio=0.5),
+    "admm": dict(optimizer="sgd", lr=0.05, weight_decay=1e-3, sparsity_ratio=0.6, admm_epochs=1),
+    "slimming": dict(lr=0.05, weight_decay=1e-3, s=1e-2, sparsity_ratio=0.5, finetune_ratio=0.5),
     "xrda": dict(lam=1e-3, lr=0.5),
 }
 BATCHES = synthetic_batches(count=TOTAL, seed=3)

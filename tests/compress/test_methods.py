@@ -14,13 +14,13 @@ from compress.optim.loop import start_training, train_epoch
 from compress.stats import weight_sparsity
 
 STRONG = {
-    "admm": dict(sparsity=0.6, admm_epochs=1, lr=1e-2),
+    "admm": dict(sparsity_ratio=0.6, admm_epochs=1, lr=1e-2),
     "group-lasso": dict(lr=0.1, lam=3.0),
     "l1-prox": dict(lr=0.1, lam=1.0),
     "rgsm": dict(lr=0.05, lam1=0.3, beta=1.0, relative_threshold=None),
     "rvsm": dict(lr=0.05, lam=1e-2, beta=1.0),
     "sgl": dict(lam=0.1, beta=2.5, num_train=64),
-    "slimming": dict(lr=0.05, s=1e-2, prune_ratio=0.5),
+    "slimming": dict(lr=0.05, s=1e-2, sparsity_ratio=0.5),
     "ssgd": dict(lr=0.05, keep_energy=0.9, ssgd_epochs=2),
     "xrda": dict(lam=1e-3, lr=0.5),
 }
@@ -92,9 +92,9 @@ def test_method_state_dict_resumes_bit_for_bit(name):
         assert torch.equal(expected, actual), f"{name}: {fqn} differs after resume"
 
 
-def test_admm_finalize_meets_per_layer_sparsity_when_layer_sparsity_given():
+def test_admm_finalize_meets_per_layer_sparsity_when_layer_ratios_given():
     model = tiny_model()
-    method = create_method("admm", sparsity=0.5, layer_sparsity={"4.weight": 0.9}, admm_epochs=1)
+    method = create_method("admm", sparsity_ratio=0.5, layer_ratios={"4.weight": 0.9}, admm_epochs=1)
     optimizer = start_training(method, model, total_steps=8)
     run_epochs(model, method, optimizer, epochs=2)
     method.finalize(model)
@@ -105,7 +105,7 @@ def test_admm_finalize_meets_per_layer_sparsity_when_layer_sparsity_given():
 
 def test_admm_masked_retraining_keeps_pruned_weights_at_zero():
     model = tiny_model()
-    method = create_method("admm", sparsity=0.7, admm_epochs=1, optimizer="sgd", lr=0.05)
+    method = create_method("admm", sparsity_ratio=0.7, admm_epochs=1, optimizer="sgd", lr=0.05)
     optimizer = start_training(method, model, total_steps=8)
     run_epochs(model, method, optimizer, epochs=1)
     zeros = {fqn: w.eq(0).clone() for fqn, w in model.named_parameters() if w.dim() >= 2}
@@ -115,8 +115,8 @@ def test_admm_masked_retraining_keeps_pruned_weights_at_zero():
             assert bool(weight[zeros[fqn]].eq(0).all()), fqn
 
 
-def test_admm_raises_when_layer_sparsity_names_unknown_weight():
-    method = create_method("admm", layer_sparsity={"nope.weight": 0.5})
+def test_admm_raises_when_layer_ratios_names_unknown_weight():
+    method = create_method("admm", layer_ratios={"nope.weight": 0.5})
     with pytest.raises(ValueError, match="nope.weight"):
         start_training(method, tiny_model(), total_steps=1)
 
@@ -144,7 +144,7 @@ def test_rgsm_produces_zero_input_channels():
 
 def test_slimming_finalize_makes_pruned_channels_output_exactly_zero():
     model = tiny_model()
-    method = create_method("slimming", s=1e-2, prune_ratio=0.5, lr=0.05)
+    method = create_method("slimming", s=1e-2, sparsity_ratio=0.5, lr=0.05)
     optimizer = start_training(method, model, total_steps=4)
     run_epochs(model, method, optimizer, epochs=1)
     method.finalize(model)
@@ -198,7 +198,7 @@ def test_xrda_with_zero_lambda_matches_ema_momentum_sgd_when_constant_schedule()
         ("sgl", {"penalty": "lp"}, "allowed: l1, l0, tl1, l1-l2, scad"),
         ("xrda", {"mode": "rows"}, "allowed: normal, kernel, channel, block"),
         ("admm", {"mode": "block"}, "allowed: element, channel"),
-        ("group-lasso", {"axes": "depth"}, "allowed: output, input, both"),
+        ("group-lasso", {"group_axis": "depth"}, "allowed: output, input, both"),
         ("rgsm", {"group_axis": "depth"}, "allowed: output, input"),
         ("ssgd", {"p": 2.0}, "p must be in"),
     ],
@@ -284,7 +284,7 @@ def test_sgl_beta_grows_over_the_run_and_the_last_quarter_is_a_masked_fine_tune(
 
 def test_slimming_keeps_a_floor_per_layer_and_fine_tunes_with_the_channels_held_at_zero():
     model = tiny_model()
-    method = create_method("slimming", prune_ratio=0.99, min_keep_ratio=0.5, finetune_ratio=0.5, lr=0.05)
+    method = create_method("slimming", sparsity_ratio=0.99, min_keep_ratio=0.5, finetune_ratio=0.5, lr=0.05)
     optimizer = start_training(method, model, total_steps=8)
     run_epochs(model, method, optimizer, epochs=1)  # half of the steps: channels pruned, fine-tune starts
     dead = method.dead["1"]
@@ -299,7 +299,7 @@ def test_slimming_keeps_a_floor_per_layer_and_fine_tunes_with_the_channels_held_
     ("name", "kwargs", "exclusive"),
     [
         ("rgsm", dict(lr=0.05, group_axis="block", relative_threshold=1.0), True),
-        ("group-lasso", dict(lr=0.1, lam=0.5, axes="block"), True),
+        ("group-lasso", dict(lr=0.1, lam=0.5, group_axis="block"), True),
         ("sgl", dict(lam=0.1, beta=2.5, num_train=64, group_axis="block"), False),
     ],
 )

@@ -41,7 +41,7 @@ def test_energy_mask_of_zero_tensor_keeps_nothing():
 
 def test_ssgd_finalize_without_fine_tune_applies_the_energy_rule_per_layer():
     model = tiny_model()
-    method = create_method("ssgd", lr=0.05, sparsity=None, keep_energy=0.95, finetune_ratio=0.0)
+    method = create_method("ssgd", lr=0.05, sparsity_ratio=None, keep_energy=0.95, finetune_ratio=0.0)
     optimizer = start_training(method, model, total_steps=8)
     run_epochs(model, method, optimizer, epochs=2)
     expected = {fqn: w * energy_mask(w, keep_energy=0.95) for fqn, w in model.named_parameters() if w.dim() >= 2}
@@ -54,7 +54,7 @@ def test_ssgd_finalize_without_fine_tune_applies_the_energy_rule_per_layer():
 
 def test_ssgd_fine_tune_keeps_the_mask_and_trains_the_survivors_with_the_plain_gradient():
     model = tiny_model()
-    method = create_method("ssgd", lr=0.05, sparsity=None, keep_energy=0.9, ssgd_epochs=1)
+    method = create_method("ssgd", lr=0.05, sparsity_ratio=None, keep_energy=0.9, ssgd_epochs=1)
     optimizer = start_training(method, model, total_steps=12)
     run_epochs(model, method, optimizer, epochs=1)
     assert method.fine_tuning
@@ -71,7 +71,7 @@ def test_ssgd_fine_tune_keeps_the_mask_and_trains_the_survivors_with_the_plain_g
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"keep_energy": 0.0}, "keep_energy must be in"), ({"keep_energy": 1.5}, "keep_energy must be in"), ({"ssgd_epochs": 0}, "ssgd_epochs must be"),
-     ({"sparsity": 1.0}, "sparsity must be in")],
+     ({"sparsity_ratio": 1.0}, "sparsity_ratio must be in")],
 )
 def test_ssgd_raises_on_invalid_pruning_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -80,7 +80,7 @@ def test_ssgd_raises_on_invalid_pruning_hyperparameters(kwargs, match):
 
 def test_ssgd_default_prunes_one_global_magnitude_fraction_across_layers():
     model = tiny_model()
-    method = create_method("ssgd", lr=0.05, sparsity=0.6, finetune_ratio=0.0)
+    method = create_method("ssgd", lr=0.05, sparsity_ratio=0.6, finetune_ratio=0.0)
     optimizer = start_training(method, model, total_steps=8)
     run_epochs(model, method, optimizer, epochs=2)
     weights = {fqn: w.detach().clone() for fqn, w in method.layers.weights(model)}
@@ -96,7 +96,7 @@ def test_ssgd_default_prunes_one_global_magnitude_fraction_across_layers():
 
 def test_ssgd_cuts_on_a_cubic_ramp_and_a_cut_weight_stays_cut():
     model = tiny_model()
-    method = create_method("ssgd", lr=0.05, sparsity=0.8, prune_rounds=4, finetune_ratio=0.5)
+    method = create_method("ssgd", lr=0.05, sparsity_ratio=0.8, prune_rounds=4, finetune_ratio=0.5)
     optimizer = start_training(method, model, total_steps=16)  # 4 epochs of 4 steps: cuts after steps 2, 4, 6, 8
 
     def zeros():

@@ -1,7 +1,7 @@
 """Fused block-sparse linear layer ``y[M, N] = act(x[M, K] @ W.T + bias)``, dense weights included.
 
-The weight is stored as ``R x 1`` blocks (``R`` consecutive outputs by one input, the layout of
-:mod:`deploy.tvm.kernels.bsr`), all-zero blocks dropped; a dense weight keeps every block. The
+The weight is stored as ``R x 1`` blocks (``R`` consecutive outputs by one input, encoded by
+:func:`deploy.tvm.linear_weights.encode_linear_blocks`), all-zero blocks dropped; a dense weight keeps every block. The
 accumulator is one ``R``-lane vector per output block row, updated from the block list::
 
     acc_u += data[b] * x[m, indices[b]]        (b = start + U * q + u, vector over the R outputs)

@@ -1,10 +1,11 @@
-"""ONNX model-local functions that decode our compact weight encodings with standard ops.
+"""Building blocks of the ONNX model-local functions that decode our compact weights with standard ops.
 
 Every encoded weight becomes one node ``W = compress.decode.<Format>(arrays..., dims)`` where
 ``dims = [rows, cols, *shape]`` (int64) describes the GEMM view and the weight's shape. The bodies use
 only standard ONNX ops (opset >= 17: ``ScatterElements`` with ``reduction="add"``, ``CumSum``,
 ``ScatterND``, ``BitShift``, ``Mod``, ``Where``), all inputs are initializers, so onnxruntime
-inlines the function and constant-folds it once at session creation.
+inlines the function and constant-folds it once at session creation. Each format's body
+(``WeightFormat.decode_body``, :mod:`deploy.onnx.formats`) is built from the blocks below.
 
 Delta positions: ``flat = cumsum(deltas) - 1``. CSR positions: the row id of entry ``k`` is
 ``cumsum(marks)[k]`` where ``marks`` counts the row starts ``row_ptrs[1:rows]`` landing on ``k``
@@ -20,29 +21,18 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from deploy.onnx.errors import OnnxFormatError
 from deploy.onnx.function_builder import FunctionBody
 
 DOMAIN = "compress.decode"
-FUNCTION_NAMES = {
-    "csr": "Csr",
-    "bsr": "Bsr",
-    "ternary": "Ternary",
-    "binary": "Binary",
-    "ternary-csr": "TernaryCsr",
-    "ternary-bsr": "TernaryBsr",
-    "delta": "Delta",
-    "ternary-delta": "TernaryDelta",
-}
 INT64_MAX = np.iinfo(np.int64).max
 
 
-def _dims(body: FunctionBody) -> tuple[str, str, str]:
+def dims(body: FunctionBody) -> tuple[str, str, str]:
     """Rows [1], cols [1] and shape of the ``dims`` input."""
     return body.slice1("dims", 0, 1), body.slice1("dims", 1, 2), body.slice1("dims", 2, INT64_MAX)
 
 
-def _flat_positions(body: FunctionBody, col: str, ptr: str, rows: str, cols: str) -> str:
+def flat_positions(body: FunctionBody, col: str, ptr: str, rows: str, cols: str) -> str:
     """Flat indices ``row * cols + col`` of CSR entries (int64, length nnz)."""
     col64 = body.op("Cast", col, to=TensorProto.INT64)
     ptr64 = body.op("Cast", ptr, to=TensorProto.INT64)
@@ -57,13 +47,13 @@ def _flat_positions(body: FunctionBody, col: str, ptr: str, rows: str, cols: str
     return body.op("Add", body.op("Mul", row_ids, cols), col64)
 
 
-def _zeros_like(body: FunctionBody, shape: str, like: str) -> str:
+def zeros_like(body: FunctionBody, shape: str, like: str) -> str:
     """Zeros of ``shape`` with the element type of ``like``."""
     zeros = body.op("ConstantOfShape", shape, value=onnx.helper.make_tensor("", TensorProto.FLOAT, [1], [0.0]))
     return body.op("CastLike", zeros, like)
 
 
-def _unpack(body: FunctionBody, packed: str, count: str, *, bits: int) -> str:
+def unpack(body: FunctionBody, packed: str, count: str, *, bits: int) -> str:
     """``count`` uint8 codes of ``bits`` bits from packed bytes (little-end first)."""
     shifts = body.const(np.arange(8 // bits) * bits, np.uint8)
     split = body.op("BitShift", body.op("Unsqueeze", packed, body.const([1], np.int64)), shifts, direction="RIGHT")
@@ -71,7 +61,7 @@ def _unpack(body: FunctionBody, packed: str, count: str, *, bits: int) -> str:
     return body.op("Slice", body.op("Reshape", codes, body.const([-1], np.int64)), body.const([0], np.int64), count)
 
 
-def _ternary_map(body: FunctionBody, codes2d: str, pos: str, neg: str, shape: str, *, binary: bool) -> str:
+def ternary_map(body: FunctionBody, codes2d: str, pos: str, neg: str, shape: str, *, binary: bool) -> str:
     """``where(c == 1, pos, where(c == 2, neg, 0))`` (binary: ``where(c == 1, pos, neg)``), reshaped."""
     axis1 = body.const([1], np.int64)
     pos2, neg2 = body.op("Unsqueeze", pos, axis1), body.op("Unsqueeze", neg, axis1)
@@ -84,20 +74,20 @@ def _ternary_map(body: FunctionBody, codes2d: str, pos: str, neg: str, shape: st
     return body.op("Reshape", values, shape)
 
 
-def _scatter_flat(body: FunctionBody, values: str, flat: str, numel: str) -> str:
+def scatter_flat(body: FunctionBody, values: str, flat: str, numel: str) -> str:
     """A 1-D tensor of ``numel`` zeros with ``values`` written at ``flat``."""
-    return body.op("ScatterElements", _zeros_like(body, numel, values), flat, values, axis=0)
+    return body.op("ScatterElements", zeros_like(body, numel, values), flat, values, axis=0)
 
 
-def _scatter_blocks(body: FunctionBody, blocks: str, col: str, ptr: str, rows: str, cols: str) -> str:
+def scatter_blocks(body: FunctionBody, blocks: str, col: str, ptr: str, rows: str, cols: str) -> str:
     """The ``[rows, cols]`` matrix holding ``[nb, r, c]`` blocks at BSR positions (cropped padding)."""
     block_shape = body.op("Shape", blocks)
     r, c = body.slice1(block_shape, 1, 2), body.slice1(block_shape, 2, 3)
     grid_rows = body.op("Sub", body.op("Shape", ptr), body.const([1], np.int64))
     grid_cols = body.op("Div", body.op("Sub", body.op("Add", cols, c), body.const([1], np.int64)), c)
-    flat = _flat_positions(body, col, ptr, grid_rows, grid_cols)
+    flat = flat_positions(body, col, ptr, grid_rows, grid_cols)
     grid_size = body.op("Mul", grid_rows, grid_cols)
-    zeros = _zeros_like(body, body.op("Concat", grid_size, r, c, axis=0), blocks)
+    zeros = zeros_like(body, body.op("Concat", grid_size, r, c, axis=0), blocks)
     grid = body.op("ScatterND", zeros, body.op("Unsqueeze", flat, body.const([1], np.int64)), blocks)
     grid4 = body.op("Reshape", grid, body.op("Concat", grid_rows, grid_cols, r, c, axis=0))
     moved = body.op("Transpose", grid4, perm=[0, 2, 1, 3])
@@ -107,101 +97,14 @@ def _scatter_blocks(body: FunctionBody, blocks: str, col: str, ptr: str, rows: s
     return body.op("Slice", padded, body.const([0, 0], np.int64), ends, body.const([0, 1], np.int64))
 
 
-def _csr(body: FunctionBody) -> tuple[list[str], str]:
-    rows, cols, shape = _dims(body)
-    flat = _flat_positions(body, "col_indices", "row_ptrs", rows, cols)
-    dense = _scatter_flat(body, "values", flat, body.op("Mul", rows, cols))
-    return ["values", "col_indices", "row_ptrs", "dims"], body.op("Reshape", dense, shape)
-
-
-def _bsr(body: FunctionBody) -> tuple[list[str], str]:
-    rows, cols, shape = _dims(body)
-    matrix = _scatter_blocks(body, "values", "col_indices", "row_ptrs", rows, cols)
-    return ["values", "col_indices", "row_ptrs", "dims"], body.op("Reshape", matrix, shape)
-
-
-def _dense_codes(body: FunctionBody, *, bits: int) -> tuple[str, str]:
-    rows, cols, shape = _dims(body)
-    codes = _unpack(body, "codes", body.op("Mul", rows, cols), bits=bits)
-    return body.op("Reshape", codes, body.op("Concat", rows, cols, axis=0)), shape
-
-
-def _ternary(body: FunctionBody) -> tuple[list[str], str]:
-    codes, shape = _dense_codes(body, bits=2)
-    out = _ternary_map(body, codes, "pos_scales", "neg_scales", shape, binary=False)
-    return ["codes", "pos_scales", "neg_scales", "dims"], out
-
-
-def _binary(body: FunctionBody) -> tuple[list[str], str]:
-    codes, shape = _dense_codes(body, bits=1)
-    out = _ternary_map(body, codes, "pos_scales", "neg_scales", shape, binary=True)
-    return ["codes", "pos_scales", "neg_scales", "dims"], out
-
-
-def _ternary_csr(body: FunctionBody) -> tuple[list[str], str]:
-    rows, cols, shape = _dims(body)
-    flat = _flat_positions(body, "col_indices", "row_ptrs", rows, cols)
-    signs = _unpack(body, "codes", body.op("Shape", flat), bits=1)
-    codes = body.op("Sub", body.const([2], np.uint8), signs)
-    dense = _scatter_flat(body, codes, flat, body.op("Mul", rows, cols))
-    codes2d = body.op("Reshape", dense, body.op("Concat", rows, cols, axis=0))
-    out = _ternary_map(body, codes2d, "pos_scales", "neg_scales", shape, binary=False)
-    return ["codes", "col_indices", "row_ptrs", "pos_scales", "neg_scales", "dims"], out
-
-
-def _ternary_bsr(body: FunctionBody) -> tuple[list[str], str]:
-    rows, cols, shape = _dims(body)
-    nblocks = body.op("Shape", body.op("Cast", "col_indices", to=TensorProto.INT64))
-    count = body.op("Mul", nblocks, body.op("Mul", body.slice1("block", 0, 1), body.slice1("block", 1, 2)))
-    codes = _unpack(body, "codes", count, bits=2)
-    blocks = body.op("Reshape", codes, body.op("Concat", nblocks, "block", axis=0))
-    codes2d = _scatter_blocks(body, blocks, "col_indices", "row_ptrs", rows, cols)
-    out = _ternary_map(body, codes2d, "pos_scales", "neg_scales", shape, binary=False)
-    return ["codes", "col_indices", "row_ptrs", "pos_scales", "neg_scales", "dims", "block"], out
-
-
-def _delta_flat(body: FunctionBody) -> str:
+def delta_flat(body: FunctionBody) -> str:
     """Flat indices ``cumsum(deltas) - 1`` (int64)."""
     sums = body.op("CumSum", body.op("Cast", "deltas", to=TensorProto.INT64), body.const(0, np.int64))
     return body.op("Sub", sums, body.const([1], np.int64))
 
 
-def _delta(body: FunctionBody) -> tuple[list[str], str]:
-    rows, cols, shape = _dims(body)
-    dense = _scatter_flat(body, "values", _delta_flat(body), body.op("Mul", rows, cols))
-    return ["values", "deltas", "dims"], body.op("Reshape", dense, shape)
-
-
-def _ternary_delta(body: FunctionBody) -> tuple[list[str], str]:
-    rows, cols, shape = _dims(body)
-    flat = _delta_flat(body)
-    codes = _unpack(body, "codes", body.op("Shape", flat), bits=2)
-    dense = _scatter_flat(body, codes, flat, body.op("Mul", rows, cols))
-    codes2d = body.op("Reshape", dense, body.op("Concat", rows, cols, axis=0))
-    out = _ternary_map(body, codes2d, "pos_scales", "neg_scales", shape, binary=False)
-    return ["codes", "deltas", "pos_scales", "neg_scales", "dims"], out
-
-
-_BUILDERS = {
-    "csr": _csr,
-    "bsr": _bsr,
-    "ternary": _ternary,
-    "binary": _binary,
-    "ternary-csr": _ternary_csr,
-    "ternary-bsr": _ternary_bsr,
-    "delta": _delta,
-    "ternary-delta": _ternary_delta,
-}
-
-
-def build_function(fmt: str, *, opset: int) -> onnx.FunctionProto:
-    """The decode ``FunctionProto`` of format ``fmt`` for a model of default-domain ``opset``.
-
-    Raises:
-        OnnxFormatError: for a format without a decode function.
-    """
-    if fmt not in _BUILDERS:
-        raise OnnxFormatError(f"no decode function for format {fmt!r}; allowed: {', '.join(_BUILDERS)}")
-    body = FunctionBody()
-    inputs, output = _BUILDERS[fmt](body)
-    return body.function(FUNCTION_NAMES[fmt], domain=DOMAIN, inputs=inputs, output=output, opset=opset)
+def dense_codes(body: FunctionBody, *, bits: int) -> tuple[str, str]:
+    """The ``[rows, cols]`` codes of ``bits`` bits packed in the ``codes`` input, and the weight's shape."""
+    rows, cols, shape = dims(body)
+    codes = unpack(body, "codes", body.op("Mul", rows, cols), bits=bits)
+    return body.op("Reshape", codes, body.op("Concat", rows, cols, axis=0)), shape

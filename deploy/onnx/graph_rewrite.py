@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import onnx
 from onnx import helper, numpy_helper
 
-from deploy.onnx.decode_functions import DOMAIN, build_function
+from deploy.onnx.decode_functions import DOMAIN
 from deploy.onnx.encodings import WeightEncoding
 from deploy.onnx.errors import OnnxFormatError
+from deploy.onnx.formats import get_format
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,17 @@ class EncodedWeight:
 
 
 def array_names(initializer: str, encoding: WeightEncoding) -> dict[str, str]:
-    """Initializer name of each stored array (the dense format keeps the original name)."""
-    if encoding.format == "dense":
+    """Initializer name of each stored array (a format stored in place keeps the original name)."""
+    if get_format(encoding.format).in_place:
         return {"values": initializer}
     return {role: f"{initializer}.{role}" for role in encoding.arrays}
 
 
 def _decode_node(weight: EncodedWeight, function: onnx.FunctionProto | None) -> onnx.NodeProto:
     names = array_names(weight.initializer, weight.encoding)
-    if weight.encoding.format == "int8":
-        return helper.make_node("DequantizeLinear", [names["codes"], names["scales"]], [weight.initializer], axis=0)
+    record = get_format(weight.encoding.format)
+    if record.decode_node is not None:
+        return record.decode_node([names[role] for role in record.roles], weight.initializer)
     inputs = [names[role] for role in function.input]
     return helper.make_node(function.name, inputs, [weight.initializer], domain=DOMAIN)
 
@@ -84,11 +86,11 @@ def encode_graph(model: onnx.ModelProto, weights: list[EncodedWeight]) -> onnx.M
     for weight in weights:
         if weight.initializer not in existing:
             raise OnnxFormatError(f"graph has no initializer {weight.initializer!r}")
-        fmt = weight.encoding.format
-        if fmt == "dense":
+        fmt, record = weight.encoding.format, get_format(weight.encoding.format)
+        if record.in_place:
             continue
-        if fmt != "int8" and fmt not in functions:
-            functions[fmt] = build_function(fmt, opset=opset)
+        if record.decode_body is not None and fmt not in functions:
+            functions[fmt] = record.decode_function(opset=opset)
         drop.add(weight.initializer)
         names = array_names(weight.initializer, weight.encoding)
         for role, array in weight.encoding.arrays.items():

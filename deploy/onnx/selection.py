@@ -1,24 +1,24 @@
 """Pick one format per weight so the whole model is smallest, decode functions included.
 
-Each format other than ``dense`` and ``int8`` (``DequantizeLinear`` is a standard op) adds its
-decode function to the model once, about 0.9-2.5 kB. For a set ``S`` of allowed formats the model
-costs ``sum_w min_{f in S} bytes(w, f) + sum_{f in S} function_bytes(f)``; with at most eight
-formats every ``S`` is tried (at most 256 sets).
+Each format with a decode function (not ``dense``, nor ``int8``: ``DequantizeLinear`` is a
+standard op) adds its decode function to the model once, about 0.9-2.5 kB. For a set ``S`` of
+allowed formats the model costs ``sum_w min_{f in S} bytes(w, f) + sum_{f in S} function_bytes(f)``;
+every ``S`` of the candidate formats is tried (ten formats: at most 1023 sets).
 """
 
 from __future__ import annotations
 
 from itertools import combinations
 
-from deploy.onnx.decode_functions import FUNCTION_NAMES, build_function
-from deploy.onnx.encodings import AUTO_ORDER, WeightEncoding
+from deploy.onnx.encodings import WeightEncoding
 from deploy.onnx.errors import OnnxFormatError
+from deploy.onnx.formats import format_rank, get_format
 
 NODE_BYTES = 64  # rough cost of one decode node plus array names, per encoded array
 
 
 def _weight_cost(encoding: WeightEncoding) -> int:
-    extra = 0 if encoding.format == "dense" else NODE_BYTES * len(encoding.arrays)
+    extra = 0 if get_format(encoding.format).in_place else NODE_BYTES * len(encoding.arrays)
     return encoding.stored_bytes + extra
 
 
@@ -28,7 +28,7 @@ def _total(candidates: list[dict[str, WeightEncoding]], formats: set[str], funct
         allowed = [enc for fmt, enc in options.items() if fmt in formats]
         if not allowed:
             return None, None
-        chosen.append(min(allowed, key=lambda enc: (_weight_cost(enc), AUTO_ORDER.index(enc.format))))
+        chosen.append(min(allowed, key=lambda enc: (_weight_cost(enc), format_rank(enc.format))))
     used = {enc.format for enc in chosen}
     return sum(map(_weight_cost, chosen)) + sum(function_bytes.get(f, 0) for f in used), chosen
 
@@ -45,8 +45,9 @@ def select_encodings(candidates: list[dict[str, WeightEncoding]], *, opset: int)
     """
     if any(not options for options in candidates):
         raise OnnxFormatError("every weight needs at least one candidate encoding")
-    formats = sorted({fmt for options in candidates for fmt in options}, key=AUTO_ORDER.index)
-    function_bytes = {f: build_function(f, opset=opset).ByteSize() for f in formats if f in FUNCTION_NAMES}
+    formats = sorted({fmt for options in candidates for fmt in options}, key=format_rank)
+    records = {f: get_format(f) for f in formats}
+    function_bytes = {f: r.decode_function(opset=opset).ByteSize() for f, r in records.items() if r.decode_body is not None}
     best_cost, best = None, None
     for size in range(1, len(formats) + 1):
         for subset in combinations(formats, size):

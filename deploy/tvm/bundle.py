@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -136,6 +137,38 @@ def verify_arm64_bundle(bundle_dir: str | Path, input: np.ndarray, expected: np.
     if not error <= atol:
         raise BundleError(f"bundle output differs from the host build by {error:.3g} > atol {atol:g}")
     return BundleCheck(error, atol, tuple(expected.shape), time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class BundleKind:
+    """How a target's library ships to its device and how this machine checks the shipment.
+
+    Attributes:
+        name: kind of bundle (the device's ABI).
+        emulator: command that runs the bundle's runner here (checks skip when it is missing).
+        make: ``make(library, *, bundle_dir, input_name, input_shape, target) -> bundle_dir``.
+        run: ``run(bundle_dir, samples) -> outputs [n_samples, -1]`` under the emulator.
+        verify: ``verify(bundle_dir, input, expected, *, atol) -> BundleCheck`` under the emulator.
+        description: one line for reports.
+    """
+
+    name: str
+    emulator: str
+    make: Callable[..., Path]
+    run: Callable[..., np.ndarray]
+    verify: Callable[..., BundleCheck]
+    description: str
+
+    def emulator_installed(self) -> bool:
+        """True when ``emulator`` is on ``PATH``."""
+        return shutil.which(self.emulator) is not None
+
+
+AARCH64_LINUX = BundleKind(
+    name="aarch64-linux-glibc", emulator="qemu-aarch64", make=make_arm64_bundle, run=run_arm64_bundle,
+    verify=verify_arm64_bundle,
+    description="model.so with the aarch64 TVM runtime, a C++ runner and a manifest, checked under qemu-aarch64",
+)
 
 
 @dataclass(frozen=True)

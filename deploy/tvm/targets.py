@@ -1,7 +1,10 @@
-"""Target presets as data: name -> TVM target, host, cross compiler, export format, schedule rules.
+"""Target presets as data: name -> TVM target, host, cross compiler, export format, schedule rules,
+device bundle.
 
-Add a target by adding a row to ``_PRESETS``; nothing else branches on target names. TVM is
-imported only by :func:`build_tvm_target`.
+Add a target by adding a row to ``_PRESETS`` (docs/adding-a-target.md); nothing else branches on
+target names: the compile stage asks the preset whether and how to bundle, builds the
+:data:`REFERENCE_TARGET` for its parity check and defaults to :data:`DEFAULT_TARGET`. TVM is imported
+only by :func:`build_tvm_target`.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from deploy.tvm.bundle import AARCH64_LINUX, BundleKind
 from deploy.tvm.errors import TargetError
 
 ARM64_HOST = MappingProxyType({"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ("+neon",)})
 NATIVE_CPU = "native"  # resolved to LLVM's name of the build machine's CPU (e.g. znver5)
 ANDROID_CLANG = "toolchains/llvm/prebuilt/linux-x86_64/bin/aarch64-linux-android24-clang++"
+DEFAULT_TARGET = "arm64"  # what `compress run` / `compress compile` build for unless told otherwise
+REFERENCE_TARGET = "host"  # always built too: checked against onnxruntime, timed by the report
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,8 @@ class TargetPreset:
         description: one line for ``--help`` and reports.
         vector_floats: float lanes our CPU kernels tile by (two NEON registers: 8); ``None``: the
             build machine's widest vector (16 with AVX-512, else 8).
+        bundle: how the compiled library ships to the device and is checked here
+            (:class:`~deploy.tvm.bundle.BundleKind`); ``None``: the library alone.
     """
 
     name: str
@@ -50,6 +58,7 @@ class TargetPreset:
     runtime_device: str
     description: str
     vector_floats: int | None
+    bundle: BundleKind | None = None
 
     @property
     def runs_on_build_machine(self) -> bool:
@@ -64,6 +73,7 @@ class TargetPreset:
             "export_format": self.export_format, "schedule": self.schedule,
             "required_codegen": self.required_codegen, "runtime_device": self.runtime_device,
             "description": self.description, "vector_floats": preset_vector_floats(self),
+            "bundle": None if self.bundle is None else self.bundle.name,
         }
 
 
@@ -79,7 +89,7 @@ _PRESETS: MappingProxyType = MappingProxyType({preset.name: preset for preset in
             "this machine's CPU (LLVM, -mcpu of the build machine), for parity checks and benchmarks",
             vector_floats=None),
     _preset("arm64", dict(ARM64_HOST), "64-bit Arm Linux (aarch64-linux-gnu, NEON), glibc boards",
-            cross_compiler="aarch64-linux-gnu-g++"),
+            cross_compiler="aarch64-linux-gnu-g++", bundle=AARCH64_LINUX),
     _preset("android-arm64", {"kind": "llvm", "mtriple": "aarch64-linux-android", "mattr": ("+neon",)},
             "Android phones (aarch64, NEON); needs the NDK clang from $ANDROID_NDK_HOME",
             ndk_compiler=ANDROID_CLANG),
@@ -102,6 +112,16 @@ _PRESETS: MappingProxyType = MappingProxyType({preset.name: preset for preset in
 def list_targets() -> list[str]:
     """Names of all target presets, in table order."""
     return list(_PRESETS)
+
+
+def default_target() -> str:
+    """Name of the preset built when none is named (:data:`DEFAULT_TARGET`)."""
+    return DEFAULT_TARGET
+
+
+def reference_target() -> TargetPreset:
+    """The preset every compile also builds: it runs here, so it is checked and timed here."""
+    return get_target(REFERENCE_TARGET)
 
 
 def get_target(name: str) -> TargetPreset:

@@ -10,7 +10,11 @@ from typing import Any
 
 from compress.quant.binary import project_binary
 from compress.quant.binary_relax import BinaryRelax
+from compress.quant.activation_quant import ActivationFakeQuant, ActivationScales, attach_activation_quant
+from compress.quant.calibration import ActivationRange, observe_ranges
+from compress.quant.fake_quant import fake_quantize, symmetric_scale
 from compress.quant.int8 import project_int8
+from compress.quant.int8_qat import Int8Method
 from compress.quant.method import QuantHyperparameters, QuantMethod
 from compress.quant.projections import PROJECTIONS, get_projection, project
 from compress.quant.quantized import (
@@ -25,7 +29,7 @@ from compress.quant.report import (
     quant_report,
     zero_ratio,
 )
-from compress.quant.ste import BinaryMethod, Int8Method, TernaryMethod
+from compress.quant.ste import BinaryMethod, TernaryMethod
 from compress.quant.ternary import project_ternary_exact, project_twn
 from compress.quant.ttq import TTQMethod, project_ttq, ttq_initial_scales, ttq_ternarize
 from compress.registry import Registry
@@ -50,18 +54,25 @@ def register_quant_method(cls: type[QuantMethod]) -> type[QuantMethod]:
 
 
 __all__ = [
+    "ActivationFakeQuant",
+    "ActivationRange",
+    "ActivationScales",
+    "Int8Method",
     "PROJECTIONS",
     "QUANT_METHODS",
     "LayerQuantReport",
     "QuantHyperparameters",
     "QuantMethod",
     "QuantizedTensor",
+    "attach_activation_quant",
     "codes_from_weight",
     "create_quant_method",
     "dequantize",
+    "fake_quantize",
     "get_projection",
     "list_quant_methods",
     "mean_bits_per_weight",
+    "observe_ranges",
     "project",
     "project_binary",
     "project_int8",
@@ -71,6 +82,7 @@ __all__ = [
     "quant_report",
     "record_scales",
     "register_quant_method",
+    "symmetric_scale",
     "ttq_initial_scales",
     "ttq_ternarize",
     "zero_ratio",

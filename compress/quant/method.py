@@ -74,6 +74,13 @@ class QuantMethod(TrainingMethod):
         self._float_masks: dict[str, torch.Tensor] = {}
         self._records: list[QuantRecord] = []
 
+    calibration_batches: int = 0  # training batches ``calibrate`` reads before fine-tuning (0: none)
+    fine_tune_steps: int | None = None  # the most fine-tuning steps the method wants (None: whole epochs)
+
+    def calibrate(self, model: nn.Module, batches: Any) -> Any:
+        """Observe a few training batches before fine-tuning (activation ranges); weight-only methods need none."""
+        return None
+
     def make_parametrization(self, weight: torch.Tensor, mask: torch.Tensor) -> nn.Module:
         """The parametrization of one weight; implemented by every concrete method."""
         raise NotImplementedError(f"{type(self).__name__} must implement make_parametrization")
@@ -168,6 +175,10 @@ class QuantMethod(TrainingMethod):
     def records(self) -> list[QuantRecord]:
         """One ``QuantRecord`` per quantized weight (empty before ``finalize``)."""
         return list(self._records)
+
+    def record_dicts(self) -> list[dict[str, Any]]:
+        """``records()`` as the dicts a model bundle stores (a method may add keys, e.g. activation scales)."""
+        return [record.to_dict() for record in self._records]
 
     def state_dict(self) -> dict[str, Any]:
         return {"layers": list(self._layers), "records": [record.to_dict() for record in self._records]}

@@ -1,5 +1,6 @@
-"""Straight-through quantized fine-tuning: the weight parametrization and the ``"binary"``,
-``"ternary"`` (TWN or exact) and ``"int8"`` methods.
+"""Straight-through quantized fine-tuning: the weight parametrization and the ``"binary"`` and
+``"ternary"`` (TWN or exact) methods (``"int8"``, which adds activation quantization, is
+``compress.quant.int8_qat``).
 
 Per mini-batch the layer computes with ``Pi_Q(w)`` and the gradient at ``Pi_Q(w)`` updates the latent
 ``w`` unchanged (straight-through estimator; Bengio, Leonard, Courville 2013; Courbariaux et al.,
@@ -103,20 +104,3 @@ class TernaryMethod(QuantMethod):
 
     def make_parametrization(self, weight: torch.Tensor, mask: torch.Tensor) -> nn.Module:
         return ProjectedWeight(projection=TERNARY_MODES[self.hp.mode], mask=mask, per_channel=self.hp.per_channel)
-
-
-@dataclass(frozen=True)
-class Int8Hyperparameters(QuantHyperparameters):
-    """Per output channel by default."""
-
-    per_channel: bool = True
-
-
-class Int8Method(QuantMethod):
-    """Symmetric int8 weights, per output channel by default (see ``compress.quant.int8``)."""
-
-    name = "int8"
-    Hyperparameters = Int8Hyperparameters
-
-    def make_parametrization(self, weight: torch.Tensor, mask: torch.Tensor) -> nn.Module:
-        return ProjectedWeight(projection="int8", mask=mask, per_channel=self.hp.per_channel)

@@ -235,7 +235,7 @@ def layers_markdown(res: dict) -> str:
     for label, run in res["runs"].items():
         lines += [f"{label}:", "", "| layer | shape | nnz / numel | ONNX format | stored bytes | TVM kernel |", "|---|---|---:|---|---:|---|"]
         for layer, compiled in zip(run["layers"], run["compile_layers"]):
-            kernel = compiled["kernel"] + (f" {compiled['block_rows']}x1" if compiled["kernel"] == "sparse-bsr" else "")
+            kernel = compiled["kernel"] + (f" {compiled['block_rows']}x1" if compiled.get("block_rows", 1) > 1 else "")
             lines.append(f"| {layer['fqn']} | {'x'.join(map(str, compiled['weight_shape']))} | {layer['nnz']} / {layer['numel']} | "
                          f"{layer['format']} | {layer['stored_bytes']} | {kernel} |")
         parts = ", ".join(f"{k} {v}" for k, v in run["breakdown"].items())

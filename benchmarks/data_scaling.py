@@ -69,7 +69,7 @@ def make_folder(root: Path, count: int) -> Path:
 
 def save_model(path: Path, arch: str) -> Path:
     from benchmarks.data_scaling_models import MODELS
-    from pipeline.model_io import ModelBundle, save_bundle
+    from pipeline.model.bundle import ModelBundle, save_bundle
 
     torch.manual_seed(0)
     model = MODELS[arch](num_classes=CLASSES)
@@ -184,7 +184,7 @@ def _pipeline(arch: str, data, *, steps: int, batch_size: int) -> float:
     from compress.optim.method import TrainingMethod
     from pipeline.stage import RunOptions, StageContext
     from pipeline.stages.common import make_method
-    from pipeline.training import run_training
+    from pipeline.training.loop import run_training
 
     stage = Path(tempfile.mkdtemp(prefix="data-scaling-stage-"))
     options = RunOptions(seed=0, progress=False, epoch_steps=steps, train_device="cpu")

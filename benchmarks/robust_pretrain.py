@@ -24,7 +24,7 @@ import torch
 from compress.optim.loop import evaluate
 from compress.robust import adversarial_loss, create_attack, robust_accuracy
 from pipeline.data.sources import load_source
-from pipeline.model_io import build_model, load_bundle, save_bundle
+from pipeline.model.bundle import build_model, load_bundle, save_bundle
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "pipeline" / "examples" / "lenet5_mnist.pt"
 

@@ -15,7 +15,7 @@ import torch
 from compress.models import create_model
 from compress.optim.loop import evaluate
 from pipeline.data import load_dataset
-from pipeline.model_io import ModelBundle, save_bundle
+from pipeline.model.bundle import ModelBundle, save_bundle
 
 
 def main() -> None:

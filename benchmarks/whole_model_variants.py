@@ -32,7 +32,7 @@ def export_model(name: str, path: Path, *, shape: tuple[int, ...]) -> Path:
 
     torch.manual_seed(0)
     if name == "lenet5":
-        from pipeline.model_io import build_model, load_bundle
+        from pipeline.model.bundle import build_model, load_bundle
 
         model = build_model(load_bundle(ROOT / "pipeline" / "examples" / "lenet5_mnist.pt"))
     elif name == "lenet-style":

@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.atomic import sha256_file, write_json
 from pipeline.errors import UserError
+from pipeline.run_files import run_path
 
 MANIFEST_FORMAT = "compress-manifest/1"
 MANIFEST_NAME = "manifest.json"
@@ -42,8 +43,6 @@ class Artifact:
     def resolve(self, run_dir: Path, *, must_exist: bool = False) -> Path:
         """The artifact's file, which must lie inside ``run_dir`` with no symbolic link on the way
         (``pipeline.run_files.run_path``: a manifest never points elsewhere)."""
-        from pipeline.run_files import run_path
-
         root = Path(run_dir).resolve()
         if Path(self.path).is_absolute() or ".." in Path(self.path).parts:
             raise UserError(f"manifest artifact {self.role!r} points outside the run directory: {self.path!r}")
@@ -92,8 +91,6 @@ def new_manifest(*, recipe: dict[str, Any], recipe_sha256: str, options: dict[st
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
-    from pipeline.run_files import run_path
-
     if not os.path.lexists(Path(run_dir) / MANIFEST_NAME):
         raise UserError(f"{run_dir} is not a run directory (no {MANIFEST_NAME})")
     path = run_path(run_dir, MANIFEST_NAME)

@@ -15,8 +15,9 @@ import yaml
 
 from pipeline.config import config_from_dict, config_to_dict
 from pipeline.errors import UserError
-from pipeline.stage import list_stages, stage_class
+from pipeline.stages import list_stages, stage_class
 from pipeline.strict_yaml import load_strict
+from pipeline.training.adversarial import AdversarialOptions, check_options
 
 RECIPE_KEYS = ("stages", "name", "description", "robust")
 ROBUST_KEYS = {"attack": "adversarial", "eps": "adv_eps", "steps": "adv_steps", "step-size": "adv_step_size", "weight": "adv_weight"}
@@ -62,8 +63,6 @@ def parse_recipe(text: str, *, source: str = "recipe") -> list[Step]:
 
 def _robust_options(block: Any, *, where: str) -> dict[str, Any]:
     """The run-level ``robust`` block as the stages' adversarial option names (checked here)."""
-    from pipeline.adversarial import AdversarialOptions, check_options
-
     if block is None:
         return {}
     if not isinstance(block, dict):
@@ -84,8 +83,6 @@ def _robust_options(block: Any, *, where: str) -> dict[str, Any]:
 
 def _inherit_robust(name: str, options: dict[str, Any], robust: dict[str, Any]) -> dict[str, Any]:
     """``options`` of stage ``name`` with the run-level robust settings it does not set itself."""
-    from pipeline.adversarial import AdversarialOptions
-
     if not robust:
         return options
     given = {str(key).replace("-", "_") for key in options}

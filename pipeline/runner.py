@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline import distributed
 from pipeline.atomic import sha256_json
 from pipeline.config import config_to_dict
+from pipeline.data import Preprocess, load_dataset
 from pipeline.errors import UserError
 from pipeline.manifest import (
     MANIFEST_NAME,
@@ -26,7 +26,10 @@ from pipeline.manifest import (
 )
 from pipeline.recipe import Step, recipe_to_dict
 from pipeline.run_files import check_tree, run_path
-from pipeline.stage import RunOptions, StageContext, stage_class
+from pipeline.stage import RunOptions, StageContext
+from pipeline.stages import stage_class
+from pipeline.training import distributed
+from pipeline.training.loop import CHECKPOINT_NAME
 
 ALL_ROLES = "*"
 
@@ -265,8 +268,6 @@ def data_loader(options: RunOptions) -> Callable[[tuple[int, ...]], Any]:
     cache: dict[tuple[int, ...], Any] = {}
 
     def load_data(input_shape: tuple[int, ...]) -> Any:
-        from pipeline.data import Preprocess, load_dataset
-
         key = tuple(input_shape)
         if key not in cache:
             prep = Preprocess(**{"scale": None, **_preprocess_kwargs(options.preprocess)}) if options.preprocess else None
@@ -299,8 +300,6 @@ def _remove_partial_outputs(stage_dir: Path, *, keep: set[Path]) -> None:
     """After a stage failed: delete the files this attempt wrote in its own stage directory (never a
     file that was there before), except epoch checkpoints, which let ``--resume`` continue training.
     Best effort: a failure to delete must not hide the stage's own error."""
-    from pipeline.training import CHECKPOINT_NAME
-
     try:
         for path in sorted(_files_under(stage_dir) - keep, reverse=True):
             if not path.name.endswith(CHECKPOINT_NAME):

@@ -1,12 +1,13 @@
-"""The Stage interface, its run context and result, and the stage registry."""
+"""The Stage interface: run-wide options, the context a stage runs in, and its result.
+
+The stages themselves, their order and their registry live in ``pipeline.stages``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
-
-from compress.registry import Registry
 
 
 @dataclass
@@ -83,20 +84,3 @@ class Stage:
 
     def run(self, ctx: StageContext, config: Any, inputs: dict[str, Path]) -> StageResult:
         raise NotImplementedError
-
-
-STAGES: Registry[Stage] = Registry("stage")
-
-STAGE_ORDER = ("train-sparse", "prune", "quantize", "export", "compile", "report")
-
-
-def stage_class(name: str) -> type[Stage]:
-    import pipeline.stages  # noqa: F401  (registers every stage)
-
-    return STAGES.get(name)
-
-
-def list_stages() -> list[str]:
-    import pipeline.stages  # noqa: F401
-
-    return [name for name in STAGE_ORDER if name in STAGES]

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.atomic import sha256_file
-from pipeline.errors import UserError
 from pipeline.manifest import Artifact, open_run
+from pipeline.model.bundle import build_model, load_bundle
+from pipeline.model.onnx_input import onnx_sample_shape
 
 
 def verify_run(run_dir: Path, *, atol: float, trusted_archs: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -79,14 +80,11 @@ def _parity_checks(run_dir: Path, manifest: dict[str, Any], *, atol: float, trus
     model_path = _export_source(run_dir, manifest)
     if onnx_path is None:
         return [{"check": "parity", "ok": True, "detail": "no ONNX model in this run; nothing to compare"}]
-    from pipeline.onnx_input import onnx_sample_shape
 
     x = np.random.default_rng(0).random((1, *onnx_sample_shape(onnx_path)), dtype=np.float32)
     reference = load_session("onnxruntime", onnx_path).run_one(x)
     outputs = {}
     if model_path is not None:
-        from pipeline.model_io import build_model, load_bundle
-
         outputs["torch"] = load_session("torch", build_model(load_bundle(model_path), trusted_archs=trusted_archs)).run_one(x)
     if host_library is not None:
         outputs["tvm-host"] = load_session("tvm", host_library).run_one(x)

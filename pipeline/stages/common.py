@@ -8,17 +8,13 @@ from typing import Any
 
 from torch import nn
 
-from compress.stats import (
-    count_nonzero_weights,
-    layer_stats,
-    parameter_count,
-    weight_sparsity,
-)
+from compress.stats import count_nonzero_weights, has_non_finite, layer_stats, parameter_count, weight_sparsity
 from pipeline.config import config_from_dict
 from pipeline.data import AUGMENT_MODES
-from pipeline.errors import UserError
-from pipeline.model_io import ModelBundle, build_model, load_bundle, save_bundle
+from pipeline.errors import StageError, UserError
+from pipeline.model.bundle import ModelBundle, build_model, load_bundle, save_bundle
 from pipeline.stage import StageContext
+from pipeline.training.loop import evaluate_model, train_device
 
 MODEL_FILE = "model.pt"
 
@@ -30,8 +26,6 @@ def augment_field() -> Any:
 
 def training_notes(ctx: StageContext, data: Any, augment: str) -> dict[str, Any]:
     """The training transform and device a stage used (its metrics; the device's transform is the preprocessing record)."""
-    from pipeline.training import train_device
-
     augmentation = data.augmentation(augment)
     return {"augmentation": augmentation.to_dict() if augmentation is not None else None,
             "train_device": str(train_device(ctx)), "amp": ctx.options.amp}
@@ -45,9 +39,6 @@ def load_model(ctx: StageContext, path: Path) -> tuple[ModelBundle, nn.Module]:
 def save_model(ctx: StageContext, bundle: ModelBundle, model: nn.Module, **changes: Any) -> Path:
     """Save the stage's model with the preprocessing it was trained and evaluated with; weights that
     training drove to NaN / Inf are refused, never saved."""
-    from compress.stats import has_non_finite
-    from pipeline.errors import StageError
-
     bad = has_non_finite(model)
     if bad:
         raise StageError(f"{ctx.stage_dir.name}: training left NaN or Inf in weight {bad}; lower the learning rate or check the data")
@@ -57,8 +48,6 @@ def save_model(ctx: StageContext, bundle: ModelBundle, model: nn.Module, **chang
 
 def model_metrics(ctx: StageContext, model: nn.Module, data: Any) -> dict[str, Any]:
     """Accuracy on the held-out split (on the training device) and the weight statistics."""
-    from pipeline.training import evaluate_model
-
     return {
         "test_accuracy": evaluate_model(ctx, model, data),
         "weight_sparsity": weight_sparsity(model),

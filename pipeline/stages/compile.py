@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import StageError, UserError
-from pipeline.onnx_input import onnx_sample_shape
-from pipeline.stage import STAGES, Stage, StageContext, StageResult
+from pipeline.model.onnx_input import onnx_sample_shape
+from pipeline.stage import Stage, StageContext, StageResult
 
 PARITY_ATOL = 1e-4  # per unit of output magnitude: max(1, max |onnxruntime output|)
 BUNDLED_TARGETS = ("arm64",)
@@ -37,7 +37,6 @@ class CompileConfig:
     verify: bool = field(default=True, metadata={"help": "check the arm64 bundle under qemu-aarch64 when installed"})
 
 
-@STAGES.register("compile")
 class CompileStage(Stage):
     name = "compile"
     version = "2"  # 2: fused direct-convolution and linear kernels replace im2col + break-even table

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from compress.models.enresnet import set_noise_mode
 from compress.types import QuantRecord, SparsityLayout
 from pipeline.atomic import atomic_path, write_text
 from pipeline.errors import StageError, UserError
-from pipeline.model_io import build_architecture
-from pipeline.stage import STAGES, Stage, StageContext, StageResult
+from pipeline.model.bundle import build_architecture
+from pipeline.stage import Stage, StageContext, StageResult
 from pipeline.stages.common import load_model
 
 ENCODINGS = ("auto", "dense", "csr", "bsr", "delta", "ternary", "binary", "int8")
@@ -24,7 +25,6 @@ class ExportConfig:
     parity_batch: int = field(default=64, metadata={"help": "test samples for the torch vs onnxruntime parity check"})
 
 
-@STAGES.register("export")
 class ExportStage(Stage):
     name = "export"
     version = "2"
@@ -39,7 +39,6 @@ class ExportStage(Stage):
             raise UserError(f"parity-batch must be >= 1, got {config.parity_batch}")
 
     def run(self, ctx: StageContext, config: ExportConfig, inputs: dict) -> StageResult:
-        from compress.models.enresnet import set_noise_mode
         from deploy.onnx import OnnxFormatError, export_onnx, format_markdown
 
         bundle, model = load_model(ctx, inputs["model"])

@@ -25,17 +25,17 @@ from compress.prune.channel_importance import IMPORTANCES
 from compress.selection import ParamSelector
 from compress.stats import channel_sparsity, output_channels
 from compress.types import BlockShape
-from pipeline.adversarial import (
+from pipeline.atomic import write_json
+from pipeline.errors import StageError, UserError
+from pipeline.stage import Stage, StageContext, StageResult
+from pipeline.stages.common import augment_field, load_model, make_method, model_metrics, save_model, training_notes
+from pipeline.training.adversarial import (
     AdversarialOptions,
     adversarial_loss_fn,
     check_training,
     natural_training_warnings,
 )
-from pipeline.atomic import write_json
-from pipeline.errors import StageError, UserError
-from pipeline.stage import STAGES, Stage, StageContext, StageResult
-from pipeline.stages.common import augment_field, load_model, make_method, model_metrics, save_model, training_notes
-from pipeline.training import run_training
+from pipeline.training.loop import run_training
 
 SCHEDULES = ("one-shot", "agp")
 LAYER_RATIOS = ("uniform", "from-model")
@@ -62,7 +62,6 @@ class PruneConfig(AdversarialOptions):
     augment: str = augment_field()
 
 
-@STAGES.register("prune")
 class PruneStage(Stage):
     name = "prune"
     version = "3"  # 3: adversarial fine-tuning options

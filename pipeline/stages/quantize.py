@@ -11,16 +11,16 @@ from compress.quant import (
     mean_bits_per_weight,
     quant_report,
 )
-from pipeline.adversarial import (
+from pipeline.errors import UserError
+from pipeline.stage import Stage, StageContext, StageResult
+from pipeline.stages.common import augment_field, load_model, make_method, model_metrics, save_model, training_notes
+from pipeline.training.adversarial import (
     AdversarialOptions,
     adversarial_loss_fn,
     check_training,
     natural_training_warnings,
 )
-from pipeline.errors import UserError
-from pipeline.stage import STAGES, Stage, StageContext, StageResult
-from pipeline.stages.common import augment_field, load_model, make_method, model_metrics, save_model, training_notes
-from pipeline.training import run_training
+from pipeline.training.loop import run_training
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,6 @@ class QuantizeConfig(AdversarialOptions):
     augment: str = augment_field()
 
 
-@STAGES.register("quantize")
 class QuantizeStage(Stage):
     name = "quantize"
     version = "2"  # 2: adversarial fine-tuning options

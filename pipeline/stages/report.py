@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import UserError
-from pipeline.report_data import artifact_rows, collect_variants, kernel_rows
-from pipeline.report_device import arm64_bundle_check
-from pipeline.report_latency import measure_latency
-from pipeline.report_robust import add_robust_accuracy
-from pipeline.stage import STAGES, Stage, StageContext, StageResult
+from pipeline.manifest import library_versions
+from pipeline.report.data import artifact_rows, collect_variants, kernel_rows
+from pipeline.report.device import arm64_bundle_check
+from pipeline.report.latency import measure_latency
+from pipeline.report.robust import add_robust_accuracy
+from pipeline.stage import Stage, StageContext, StageResult
 
 ATTACKS = ("fgsm", "ifgsm", "pgd")
 
@@ -33,7 +34,6 @@ class ReportConfig:
     device_images: int = field(default=500, metadata={"help": "test images run through the arm64 bundle under qemu (0: off)"})
 
 
-@STAGES.register("report")
 class ReportStage(Stage):
     name = "report"
     version = "3"  # 3: robust accuracy of the shipped ONNX and TVM build, attacks in pixel units
@@ -106,8 +106,6 @@ def _threads(ctx: StageContext) -> int | None:
 
 
 def _versions() -> dict[str, str]:
-    from pipeline.manifest import library_versions
-
     return library_versions()
 
 

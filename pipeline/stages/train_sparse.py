@@ -11,15 +11,15 @@ from compress.optim import METHODS, list_methods
 from compress.prune import removable_channel_ratio
 from compress.prune.dead_channels import silence_dead_channels_
 from compress.stats import channel_sparsity
-from pipeline.adversarial import (
+from pipeline.stage import Stage, StageContext, StageResult
+from pipeline.stages.common import augment_field, load_model, make_method, model_metrics, save_model, training_notes
+from pipeline.training.adversarial import (
     AdversarialOptions,
     adversarial_loss_fn,
     check_training,
     natural_training_warnings,
 )
-from pipeline.stage import STAGES, Stage, StageContext, StageResult
-from pipeline.stages.common import augment_field, load_model, make_method, model_metrics, save_model, training_notes
-from pipeline.training import run_training
+from pipeline.training.loop import run_training
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,6 @@ class TrainSparseConfig(AdversarialOptions):
     augment: str = augment_field()
 
 
-@STAGES.register("train-sparse")
 class TrainSparseStage(Stage):
     name = "train-sparse"
     version = "3"  # 3: adversarial attacks in pixel units, step 2.5 eps / steps by default

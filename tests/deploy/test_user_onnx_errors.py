@@ -113,7 +113,7 @@ def test_locate_failing_node_finds_the_first_node_whose_prefix_fails():
 
 def test_onnx_sample_shape_names_the_input_and_the_option_when_dimensions_are_dynamic(detector, tmp_path):
     from pipeline.errors import UserError
-    from pipeline.onnx_input import onnx_sample_shape
+    from pipeline.model.onnx_input import onnx_sample_shape
 
     with pytest.raises(UserError, match=r"'images' \[batch, 3, height, width\] has dynamic dimension\(s\) height, width; "
                                         r"fix them with --input-shape 3,<height>,<width>"):
@@ -122,7 +122,7 @@ def test_onnx_sample_shape_names_the_input_and_the_option_when_dimensions_are_dy
 
 def test_onnx_input_bytes_fixes_the_non_batch_dimensions_from_input_shape(detector, tmp_path):
     from pipeline.errors import UserError
-    from pipeline.onnx_input import onnx_input_bytes, onnx_sample_shape
+    from pipeline.model.onnx_input import onnx_input_bytes, onnx_sample_shape
 
     path = _save(detector, tmp_path / "detector.onnx")
     fixed = tmp_path / "fixed.onnx"

@@ -7,7 +7,7 @@ import torch
 
 from compress.models import list_models
 from compress.models.registry import register_model
-from pipeline.model_io import ModelBundle, save_bundle
+from pipeline.model.bundle import ModelBundle, save_bundle
 from pipeline.stage import RunOptions
 from tests.pipeline.tiny import tiny_cnn
 

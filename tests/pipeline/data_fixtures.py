@@ -11,7 +11,7 @@ from torch import nn
 
 from compress.models import list_models
 from compress.models.registry import register_model
-from pipeline.model_io import ModelBundle, save_bundle
+from pipeline.model.bundle import ModelBundle, save_bundle
 
 RGB_FACTORY = "tests.pipeline.data_fixtures:rgb_cnn"
 RGB_ARCH = "tests-rgb-cnn"

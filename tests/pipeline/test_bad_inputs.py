@@ -100,7 +100,7 @@ def _sparse_onnx(path, *, dims, indices):
 
 
 def _bundle(path, **fields):
-    from pipeline.model_io import ModelBundle, save_bundle
+    from pipeline.model.bundle import ModelBundle, save_bundle
 
     values = {"arch": "lenet5", "input_shape": (1, 28, 28), "state_dict": {}, **fields}
     save_bundle(path, ModelBundle(**values))
@@ -127,7 +127,7 @@ PWNED = "/tmp/compress-bad-input-bundle-ran"
 
 def _rce_bundle(path, *, arch, arch_kwargs):
     """A weights-only-loadable bundle whose architecture names code."""
-    from pipeline.model_io import ModelBundle, save_bundle
+    from pipeline.model.bundle import ModelBundle, save_bundle
 
     save_bundle(path, ModelBundle(arch=arch, arch_kwargs=arch_kwargs, input_shape=(1, 8, 8), state_dict={}))
 

@@ -9,7 +9,7 @@ import torch
 
 from pipeline.cli import main
 from pipeline.errors import PickleRefused, UserError
-from pipeline.program_archive import is_program_archive, load_program
+from pipeline.model.program_archive import is_program_archive, load_program
 from tests.pipeline import hostile_files
 from tests.pipeline.tiny import tiny_cnn
 
@@ -69,7 +69,7 @@ def test_load_program_builds_the_same_function_when_the_archive_is_plain(tmp_pat
 
 
 def test_pt2_suffix_without_archive_records_is_one_line(tmp_path):
-    from pipeline.model_input import import_model
+    from pipeline.model.importers import import_model
 
     path = tmp_path / "fake.pt2"
     torch.save(tiny_cnn().state_dict(), path)

@@ -154,7 +154,7 @@ def test_refused_recipe_leaves_no_run_directory(tmp_path, capsys, tiny_model_pat
 
 
 def test_model_file_refusals_are_one_line(tmp_path, capsys):
-    from pipeline.model_io import ModelBundle, save_bundle
+    from pipeline.model.bundle import ModelBundle, save_bundle
     from tests.pipeline.tiny import tiny_cnn
 
     save_bundle(tmp_path / "no-scheme.pt", ModelBundle(arch="tests-tiny-cnn", input_shape=(1, 8, 8), state_dict=tiny_cnn().state_dict(),

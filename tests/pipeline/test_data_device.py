@@ -13,7 +13,7 @@ from pipeline.recipe import parse_recipe
 from pipeline.runner import Runner
 from pipeline.stage import RunOptions, StageContext
 from pipeline.stages.common import make_method
-from pipeline.training import run_training
+from pipeline.training.loop import run_training
 from tests.pipeline.data_fixtures import image_folder, rgb_cnn
 
 RECIPE = "stages:\n  - use: train-sparse\n    with: {epochs: 1, lr: 0.05, batch-size: 32}\n"

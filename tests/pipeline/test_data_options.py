@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from compress.optim.method import TrainingMethod
-from pipeline.cli_options import build_run_options
-from pipeline.commands.overrides import apply_overrides
+from pipeline.cli.options import build_run_options
+from pipeline.cli.overrides import apply_overrides
 from pipeline.errors import UserError
 from pipeline.recipe import load_recipe
 from pipeline.stages.common import make_method

@@ -96,7 +96,7 @@ def test_mean_and_std_without_scale_use_the_source_s_unit_scale(tmp_path):
     IDX folder fed inputs up to 721 into training); float data keeps scale 1."""
     import numpy as np
 
-    from pipeline.cli_options import build_run_options
+    from pipeline.cli.options import build_run_options
 
     pixels = np.random.default_rng(0).integers(0, 256, size=(40, 1, 8, 8), dtype=np.uint8)
     np.savez(tmp_path / "ints.npz", x=pixels, y=np.arange(40) % 10)

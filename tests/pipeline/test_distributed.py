@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline import distributed
+from pipeline.training import distributed
 from pipeline.errors import UserError
 from pipeline.manifest import read_manifest
 from tests.pipeline.conftest import TINY_FACTORY, save_tiny_bundle

@@ -15,7 +15,7 @@ import torch
 from deploy.onnx import read_preprocess
 from pipeline.cli import main
 from pipeline.manifest import read_manifest
-from pipeline.model_io import load_bundle
+from pipeline.model.bundle import load_bundle
 from tests.pipeline.tiny import TinyResidual
 
 RECIPE = """

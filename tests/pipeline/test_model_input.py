@@ -6,8 +6,8 @@ import torch
 
 from compress.models import create_model
 from pipeline.errors import UserError
-from pipeline.model_input import import_model
-from pipeline.model_io import build_model, save_bundle
+from pipeline.model.importers import import_model
+from pipeline.model.bundle import build_model, save_bundle
 
 
 class _Exploit:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.report_data import module_names
+from pipeline.report.data import module_names
 
 
 def test_compiled_layers_get_the_torch_names_of_the_weights_with_their_shapes_in_order():

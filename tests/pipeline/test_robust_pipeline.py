@@ -196,7 +196,7 @@ def test_adversarial_rgsm_channel_pruning_is_physically_shrunk_by_prune(tmp_path
     torch.manual_seed(0)
     model_path = tmp_path / "model.pt"
     net = create_model(arch, **kwargs)
-    from pipeline.model_io import ModelBundle, save_bundle
+    from pipeline.model.bundle import ModelBundle, save_bundle
 
     save_bundle(model_path, ModelBundle(arch=arch, arch_kwargs=kwargs, input_shape=shape, state_dict=net.state_dict()))
     rng = np.random.default_rng(0)

@@ -13,7 +13,7 @@ import pytest
 from pipeline.atomic import sha256_file
 from pipeline.cli import main
 from pipeline.manifest import read_manifest
-from pipeline.model_io import ModelBundle, save_bundle
+from pipeline.model.bundle import ModelBundle, save_bundle
 from tests.pipeline.conftest import save_tiny_bundle
 
 FAST = ["--data", "digits", "--train-limit", "64", "--test-limit", "32", "--target", "host"]
@@ -221,7 +221,7 @@ def test_json_reports_a_failure_as_a_json_object_on_stdout(tmp_path, capsys):
 def test_progress_bars_draw_only_on_a_terminal(monkeypatch):
     import sys
 
-    from pipeline.progress import progress_bar
+    from pipeline.training.progress import progress_bar
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     assert progress_bar(total=3, desc="x", enabled=True).disable
@@ -258,7 +258,7 @@ def test_default_preprocessing_is_recorded_in_the_bundle_and_the_onnx(tmp_path, 
     import onnx
 
     from deploy.onnx import read_preprocess
-    from pipeline.model_io import load_bundle
+    from pipeline.model.bundle import load_bundle
 
     model = save_tiny_bundle(tmp_path / "tiny.pt")
     run = tmp_path / "run"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pipeline.manifest import read_manifest
-from pipeline.model_io import build_model, load_bundle
+from pipeline.model.bundle import build_model, load_bundle
 from pipeline.recipe import parse_recipe
 from pipeline.runner import Runner
 
@@ -107,13 +107,13 @@ def test_help_shows_the_built_in_recipes_value_of_every_option_it_sets(capsys, s
     import click
 
     from pipeline.cli import cli
-    from pipeline.cli_options import _show, built_in_recipe_values
+    from pipeline.cli.options import _show, built_in_recipe_values
 
     values = built_in_recipe_values(stage)
     assert values, "the built-in recipe sets nothing for this stage: the test would prove nothing"
     command = cli.get_command(click.Context(cli), stage)
     helps = {param.name: " ".join((param.help or "").split()) for param in command.params if isinstance(param, click.Option)}
-    default_config = __import__("pipeline.stage", fromlist=["stage_class"]).stage_class(stage).Config()
+    default_config = __import__("pipeline.stages", fromlist=["stage_class"]).stage_class(stage).Config()
     for name, value in values.items():
         if getattr(default_config, name) != value and not (isinstance(value, list) and tuple(value) == getattr(default_config, name)):
             assert f"built-in recipe: {_show(value)}" in helps[name], (name, helps[name])

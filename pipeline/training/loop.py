@@ -5,7 +5,7 @@ and the global RNG is reseeded per epoch, so a run killed mid-epoch and resumed 
 checkpoint (epoch end, or every ``--checkpoint-every`` steps) ends with the same weights as an
 uninterrupted run.
 
-Under ``torchrun`` (see ``pipeline.distributed``) the model runs inside DistributedDataParallel and
+Under ``torchrun`` (see ``pipeline.training.distributed``) the model runs inside DistributedDataParallel and
 each rank streams only its ``DistributedSampler`` shard: ``batch_size / world`` samples of every
 global batch, so the averaged gradient is the single-process gradient of the whole batch. The
 method's verbs act on the unwrapped model; every rank applies the same update, so method state stays
@@ -25,13 +25,13 @@ from torch import nn
 from compress.optim.loop import evaluate, start_training, train_epoch
 from compress.optim.method import TrainingMethod
 from compress.stats import weight_sparsity
-from pipeline import distributed
-from pipeline import training_checkpoint as checkpoints
-from pipeline.devices import Precision, resolve_train_device
 from pipeline.errors import UserError
-from pipeline.progress import progress_bar
 from pipeline.stage import StageContext
-from pipeline.training_checkpoint import CHECKPOINT_NAME, Position
+from pipeline.training import distributed
+from pipeline.training import checkpoint as checkpoints
+from pipeline.training.checkpoint import CHECKPOINT_NAME, Position
+from pipeline.training.devices import Precision, resolve_train_device
+from pipeline.training.progress import progress_bar
 
 __all__ = ["CHECKPOINT_NAME", "run_training", "evaluate_model", "train_device"]
 

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import click
 
-from pipeline import distributed
-from pipeline.cli_options import build_run_options, run_options
-from pipeline.commands.overrides import apply_overrides, training_overrides
-from pipeline.commands.execute import EXAMPLE_MODEL, default_run_dir, execute, summarise
+from pipeline.cli import log_function
+from pipeline.cli.execute import EXAMPLE_MODEL, default_run_dir, execute, summarise
+from pipeline.cli.options import build_run_options, run_options
+from pipeline.cli.overrides import apply_overrides, training_overrides
 from pipeline.errors import AccuracyBudgetError, RunInterrupted, UserError
 from pipeline.manifest import read_manifest
+from pipeline.recipe import load_recipe
+from pipeline.training import distributed
 
 
 def make_command(name: str) -> click.Command:
@@ -51,9 +53,6 @@ def make_command(name: str) -> click.Command:
 
 def _run(obj, model, target, recipe, until, device, budgets, *, as_json: bool, **kwargs) -> None:
     """The body of ``compress run`` (wrapped so that ``--json`` reports failures as JSON too)."""
-    from pipeline.cli import log_function
-    from pipeline.recipe import load_recipe
-
     max_accuracy_drop, max_robust_drop = budgets
     for flag, value in (("--max-accuracy-drop", max_accuracy_drop), ("--max-robust-drop", max_robust_drop)):
         if value is not None and not math.isfinite(value):

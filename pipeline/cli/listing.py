@@ -6,6 +6,9 @@ import inspect
 import json
 
 import click
+from compress.optim import METHODS, list_methods
+from compress.prune import PATTERNS
+from compress.quant import QUANT_METHODS, list_quant_methods
 
 
 def make_command(name: str) -> click.Command:
@@ -34,10 +37,6 @@ def _methods_command() -> click.Command:
     @click.option("--verbose", "-v", is_flag=True, help="show each method's hyperparameters and defaults")
     def command(verbose: bool) -> None:
         """List training, pruning and quantization methods."""
-        from compress.optim import METHODS, list_methods
-        from compress.prune import PATTERNS
-        from compress.quant import QUANT_METHODS, list_quant_methods
-
         _section("train-sparse --method", list_methods(), METHODS, verbose)
         click.echo("\nprune --pattern\n  " + "  ".join(PATTERNS) + "   (plus --channel-ratio for channel removal)")
         _section("\nquantize --method", list_quant_methods(), QUANT_METHODS, verbose)

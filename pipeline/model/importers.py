@@ -8,9 +8,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from compress.models import list_models, model_input_shape
 from compress.stats import has_non_finite
 from pipeline.errors import PickleRefused, UserError
-from pipeline.model_io import (
+from pipeline.model.bundle import (
     BUNDLE_FORMAT,
     SOURCE_KINDS,
     ModelBundle,
@@ -108,8 +109,6 @@ def _from_checkpoint(path: Path, data: Any, *, arch: str | None, arch_kwargs: di
                         "name a registered architecture")
     arch = arch or data.get("arch")
     if not arch:
-        from compress.models import list_models
-
         raise UserError(f"{path} is a state_dict: pass --arch (one of {', '.join(list_models())}, or package.module:factory)")
     build_architecture(str(arch), arch_kwargs, trusted_archs=trusted)  # fails early with the allowed names
     shape = data.get("input_shape") or _registry_input_shape(str(arch))
@@ -121,7 +120,5 @@ def _from_module(arch: str, module: nn.Module, arch_kwargs: dict[str, Any]) -> M
 
 
 def _registry_input_shape(arch: str) -> tuple[int, ...] | None:
-    from compress.models import list_models, model_input_shape
-
     return model_input_shape(arch) if arch in list_models() else None
 

@@ -9,6 +9,15 @@ from pathlib import Path
 import click
 
 from pipeline.errors import UserError
+from pipeline.manifest import Artifact, open_run
+from pipeline.report.data import collect_variants
+from pipeline.report.robust import add_robust_accuracy
+from pipeline.report.update import finished_report_record, report_json_path, update_run_report
+from pipeline.run_files import run_path
+from pipeline.run_lock import run_lock
+from pipeline.runner import data_loader
+from pipeline.stage import RunOptions, StageContext
+from pipeline.stages.report import ReportConfig, ReportStage, robust_headline
 
 
 def make_command(name: str) -> click.Command:
@@ -24,8 +33,6 @@ def make_command(name: str) -> click.Command:
     def command(run_dir: Path, other: Path | None, out_dir: Path | None, attacks: tuple[str, ...], robust_eps: float, robust_steps: int, robust_samples: int, arch: str | None) -> None:
         """Re-render RUN_DIR's report (report.json -> .md / .html), add robust accuracy to it, or compare it with another run."""
         from deploy.report import ReportSchemaError, compare_reports, load_report
-        from pipeline.report_update import update_run_report
-        from pipeline.run_lock import run_lock
 
         try:
             if attacks:
@@ -57,7 +64,6 @@ def _compare_dir(run_dir: Path, out_dir: Path | None) -> Path:
     """``--out``, or the run directory itself (its compare.md / .html checked like any run file)."""
     if out_dir is not None:
         return out_dir
-    from pipeline.run_files import run_path
 
     for name in ("compare.md", "compare.html"):
         run_path(run_dir, name, must_exist=False)
@@ -67,9 +73,6 @@ def _compare_dir(run_dir: Path, out_dir: Path | None) -> Path:
 def find_report(run_dir: Path) -> Path:
     """The ``report.json`` of a run directory (written by its report stage), confined to the run and
     matching its recorded sha256."""
-    from pipeline.manifest import open_run
-    from pipeline.report_update import finished_report_record, report_json_path
-
     run_dir, manifest = open_run(run_dir)
     return report_json_path(run_dir, finished_report_record(manifest, run_dir))
 
@@ -78,14 +81,6 @@ def add_robust_to_run(run_dir: Path, attacks: tuple[str, ...], *, eps: float, st
     """Measure robust accuracy of every variant of a finished run (as its report stage would with
     ``robust: attacks``), write it into the run's report and its manifest record."""
     from dataclasses import replace
-
-    from pipeline.manifest import Artifact
-    from pipeline.report_data import collect_variants
-    from pipeline.report_robust import add_robust_accuracy
-    from pipeline.report_update import update_run_report
-    from pipeline.runner import data_loader
-    from pipeline.stage import RunOptions, StageContext
-    from pipeline.stages.report import ReportConfig, ReportStage, robust_headline
 
     config = replace(ReportConfig(), robust=tuple(attacks), robust_eps=eps, robust_steps=steps, robust_samples=samples)
     ReportStage().check(config)

@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from pipeline.errors import UserError
+from pipeline.manifest import Artifact, open_run
+from pipeline.report.update import update_run_report
 
 MAX_RUNS = 1_000_000  # timed (and warm-up) runs on the device
 
@@ -51,7 +53,6 @@ def _bundle(run_dir: Path) -> tuple[Path, tuple[int, ...]]:
     run manifest and every bundle file against the bundle manifest (nothing unlisted, no links)."""
     from deploy.tvm.bundle import checked_bundle
     from deploy.tvm.errors import BundleError
-    from pipeline.manifest import Artifact, open_run
 
     run_dir, manifest = open_run(run_dir)
     records = [r for r in manifest["stages"] if r["status"] == "done" and "bundle-manifest" in r["outputs"]]
@@ -66,8 +67,6 @@ def _bundle(run_dir: Path) -> tuple[Path, tuple[int, ...]]:
 
 
 def _add_to_report(run_dir: Path, stats: dict, link) -> None:
-    from pipeline.report_update import update_run_report
-
     def change(report, manifest, record) -> None:
         report["latency"] = [r for r in report["latency"] if not (r["runtime"] == "tvm-device" and r.get("device") == link.label)]
         report["latency"].append({

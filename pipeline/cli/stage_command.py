@@ -6,17 +6,18 @@ from pathlib import Path
 
 import click
 
-from pipeline import distributed
-from pipeline.cli_options import (
+from pipeline.cli import log_function
+from pipeline.cli.execute import default_run_dir, execute, summarise
+from pipeline.cli.options import (
     build_run_options,
     config_options,
     config_values,
     run_options,
 )
-from pipeline.commands.execute import default_run_dir, execute, summarise
 from pipeline.config import config_from_dict
 from pipeline.recipe import Step
-from pipeline.stage import stage_class
+from pipeline.stages import stage_class
+from pipeline.training import distributed
 
 
 def make_command(name: str) -> click.Command:
@@ -28,8 +29,6 @@ def make_command(name: str) -> click.Command:
     @run_options
     @click.pass_obj
     def command(obj, input_path, **kwargs):
-        from pipeline.cli import log_function
-
         values = config_values(stage.Config, kwargs)
         config = config_from_dict(stage.Config, values, where=f"compress {name}")
         target = getattr(config, "target", "host")

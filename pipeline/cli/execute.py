@@ -14,9 +14,19 @@ from typing import Any
 
 import click
 
+from pipeline.atomic import sha256_bytes, sha256_file, torch_bytes, write_bytes
 from pipeline.errors import AccuracyBudgetError, RunInterrupted, UserError
+from pipeline.manifest import MANIFEST_NAME
+from pipeline.model.bundle import trusted_archs_for
+from pipeline.model.importers import import_model
+from pipeline.model.input_shape import parse_shape
+from pipeline.model.onnx_input import onnx_input_bytes, onnx_run_notice
 from pipeline.recipe import Step
+from pipeline.run_files import run_path
+from pipeline.run_lock import LOCK_NAME, check_run_dir, run_lock
+from pipeline.runner import Runner, check_steps, data_loader, steps_until
 from pipeline.stage import RunOptions
+from pipeline.training import distributed
 
 INPUT_DIR = "00-input"
 EXAMPLE_MODEL = Path(__file__).resolve().parent.parent / "examples" / "lenet5_mnist.pt"
@@ -42,11 +52,6 @@ def execute(
 
     The run directory is checked (and locked) before anything is written into it.
     """
-    from pipeline import distributed
-    from pipeline.model_io import trusted_archs_for
-    from pipeline.run_lock import check_run_dir, run_lock
-    from pipeline.runner import check_steps, steps_until
-
     _apply_threads(options.threads)
     check_steps(steps_until(steps, until))  # a refused setting leaves nothing behind: checked before anything is made
     options = replace(options, trusted_archs=trusted_archs_for(model_path, arch=kwargs.get("arch"), trust_pickle=options.trust_pickle),
@@ -74,9 +79,6 @@ def _remove_unstarted(run_dir: Path, *, existed: bool) -> None:
     made that too, so the corrected command can use the same --out."""
     import shutil
 
-    from pipeline.manifest import MANIFEST_NAME
-    from pipeline.run_lock import LOCK_NAME
-
     if (run_dir / MANIFEST_NAME).exists() or (run_dir / INPUT_DIR).is_symlink():
         return
     shutil.rmtree(run_dir / INPUT_DIR, ignore_errors=True)
@@ -89,16 +91,10 @@ def _remove_unstarted(run_dir: Path, *, existed: bool) -> None:
 
 
 def _execute(steps, *, model_path, run_dir, options, kwargs, resume, until, dry_run, log) -> dict[str, Any]:
-    from pipeline import distributed
-    from pipeline.runner import Runner, data_loader
-
     # the other ranks of a torchrun keep their copy of the input out of the shared directory
     input_root = run_dir if distributed.is_main() else Path(tempfile.mkdtemp(prefix="compress-input-"))
     load_data = data_loader(options)
     if model_path.suffix == ".onnx":
-        from pipeline.cli_options import parse_shape
-        from pipeline.onnx_input import onnx_input_bytes
-
         steps = _from_compile(steps, log=log)
         onnx_path = _checked_onnx(model_path)
         onnx_bytes = onnx_input_bytes(onnx_path, sample_shape=parse_shape(kwargs.get("input_shape"), what="--input-shape"))
@@ -131,8 +127,6 @@ def _apply_threads(threads: int) -> None:
 
 
 def _from_compile(steps: list[Step], *, log) -> list[Step]:
-    from pipeline.onnx_input import onnx_run_notice
-
     names = [step.use for step in steps]
     if "compile" not in names:
         raise UserError("an ONNX model starts at the compile stage, but this recipe has no compile stage")
@@ -172,10 +166,6 @@ def _onnx_external_files(path: Path) -> list[Path]:
 
 
 def _import_input(model_path: Path, run_dir: Path, options: RunOptions, kwargs: dict[str, Any], *, dry_run: bool, resume: bool, load_data, log) -> Path:
-    from pipeline.atomic import torch_bytes
-    from pipeline.cli_options import parse_shape
-    from pipeline.model_input import import_model
-
     bundle = import_model(
         model_path,
         arch=kwargs.get("arch"),
@@ -204,9 +194,6 @@ def describe_data(data) -> str:
 
 def _input_copy(data: bytes, target: Path, *, resume: bool) -> Path:
     """The run's own copy of its input; on ``--resume`` it must be byte-identical to the earlier one."""
-    from pipeline.atomic import sha256_bytes, sha256_file, write_bytes
-    from pipeline.run_files import run_path
-
     root = next(p for p in target.parents if p.name == INPUT_DIR).parent
     run_path(root, target.relative_to(root), must_exist=False)  # no link on the way into the run
     if resume and target.is_file():

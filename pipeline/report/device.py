@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline.errors import StageError
 from pipeline.manifest import Artifact
-from pipeline.report_data import VariantModel
+from pipeline.report.data import VariantModel
 from pipeline.stage import StageContext
 
 LOGIT_ATOL = 1e-3

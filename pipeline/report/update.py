@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.errors import UserError
+from pipeline.manifest import Artifact, open_run, write_manifest
+from pipeline.run_files import check_tree
+from pipeline.run_lock import run_lock
 
 Change = Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], None]  # (report, manifest, report record)
 
@@ -26,9 +29,6 @@ def update_run_report(run_dir: Path, change: Change | None = None) -> dict[str, 
     folder is checked for links before anything is written.
     """
     from deploy.report import ReportSchemaError, load_report, write_report
-    from pipeline.manifest import Artifact, open_run, write_manifest
-    from pipeline.run_files import check_tree
-    from pipeline.run_lock import run_lock
 
     run_dir, _ = open_run(run_dir)  # a non-run directory is refused before the lock file is made
     with run_lock(run_dir, create=False):
@@ -51,8 +51,6 @@ def update_run_report(run_dir: Path, change: Change | None = None) -> dict[str, 
 
 def report_json_path(run_dir: Path, record: dict[str, Any]) -> Path:
     """The report stage's ``report.json``, confined to the run and matching its recorded sha256."""
-    from pipeline.manifest import Artifact
-
     if "report-json" not in record["outputs"]:
         raise UserError(f"{run_dir}: the report stage's record lists no report-json output")
     return Artifact(**record["outputs"]["report-json"]).verified(run_dir)

@@ -5,7 +5,7 @@ variant has no gradients of its own: its adversarial examples are crafted on the
 same weights (the last model stage, which export wrote to ONNX) and classified by the artifacts that
 ship, the ONNX under onnxruntime and the TVM build (host library, batch 1). Every variant is attacked
 on the same first ``robust_samples`` test images with the same seeds, in pixel units
-(``pipeline.adversarial.make_attack``).
+(``pipeline.training.adversarial.make_attack``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.adversarial import default_step_size, make_attack
-from pipeline.report_data import VariantModel
+from compress.robust import robust_accuracy
+from pipeline.report.data import VariantModel
 from pipeline.stage import StageContext
+from pipeline.training.adversarial import default_step_size, make_attack
 
 BATCH = 250
 
@@ -26,7 +27,6 @@ def add_robust_accuracy(ctx: StageContext, config, variants: list[dict[str, Any]
     """Set ``robust_accuracy`` ({attack: accuracy}) on every variant of ``variants``; returns notes."""
     if not config.robust:
         return []
-    from compress.robust import robust_accuracy
 
     source = _attack_source(models)
     if source is None:

@@ -20,8 +20,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from compress.models import create_model
+from compress.prune import ChannelPlan, ChannelPlanError, apply_channel_plan
+from compress.types import QuantRecord
 from pipeline.atomic import save_torch
 from pipeline.errors import PickleRefused, UserError
+from pipeline.model.input_shape import check_input_size
+from pipeline.model.program_archive import is_program_archive, load_program
+from pipeline.model.program_modules import program_to_modules, torchscript_to_modules
 
 BUNDLE_FORMAT = "compress-model/1"
 SOURCE_KINDS = ("torchscript", "export", "pickle")
@@ -83,8 +89,6 @@ class ModelBundle:
 
 def _check_records(bundle: ModelBundle, *, source: str) -> None:
     """Shapes and records a file declares are checked before anything is built from them."""
-    from pipeline.cli_options import check_input_size
-
     if any(v <= 0 for v in bundle.input_shape):
         raise UserError(f"{source}: input_shape must be positive integers, got {list(bundle.input_shape)}")
     check_input_size(bundle.input_shape, what=f"{source}: input_shape")
@@ -92,7 +96,6 @@ def _check_records(bundle: ModelBundle, *, source: str) -> None:
         bad = [record for record in getattr(bundle, name) if not isinstance(record, dict)]
         if bad:
             raise UserError(f"{source}: malformed model bundle ({name} must hold records, found {type(bad[0]).__name__})")
-    from compress.types import QuantRecord
 
     for record in bundle.quant:
         try:
@@ -134,8 +137,6 @@ def trusted_archs_for(model_path: Path | None, *, arch: str | None, trust_pickle
 def source_kind(path: Path) -> str | None:
     """``"export"`` for a ``torch.export`` archive, ``"torchscript"`` for TorchScript, else ``None``,
     decided once from the file's own records (never from its suffix or what a checkpoint says)."""
-    from pipeline.program_archive import is_program_archive
-
     if is_program_archive(path):
         return "export"
     try:
@@ -149,8 +150,6 @@ def build_model(bundle: ModelBundle, *, trust_pickle: bool = False, trusted_arch
     """Rebuild the module of a bundle and load its weights (strict key and shape match)."""
     model = build_architecture(bundle.arch, bundle.arch_kwargs, trust_pickle=trust_pickle, trusted_archs=trusted_archs, input_shape=bundle.input_shape)
     if bundle.channel_plans:
-        from compress.prune import ChannelPlan, ChannelPlanError, apply_channel_plan
-
         for plan in bundle.channel_plans:
             try:
                 model = apply_channel_plan(model, ChannelPlan.from_dict(plan))
@@ -166,7 +165,7 @@ def build_architecture(
     input_shape: tuple[int, ...] = (),
 ) -> nn.Module:
     """Instantiate a registered name, or a trusted ``package.module:factory`` or re-loaded source file
-    (TorchScript and ``.pt2`` sources as real torch modules, see ``pipeline.program_modules``;
+    (TorchScript and ``.pt2`` sources as real torch modules, see ``pipeline.model.program_modules``;
     TorchScript needs ``input_shape``).
 
     Anything but a registered name imports or loads code, so it must be vouched for by the command
@@ -182,7 +181,6 @@ def build_architecture(
         return load_source_module(kind, Path(location), trust_pickle=trust_pickle, input_shape=input_shape)
     if ":" in arch:
         return _factory_model(arch, arch_kwargs)
-    from compress.models import create_model
 
     try:
         return create_model(arch, **arch_kwargs)
@@ -233,9 +231,6 @@ def _factory_model(arch: str, arch_kwargs: dict[str, Any]) -> nn.Module:
 def load_source_module(kind: str, path: Path, *, trust_pickle: bool, input_shape: tuple[int, ...] = ()) -> nn.Module:
     """The module of a TorchScript / ``.pt2`` / pickle source file (the first two converted to real
     torch modules); a file that does not load or convert is one ``UserError`` line."""
-    from pipeline.program_archive import load_program
-    from pipeline.program_modules import program_to_modules, torchscript_to_modules
-
     if not path.exists():
         raise UserError(f"model source {path} no longer exists")
     if kind == "torchscript" and not input_shape:

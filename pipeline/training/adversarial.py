@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from compress.robust import adversarial_loss, create_attack
 from pipeline.errors import UserError
 from pipeline.stage import StageContext
 
@@ -62,8 +63,6 @@ def check_training(config: Any, *, what: str) -> None:
 def make_attack(name: str, data: Any, *, eps: float, steps: int, step_size: float | None, seed: int):
     """The registered attack ``name`` in ``data``'s pixel units: valid range ``data.pixel_range``,
     standardisation ``data.preprocess`` mean / std undone before clipping."""
-    from compress.robust import create_attack
-
     low, high = data.pixel_range
     kwargs: dict[str, Any] = {"eps": eps, "lo": low, "hi": high, "seed": seed, **_standardisation(data)}
     if name != "fgsm":
@@ -90,7 +89,6 @@ def adversarial_loss_fn(ctx: StageContext, options: AdversarialOptions, data: An
     """The adversarial training loss of ``options`` (``None``: natural training)."""
     if options.adversarial == "none":
         return None
-    from compress.robust import adversarial_loss
 
     attack = make_attack(options.adversarial, data, eps=options.adv_eps, steps=options.adv_steps, step_size=options.adv_step_size, seed=ctx.options.seed)
     return adversarial_loss(attack, trade_off=options.adv_weight)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from pipeline.errors import StageError, UserError
+from pipeline.verify import verify_run
 
 MAX_ATOL = 100.0  # allowed max abs difference between runtimes, at most
 
@@ -20,8 +21,6 @@ def make_command(name: str) -> click.Command:
     def command(run_dir: Path, atol: float, as_json: bool, arch: str | None) -> None:
         """Check artifact digests, then torch vs onnxruntime vs TVM host (and arm64 under qemu)."""
         import json
-
-        from pipeline.verify import verify_run
 
         if not 0 <= atol <= MAX_ATOL:  # NaN fails this too
             raise UserError(f"--atol must be a finite number in [0, {MAX_ATOL:g}], got {atol}")

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from pipeline import distributed
 from pipeline.atomic import save_torch
+from pipeline.training import distributed
 
 CHECKPOINT_NAME = "epoch-checkpoint.pt"
 

@@ -17,7 +17,7 @@ from compress.stats import (
     weight_sparsity,
 )
 from pipeline.manifest import Artifact
-from pipeline.model_io import build_model, load_bundle
+from pipeline.model.bundle import build_model, load_bundle
 from pipeline.stage import StageContext
 
 VARIANT_NAMES = {"train-sparse": "sparse-trained", "prune": "pruned", "quantize": "quantized"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Callable
@@ -12,9 +13,11 @@ import yaml
 
 from pipeline.config import choices_of
 from pipeline.errors import UserError
+from pipeline.model.input_shape import parse_shape
+from pipeline.recipe import DEFAULT_RECIPE
 from pipeline.stage import RunOptions
+from pipeline.training.devices import resolve_train_device
 
-MAX_INPUT_ELEMENTS = 2**26  # values per sample (256 MiB of float32): far beyond any model this tool targets
 
 
 def run_options(command: Callable) -> Callable:
@@ -47,27 +50,6 @@ def run_options(command: Callable) -> Callable:
     return command
 
 
-def parse_shape(text: str | None, *, what: str) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
-    except ValueError:
-        raise UserError(f"{what} must be integers like 1,28,28, got {text!r}") from None
-    if not shape or any(v <= 0 for v in shape):
-        raise UserError(f"{what} must be positive integers like 1,28,28, got {text!r}")
-    check_input_size(shape, what=what)
-    return shape
-
-
-def check_input_size(shape: tuple[int, ...], *, what: str) -> None:
-    """Refuse a declared input of more than ``MAX_INPUT_ELEMENTS`` values before anything is allocated."""
-    import math
-
-    if math.prod(shape) > MAX_INPUT_ELEMENTS:
-        raise UserError(f"{what} {list(shape)} holds more than {MAX_INPUT_ELEMENTS:,} values per sample (the limit)")
-
-
 def parse_floats(text: str | None, *, what: str) -> tuple[float, ...]:
     if not text:
         return ()
@@ -79,8 +61,6 @@ def parse_floats(text: str | None, *, what: str) -> tuple[float, ...]:
 
 def _check_preprocess(preprocess: dict[str, Any]) -> None:
     """Refuse values that would turn every input into NaN / Inf (or all zeros) before any training."""
-    import math
-
     scale = preprocess.get("scale")
     if scale is not None and (not math.isfinite(scale) or scale == 0):
         raise UserError(f"--scale must be a finite non-zero number, got {scale}")
@@ -128,10 +108,6 @@ def build_run_options(kwargs: dict[str, Any], *, target: str, device: str = "", 
 
 def _check_training_options(kwargs: dict[str, Any]) -> None:
     """One line for a training knob out of range (the device is resolved now: ``cuda`` without a GPU fails before any stage)."""
-    import math
-
-    from pipeline.devices import resolve_train_device
-
     for flag in ("workers", "checkpoint_every", "epoch_steps"):
         value = kwargs.get(flag)
         if value is not None and value < 0:
@@ -159,8 +135,6 @@ def config_options(config_type: type, *, stage: str | None = None) -> Callable[[
 
 def built_in_recipe_values(stage: str) -> dict[str, Any]:
     """The settings the built-in recipe gives ``stage`` (read as plain YAML: no stage code runs)."""
-    from pipeline.recipe import DEFAULT_RECIPE
-
     document = yaml.safe_load(DEFAULT_RECIPE.read_text(encoding="utf-8"))
     step = next((s for s in document["stages"] if s["use"] == stage), None)
     return {str(key).replace("-", "_"): value for key, value in ((step or {}).get("with") or {}).items()}

@@ -14,19 +14,20 @@ from typing import Any
 import click
 
 from pipeline.errors import RunInterrupted, UserError
+from pipeline.plugins import load_plugin
 
 COMMANDS = {
-    "run": ("pipeline.commands.run", "run the whole recipe: train-sparse, prune, quantize, export, compile, report"),
-    "train-sparse": ("pipeline.commands.stage", "sparsity-promoting training of a model"),
-    "prune": ("pipeline.commands.stage", "unstructured, block and channel pruning"),
-    "quantize": ("pipeline.commands.stage", "ternary / binary / int8 weight quantization"),
-    "export": ("pipeline.commands.stage", "ONNX export with compact sparse and ternary weights"),
-    "compile": ("pipeline.commands.stage", "TVM compile for a target (arm64, android-arm64, host, mobile GPU)"),
-    "report": ("pipeline.commands.report", "latency / size / accuracy report of a run (or --compare two runs)"),
-    "verify": ("pipeline.commands.verify", "recheck every artifact's sha256 and the numerical parity of a run"),
-    "bench-device": ("pipeline.commands.bench_device", "time a run's arm64 bundle on a device over adb / ssh and add it to the report"),
-    "targets": ("pipeline.commands.listing", "list the compile targets"),
-    "methods": ("pipeline.commands.listing", "list training, pruning and quantization methods"),
+    "run": ("pipeline.cli.run", "run the whole recipe: train-sparse, prune, quantize, export, compile, report"),
+    "train-sparse": ("pipeline.cli.stage_command", "sparsity-promoting training of a model"),
+    "prune": ("pipeline.cli.stage_command", "unstructured, block and channel pruning"),
+    "quantize": ("pipeline.cli.stage_command", "ternary / binary / int8 weight quantization"),
+    "export": ("pipeline.cli.stage_command", "ONNX export with compact sparse and ternary weights"),
+    "compile": ("pipeline.cli.stage_command", "TVM compile for a target (arm64, android-arm64, host, mobile GPU)"),
+    "report": ("pipeline.cli.report", "latency / size / accuracy report of a run (or --compare two runs)"),
+    "verify": ("pipeline.cli.verify", "recheck every artifact's sha256 and the numerical parity of a run"),
+    "bench-device": ("pipeline.cli.bench_device", "time a run's arm64 bundle on a device over adb / ssh and add it to the report"),
+    "targets": ("pipeline.cli.listing", "list the compile targets"),
+    "methods": ("pipeline.cli.listing", "list training, pruning and quantization methods"),
 }
 
 
@@ -59,8 +60,6 @@ def cli(ctx: click.Context, quiet: bool, plugins: tuple[str, ...]) -> None:
     """compress: turn a trained PyTorch model into a small, fast artifact for arm64 CPUs and mobile GPUs."""
     ctx.obj = {"quiet": quiet}
     if plugins:
-        from pipeline.plugins import load_plugin
-
         for plugin in plugins:
             load_plugin(plugin)
 

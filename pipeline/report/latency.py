@@ -8,7 +8,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from pipeline.report_data import VariantModel
+from pipeline.atomic import atomic_path
+from pipeline.errors import UserError
+from pipeline.model.onnx_input import onnx_sample_shape
+from pipeline.report.data import VariantModel
 from pipeline.stage import StageContext
 
 BASELINE = ("dense", "onnxruntime")
@@ -74,7 +77,6 @@ def _remote_latency(device: str, compiled: VariantModel, x: np.ndarray, config):
     """Latency of the target library on a TVM RPC device (its own timer)."""
     from deploy.bench import LatencyStats
     from deploy.runtimes import SessionError, load_session
-    from pipeline.errors import UserError
 
     try:
         session = load_session("tvm", compiled.target_library, device=device)
@@ -89,7 +91,6 @@ def _sample_input(ctx: StageContext, models: dict[str, VariantModel]) -> np.ndar
     if dense.model is not None:
         data = ctx.load_data(dense.input_shape)
         return data.test_x[:1].numpy()
-    from pipeline.onnx_input import onnx_sample_shape
 
     shape = onnx_sample_shape(dense.onnx)
     return np.random.default_rng(ctx.options.seed).random((1, *shape), dtype=np.float32)
@@ -140,7 +141,6 @@ def _session_call(session, x: np.ndarray) -> Callable[[], Any]:
 
 def _export_dense(ctx: StageContext, dense: VariantModel, x: np.ndarray) -> Path:
     from deploy.onnx import export_onnx
-    from pipeline.atomic import atomic_path
 
     path = ctx.stage_dir / "dense" / "model-dense.onnx"
     with atomic_path(path) as tmp:

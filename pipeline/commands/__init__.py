@@ -1,1 +1,0 @@
-"""Implementations of the ``compress`` sub-commands (imported lazily by ``pipeline.cli``)."""

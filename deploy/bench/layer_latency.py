@@ -6,8 +6,9 @@ linear layer (with its bias and ReLU, as the compile stage fuses them) becomes i
 with ``round(s * #blocks)`` of its ``r x c`` weight blocks (GEMM view: output channels x
 input channels * taps) set to zero and, for ``ternary``, the rest at ``{-a, +a}``; it is exported by
 :func:`deploy.onnx.export_onnx` and built by :func:`deploy.tvm.compile.compile_onnx` for the host, and
-every level of one layer is timed interleaved (:func:`deploy.bench.measure_interleaved`), median
-over the runs. The time includes one VM call; the caller calibrates what lies outside the layers.
+every level of one layer is timed interleaved (:func:`deploy.bench.measure_interleaved`) with a
+ReLU-only model over the same input, and the table holds ``median(level) - median(ReLU only)``: the
+kernel's own time, without the VM call that the whole network pays once.
 
 Tables are cached per CPU model and kernel version (a digest of ``deploy/tvm/kernels`` and the TVM
 version) in a JSON file, one entry per layer shape, precision, block and level.
@@ -29,7 +30,12 @@ from torch import nn
 from compress.types import BlockShape, QuantRecord, SparsityLayout
 
 PRECISIONS = ("fp32", "ternary")
-DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "compress" / "layer-latency"
+
+
+def default_cache_dir() -> Path:
+    """``$COMPRESS_CACHE_DIR`` or ``$XDG_CACHE_HOME/compress`` (``~/.cache/compress``), then ``layer-latency``."""
+    root = os.environ.get("COMPRESS_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "compress"
+    return Path(root) / "layer-latency"
 
 
 @dataclass(frozen=True)
@@ -92,13 +98,14 @@ def cache_path(cache_dir: Path | None = None) -> Path:
     from deploy.bench.machine import cpu_model
 
     slug = "".join(ch if ch.isalnum() else "-" for ch in cpu_model()).strip("-").lower()
-    return Path(cache_dir or DEFAULT_CACHE) / f"{slug}-{kernel_version()}.json"
+    return Path(cache_dir or default_cache_dir()) / f"{slug}-{kernel_version()}.json"
 
 
 def layer_table(shape: LayerShape, levels: list[float], *, precision: str = "fp32", block: BlockShape = BlockShape(16, 1),
                 threads: int = 1, runs: int = 40, warmup: int = 10, cache_dir: Path | None = None, seed: int = 0) -> dict:
     """``{"seconds": [...], "kernels": [...], "cached": bool}``: the median time of the layer's
-    compiled kernel at each sparsity level, and the kernel the compile stage chose there.
+    compiled kernel at each sparsity level (the VM call taken out), and the kernel the compile stage
+    chose there.
 
     Raises:
         ValueError: an unknown precision or a level outside [0, 1).
@@ -109,7 +116,7 @@ def layer_table(shape: LayerShape, levels: list[float], *, precision: str = "fp3
         raise ValueError(f"sparsity levels must be in [0, 1), got {levels}")
     path = cache_path(cache_dir)
     cache = _read(path)
-    keys = [f"{shape.key()}|{precision}|{block.rows}x{block.cols}|t{threads}|{s:.4f}" for s in levels]
+    keys = [f"v2|{shape.key()}|{precision}|{block.rows}x{block.cols}|t{threads}|{s:.4f}" for s in levels]
     if all(key in cache for key in keys):
         return {"seconds": [cache[k]["seconds"] for k in keys], "kernels": [cache[k]["kernel"] for k in keys], "cached": True}
     measured = _measure(shape, levels, precision=precision, block=block, threads=threads, runs=runs, warmup=warmup, seed=seed)
@@ -149,6 +156,8 @@ def _measure(shape: LayerShape, levels: list[float], *, precision: str, block: B
     x = np.random.default_rng(seed).random(shape.input_shape(), dtype=np.float32)
     calls, kernels = {}, []
     with tempfile.TemporaryDirectory(prefix="compress-layer-") as tmp:
+        empty = load_session("tvm", _build_empty(x, Path(tmp) / "empty"), threads=threads)
+        calls["empty"] = lambda: empty.run_one(x)
         for index, ratio in enumerate(levels):
             library, kernel = _build(layer_module(shape, ratio, precision=precision, block=block, seed=seed), x,
                                      Path(tmp) / str(index), precision=precision, block=block)
@@ -156,7 +165,21 @@ def _measure(shape: LayerShape, levels: list[float], *, precision: str, block: B
             calls[str(index)] = (lambda s=session: s.run_one(x))
             kernels.append(kernel)
         stats = measure_interleaved(calls, warmup=warmup, runs=runs, progress=False)
-    return [{"seconds": stats[str(i)].median_ms / 1000.0, "kernel": kernels[i]} for i in range(len(levels))]
+    call = stats["empty"].median_ms / 1000.0
+    return [{"seconds": max(stats[str(i)].median_ms / 1000.0 - call, 0.0), "call_seconds": call, "kernel": kernels[i]} for i in range(len(levels))]
+
+
+def _build_empty(x: np.ndarray, out_dir: Path) -> Path:
+    """A ReLU over the layer's input, built the same way: the VM call and the input's own cost, which
+    every level's time includes and the table leaves out."""
+    import onnx
+
+    from deploy.onnx.torch_export import export_dense
+    from deploy.tvm.compile import compile_onnx
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx.save(export_dense(nn.Sequential(nn.ReLU()).eval(), torch.from_numpy(x), opset=17), out_dir / "empty.onnx")
+    return compile_onnx(out_dir / "empty.onnx", target="host", out_dir=out_dir / "host", input_shape=x.shape).library_path
 
 
 def _build(module: nn.Module, x: np.ndarray, out_dir: Path, *, precision: str, block: BlockShape) -> tuple[Path, str]:

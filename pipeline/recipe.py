@@ -15,11 +15,12 @@ import yaml
 
 from pipeline.config import config_from_dict, config_to_dict
 from pipeline.errors import UserError
+from pipeline.goal.config import parse_goal_block
 from pipeline.stages import list_stages, stage_class
 from pipeline.strict_yaml import load_strict
 from pipeline.training.adversarial import AdversarialOptions, check_options
 
-RECIPE_KEYS = ("stages", "name", "description", "robust")
+RECIPE_KEYS = ("stages", "name", "description", "robust", "goal")
 ROBUST_KEYS = {"attack": "adversarial", "eps": "adv_eps", "steps": "adv_steps", "step-size": "adv_step_size", "weight": "adv_weight"}
 STEP_KEYS = ("use", "with")
 DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "default.yaml"
@@ -58,6 +59,7 @@ def parse_recipe(text: str, *, source: str = "recipe") -> list[Step]:
     if not isinstance(stages, list) or not stages:
         raise UserError(f"{source}: 'stages' must be a non-empty list")
     robust = _robust_options(document.get("robust"), where=f"{source}: robust")
+    parse_goal_block(document.get("goal"), where=f"{source}: goal")  # the goal search reads it (pipeline.goal)
     return [parse_step(item, where=f"{source}: stages[{index}]", robust=robust) for index, item in enumerate(stages)]
 
 

@@ -46,6 +46,7 @@ class PruneConfig(AdversarialOptions):
     pattern: str = field(default="unstructured", metadata={"choices": PATTERNS, "help": "weight sparsity pattern"})
     sparsity_ratio: float = field(default=0.9, metadata={"help": "target fraction of zero weights (0: no weight pruning)"})
     layer_ratios: str = field(default="uniform", metadata={"choices": LAYER_RATIOS, "help": "uniform: every layer to sparsity-ratio; from-model: each layer to the zeros it already has (left by train-sparse), at least sparsity-ratio"})
+    layer_sparsity: dict[str, float] = field(default_factory=dict, metadata={"help": "each named weight's own sparsity ratio (FQN=RATIO; e.g. the goal search's allocation); the others get sparsity-ratio"})
     block: tuple[int, ...] = field(default=(1, 1), metadata={"help": "block rows,cols for block / bcr (e.g. 16,1)"})
     n: int = field(default=2, metadata={"help": "kept weights per group for n:m"})
     m: int = field(default=4, metadata={"help": "group size for n:m"})
@@ -87,7 +88,7 @@ class PruneStage(Stage):
             removed += plan.removed_output_channels()
         if config.epochs > 0:
             notes += natural_training_warnings(ctx, config, model, data, label="prune")
-        if config.sparsity_ratio > 0 or config.epochs > 0 or config.layer_ratios == "from-model":
+        if config.epochs > 0 or _prunes(config):
             _prune_and_fine_tune(ctx, config, model, data)
         if config.remove_channels:
             model, plan, difference = _remove_channels(model, example, ratio=None, config=config, exact=True)
@@ -114,6 +115,8 @@ def _validate(config: PruneConfig) -> None:
         raise UserError(f"sparsity-ratio must be in [0, 1), got {config.sparsity_ratio}")
     if not 0.0 <= config.channel_ratio < 1.0:
         raise UserError(f"channel-ratio must be in [0, 1), got {config.channel_ratio}")
+    if any(not isinstance(v, (int, float)) or not 0.0 <= v < 1.0 for v in config.layer_sparsity.values()):
+        raise UserError(f"layer-sparsity ratios must be numbers in [0, 1), got {dict(config.layer_sparsity)}")
     if len(config.block) != 2 or min(config.block) < 1:
         raise UserError(f"block must be two positive integers rows,cols, got {list(config.block)}")
     if config.layer_ratios == "from-model" and config.schedule != "one-shot":
@@ -135,6 +138,11 @@ def _prune_and_fine_tune(ctx: StageContext, config: PruneConfig, model, data) ->
         bake_masks(model)
 
 
+def _prunes(config: PruneConfig) -> bool:
+    """Whether the block / pattern masks act (a ratio, per-layer ratios, or the zeros train-sparse left)."""
+    return config.sparsity_ratio > 0 or config.layer_ratios == "from-model" or bool(config.layer_sparsity)
+
+
 def _round_ratio(config: PruneConfig, index: int, rounds: int) -> float:
     if rounds == 1:
         return config.sparsity_ratio
@@ -144,7 +152,7 @@ def _round_ratio(config: PruneConfig, index: int, rounds: int) -> float:
 def _masks(model, config: PruneConfig, ratio: float):
     layers = ParamSelector(exclude=config.exclude)
     try:
-        ratios = _layer_ratios(model, layers, floor=ratio) if config.layer_ratios == "from-model" else None
+        ratios = _layer_ratios(model, layers, floor=ratio) if config.layer_ratios == "from-model" else (dict(config.layer_sparsity) or None)
         result = prune_weights(
             model, pattern=config.pattern, sparsity_ratio=ratio, block=BlockShape(*config.block),
             n=config.n, m=config.m, scope=config.scope, layers=layers, layer_ratios=ratios,
@@ -164,7 +172,7 @@ def _remove_channels(model, example, *, ratio, config: PruneConfig, exact: bool)
     """Remove channels by importance (``ratio``, widths rounded to ``channel-multiple``), or the dead
     channels (``ratio=None``: all of them, so the channels train-sparse reported as removable are the
     ones removed; after a block pattern, widths keep to ``channel-multiple`` as with a ratio)."""
-    blocked = config.pattern in ("block", "bcr") and (config.sparsity_ratio > 0 or config.layer_ratios == "from-model")
+    blocked = config.pattern in ("block", "bcr") and _prunes(config)
     multiple = config.channel_multiple if ratio is not None or blocked else 1
     try:
         result = prune_channels(
@@ -182,7 +190,7 @@ def _remove_channels(model, example, *, ratio, config: PruneConfig, exact: bool)
 
 def _layouts(model, config: PruneConfig):
     fqns = [fqn for fqn, _ in ParamSelector(exclude=config.exclude).weights(model)]
-    pattern = config.pattern if config.sparsity_ratio > 0 or config.layer_ratios == "from-model" else "unstructured"
+    pattern = config.pattern if _prunes(config) else "unstructured"
     block = BlockShape(*config.block) if pattern in ("block", "bcr") else BlockShape(1, 1)
     return mask_layouts(model, masks_from_weights(model, fqns=fqns), pattern=pattern, block=block)
 

@@ -1,18 +1,27 @@
-"""TVM back-end: target presets, fused dense / block-sparse kernels, ONNX compile, arm64 bundles.
+"""TVM back-end: target presets, fused dense / block-sparse kernels, ONNX compile, device bundles.
 
-Nothing here imports TVM at module import time; TVM is loaded inside the functions that need it.
+Importing this package, :mod:`deploy.tvm.targets` or :mod:`deploy.tvm.bundle` does not load TVM;
+the compile path (:mod:`deploy.tvm.compile`, :mod:`deploy.tvm.fusion`) imports it at module level.
+The names below are loaded on first use (PEP 562)::
 
-Entry points for the compile stage::
-
-    from deploy.tvm import compile_onnx, make_arm64_bundle, verify_arm64_bundle, list_targets
+    from deploy.tvm import compile_onnx, get_target, list_targets
 """
 
-from deploy.tvm.bundle import BundleCheck, make_arm64_bundle, verify_arm64_bundle
-from deploy.tvm.compile import CompileResult, compile_onnx
-from deploy.tvm.errors import BundleError, CompileError, TargetError
-from deploy.tvm.targets import TargetPreset, get_target, list_targets
+from importlib import import_module
 
-__all__ = [
-    "BundleCheck", "BundleError", "CompileError", "CompileResult", "TargetError", "TargetPreset",
-    "compile_onnx", "get_target", "list_targets", "make_arm64_bundle", "verify_arm64_bundle",
-]
+_EXPORTS = {
+    "BundleCheck": "deploy.tvm.bundle", "BundleKind": "deploy.tvm.bundle",
+    "make_arm64_bundle": "deploy.tvm.bundle", "verify_arm64_bundle": "deploy.tvm.bundle",
+    "CompileResult": "deploy.tvm.compile", "compile_onnx": "deploy.tvm.compile",
+    "BundleError": "deploy.tvm.errors", "CompileError": "deploy.tvm.errors", "TargetError": "deploy.tvm.errors",
+    "TargetPreset": "deploy.tvm.targets", "default_target": "deploy.tvm.targets", "get_target": "deploy.tvm.targets",
+    "list_targets": "deploy.tvm.targets", "reference_target": "deploy.tvm.targets",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'deploy.tvm' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

@@ -22,11 +22,12 @@ more; the convolution tile is the float kernel's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from deploy.tvm.fusion_chains import Chain, find_chains
+from deploy.tvm.int8_qdq_fusion import fuse_qdq_layers
 from deploy.tvm.fusion import (
     PARALLEL_MIN_MACS,
     VECTOR_CHOICES,
@@ -84,8 +85,15 @@ def fuse_quantized_layers(mod, *, vector_floats: int):
     Returns:
         ``(new_module, [QuantizedLayerReport, ...])``.
     """
+    mod, int8_layers = fuse_qdq_layers(mod, vector_floats=vector_floats)  # QDQ graphs: int8 activations too
     reports: list[QuantizedLayerReport] = []
-    return rewrite_relax_functions(mod, _make_rewriter(mod, vector_floats, reports)), reports
+    mod = rewrite_relax_functions(mod, _make_rewriter(mod, vector_floats, reports))
+    taken = {layer[0] for layer in int8_layers}  # the code kernels' positions count the chains left after it
+    free = [p for p in range(len(taken) + max((r.position for r in reports), default=0) + 1) if p not in taken]
+    reports = [replace(report, position=free[report.position]) for report in reports]
+    int8 = [QuantizedLayerReport(name, op, shape, batch, choice, "int8-qdq", payload, position)
+            for position, name, op, shape, batch, choice, payload in int8_layers]
+    return mod, sorted(reports + int8, key=lambda report: report.position)
 
 
 def _ternary_chains(func) -> tuple[dict, set]:

@@ -1,0 +1,165 @@
+"""int8 QDQ compile: quad packing, the int8 kernels against integer references, and a QDQ model
+compiled end to end against onnxruntime's int8 run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deploy.tvm.int8_weights import compensation, pack_conv_quads, pack_linear_quads, weight_quads
+from deploy.tvm.kernels.conv_geometry import ConvGeometry
+
+tvm = pytest.importorskip("tvm")
+
+
+def _geometry(channels, out_channels, size, kernel, stride):
+    pad = kernel // 2
+    return ConvGeometry(batch=1, channels=channels, height=size, width=size, out_channels=out_channels, kernel_h=kernel,
+                        kernel_w=kernel, stride=(stride, stride), padding=(pad,) * 4, dilation=(1, 1))
+
+
+def _flavours():
+    from deploy.tvm.kernels.int8_dot import host_dot_flavour
+
+    return sorted({"generic", host_dot_flavour(16)})
+
+
+def test_weight_quads_hold_four_input_channels_per_int32():
+    codes = np.arange(-20, 20, dtype=np.int8).reshape(2, 5, 2, 2)  # 5 channels: two quads, the second padded
+    quads = weight_quads(codes, rows=4)
+    assert quads.shape == (4, 2, 2, 2)
+    first = np.array([quads[1, 0, 1, 0]], np.int32).view(np.int8)
+    assert list(first) == [codes[1, t, 1, 0] for t in range(4)]
+    last = np.array([quads[0, 1, 0, 1]], np.int32).view(np.int8)
+    assert list(last) == [codes[0, 4, 0, 1], 0, 0, 0]
+    assert not quads[2:].any()
+
+
+def test_sparse_packing_skips_all_zero_blocks_and_compensates_the_offset():
+    rng = np.random.default_rng(0)
+    codes = rng.integers(-127, 128, (16, 8)).astype(np.int8)
+    codes[:, 4:] = 0  # the second input quad is zero in every row
+    blocks = pack_linear_quads(codes, block_rows=16, unroll=1)
+    assert blocks.nnz_blocks == 1 and blocks.zero_block_ratio == 0.5 and list(blocks.positions) == [0]
+    init = compensation(codes, zero_point=3, length=16)
+    assert init[5] == -131 * int(codes[5].astype(np.int64).sum())
+
+
+def _build(func, flavour_target="llvm"):
+    import tvm
+
+    target = tvm.target.Target({"kind": "llvm", "mcpu": str(tvm.target.codegen.llvm_get_system_cpu())})
+    return tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target=target)["main"]
+
+
+def _qdq(values, scale, zero=0):
+    return (np.clip(np.rint(values / np.float32(scale)) + zero, -128, 127) - zero) * np.float32(scale)
+
+
+@pytest.mark.parametrize("stride,kernel,sparse", [(1, 3, False), (2, 3, True), (2, 1, False)])
+def test_int8_conv_matches_the_integer_convolution(stride, kernel, sparse):
+    import torch
+
+    from deploy.tvm.int8_qdq_fusion import conv_tile
+    from deploy.tvm.kernels.int8_conv import Int8ConvShape, int8_conv_func
+    from deploy.tvm.kernels.int8_pack import packed_size, quantize_pack_func
+
+    g = _geometry(6, 12, 10, kernel, stride)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 6, 10, 10)).astype(np.float32)
+    codes = rng.integers(-127, 128, (12, 6, kernel, kernel)).astype(np.int8)
+    if sparse:
+        codes[:, :4, 0, :] = 0
+    scale_x, zero, scale_w = 0.03, -2, rng.random(12).astype(np.float32) * 0.01
+    bias = rng.standard_normal(12).astype(np.float32)
+    residual = rng.standard_normal((1, 12, g.out_height, g.out_width)).astype(np.float32)
+    steps = (("qdq", 0.05, 0), ("residual",), ("relu",))
+    rows, vectors = conv_tile(g)
+    blocks = pack_conv_quads(codes, geometry=g, block_rows=rows)
+    length = -(-12 // rows) * rows
+    pad = lambda v: np.concatenate([v, np.zeros(length - 12, np.float32)])  # noqa: E731
+    q = np.clip(np.rint(x / np.float32(scale_x)) + zero, -128, 127) - zero
+    acc = torch.nn.functional.conv2d(torch.tensor(q, dtype=torch.float64), torch.tensor(codes, dtype=torch.float64),
+                                     stride=stride, padding=kernel // 2).numpy().astype(np.float32)
+    expected = np.maximum(_qdq(acc * (scale_x * scale_w)[None, :, None, None] + bias[None, :, None, None], 0.05) + residual, 0)
+    for flavour in _flavours():
+        pack = _build(quantize_pack_func(geometry=g, scale=scale_x, zero_point=zero))
+        conv = _build(int8_conv_func(geometry=g, shape=Int8ConvShape(rows, vectors, blocks.nnz_blocks), steps=steps,
+                                     residual=True, flavour=flavour))
+        xq = tvm.runtime.tensor(np.zeros((1, packed_size(g)), np.int32))
+        y = tvm.runtime.tensor(np.zeros(expected.shape, np.float32))
+        pack(tvm.runtime.tensor(x), xq)
+        operands = (blocks.data, blocks.positions, blocks.indptr, compensation(codes, zero_point=zero, length=length),
+                    pad(scale_x * scale_w), pad(bias), residual)
+        conv(xq, *(tvm.runtime.tensor(a) for a in operands), y)
+        np.testing.assert_allclose(y.numpy(), expected, atol=1e-5, err_msg=flavour)
+    if sparse:
+        assert blocks.zero_block_ratio > 0
+
+
+def _small_model():
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.conv = torch.nn.Conv2d(8, 8, 3, padding=1)
+            self.down = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)
+            self.fc = torch.nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = torch.relu(self.stem(x))
+            x = torch.relu(self.conv(x) + x)
+            x = torch.relu(self.down(x))
+            return self.fc(x.mean(dim=(2, 3)))
+
+    torch.manual_seed(0)
+    return Net().eval()
+
+
+def test_qdq_model_compiles_to_int8_kernels_matching_onnxruntime(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from tvm import relax
+
+    from deploy.onnx.torch_export import export_dense
+    from deploy.tvm.compile import compile_onnx
+
+    dense = tmp_path / "net.onnx"
+    onnx.save(export_dense(_small_model(), torch.zeros(1, 3, 12, 12), opset=17), str(dense))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.batches = iter([{"input": rng.random((1, 3, 12, 12)).astype(np.float32)} for _ in range(4)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    qdq = tmp_path / "net-int8.onnx"
+    quantize_static(str(dense), str(qdq), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8, extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    result = compile_onnx(qdq, target="host", out_dir=tmp_path / "tvm", input_shape=(1, 3, 12, 12))
+    kernels = [layer.choice.kernel for layer in result.layers]
+    assert kernels == ["int8-conv"] * 3 + ["int8-linear"]
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(result.library_path)), tvm.cpu())
+    session = ort.InferenceSession(str(qdq), providers=["CPUExecutionProvider"])
+    output_scale = _output_step(onnx.load(str(qdq)))
+    for seed in range(3):
+        x = np.random.default_rng(seed).random((1, 3, 12, 12)).astype(np.float32)
+        expected = session.run(None, {"input": x})[0]
+        actual = vm["main"](tvm.runtime.tensor(x)).numpy()
+        assert np.abs(actual - expected).max() <= output_scale * 1.001
+
+
+def _output_step(model) -> float:
+    """The quantization step of the graph output (the scale of the DequantizeLinear producing it)."""
+    import onnx
+
+    node = next(n for n in model.graph.node if model.graph.output[0].name in n.output)
+    assert node.op_type == "DequantizeLinear"
+    scale = next(init for init in model.graph.initializer if init.name == node.input[1])
+    return float(onnx.numpy_helper.to_array(scale))

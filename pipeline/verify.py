@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from deploy.runtimes import load_session
+from deploy.tvm.bundle import audit_bundle, verify_arm64_bundle
+from deploy.tvm.errors import BundleError
 from pipeline.atomic import sha256_file
 from pipeline.manifest import Artifact, open_run
 from pipeline.model.bundle import build_model, load_bundle
@@ -48,9 +51,6 @@ def _digest_checks(run_dir: Path, manifest: dict[str, Any]) -> list[dict[str, An
 def _bundle_file_checks(run_dir: Path, bundle_manifest: Path) -> list[dict[str, Any]]:
     """Every file of the arm64 bundle against its own manifest (whose digest is in the run manifest):
     listed files by sha256, and no unlisted file, link or special file (``deploy.tvm.bundle.audit_bundle``)."""
-    from deploy.tvm.bundle import audit_bundle
-    from deploy.tvm.errors import BundleError
-
     try:
         _, findings = audit_bundle(bundle_manifest.parent)
     except BundleError as error:
@@ -74,8 +74,6 @@ def _latest(run_dir: Path, manifest: dict[str, Any], role: str) -> Path | None:
 
 
 def _parity_checks(run_dir: Path, manifest: dict[str, Any], *, atol: float, trusted_archs: tuple[str, ...]) -> list[dict[str, Any]]:
-    from deploy.runtimes import load_session
-
     onnx_path, host_library = _latest(run_dir, manifest, "onnx"), _latest(run_dir, manifest, "host-library")
     model_path = _export_source(run_dir, manifest)
     if onnx_path is None:
@@ -110,8 +108,6 @@ def _compare(name: str, actual: np.ndarray, expected: np.ndarray, atol: float) -
 def _qemu_check(bundle_dir: Path, x: np.ndarray, expected: np.ndarray, atol: float) -> dict[str, Any]:
     if shutil.which("qemu-aarch64") is None:
         return {"check": "arm64 bundle under qemu", "ok": True, "detail": "skipped: qemu-aarch64 not installed"}
-    from deploy.tvm.bundle import verify_arm64_bundle
-    from deploy.tvm.errors import BundleError
 
     try:
         result = verify_arm64_bundle(bundle_dir, x, expected, atol=atol)

@@ -10,6 +10,8 @@ import io
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from deploy.report.tables import size_keys
+
 
 @dataclass(frozen=True)
 class Plot:
@@ -83,8 +85,6 @@ def latency_figure(report: dict[str, Any]):
 
 def size_figure(report: dict[str, Any]):
     """Model size per variant, one bar per size kind (onnx, onnx_gzip, ...)."""
-    from deploy.report.tables import size_keys
-
     variants = report["variants"]
     keys = size_keys(report)
     if not keys:

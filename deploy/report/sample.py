@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from deploy.report.write import write_report
+
 _LAYERS = (
     ("conv1.weight", [6, 1, 5, 5]),
     ("conv2.weight", [16, 6, 5, 5]),
@@ -124,8 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m deploy.report.sample OUT_DIR", file=sys.stderr)
         return 2
-    from deploy.report.write import write_report
-
     for kind, path in write_report(sample_report(), Path(args[0])).items():
         print(f"{kind}: {path}")
     return 0

@@ -5,28 +5,24 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from deploy.runtimes.errors import SessionError
+from deploy.runtimes.onnxruntime_session import OnnxRuntimeSession
+from deploy.runtimes.rpc_session import RemoteTvmSession
 from deploy.runtimes.session import Session
+from deploy.runtimes.torch_session import TorchSession
+from deploy.runtimes.tvm_session import TvmSession
 
 
 def _torch(artifact, device: str, threads: int) -> Session:
-    from deploy.runtimes.torch_session import TorchSession
-
     return TorchSession(artifact, device=device)
 
 
 def _onnxruntime(artifact, device: str, threads: int) -> Session:
-    from deploy.runtimes.onnxruntime_session import OnnxRuntimeSession
-
     return OnnxRuntimeSession(artifact, device=device, threads=threads)
 
 
 def _tvm(artifact, device: str, threads: int) -> Session:
     if device.startswith("rpc://"):
-        from deploy.runtimes.rpc_session import RemoteTvmSession
-
         return RemoteTvmSession(artifact, device=device)
-    from deploy.runtimes.tvm_session import TvmSession
-
     return TvmSession(artifact, device=device, threads=threads)
 
 

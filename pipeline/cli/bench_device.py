@@ -8,6 +8,9 @@ from pathlib import Path
 
 import click
 
+from deploy.bench.device import DeviceError, DeviceLink, measure_on_device
+from deploy.tvm.bundle import checked_bundle
+from deploy.tvm.errors import BundleError
 from pipeline.errors import UserError
 from pipeline.manifest import Artifact, open_run
 from pipeline.report.update import update_run_report
@@ -25,8 +28,6 @@ def make_command(name: str) -> click.Command:
     @click.option("--warmup", default=10, show_default=True, type=int, metavar="INTEGER", help="untimed warm-up runs")
     def command(run_dir: Path, serial: str | None, host: str | None, qemu: bool, runs: int, warmup: int) -> None:
         """Copy RUN_DIR's arm64 bundle to a device, time it there, add a tvm-device row to the report."""
-        from deploy.bench.device import DeviceError, DeviceLink, measure_on_device
-
         try:
             links = [DeviceLink("adb", serial) if serial is not None else None, DeviceLink("ssh", host) if host is not None else None,
                      DeviceLink("qemu") if qemu else None]
@@ -51,9 +52,6 @@ def make_command(name: str) -> click.Command:
 def _bundle(run_dir: Path) -> tuple[Path, tuple[int, ...]]:
     """The run's arm64 bundle folder and input shape, after checking the bundle manifest against the
     run manifest and every bundle file against the bundle manifest (nothing unlisted, no links)."""
-    from deploy.tvm.bundle import checked_bundle
-    from deploy.tvm.errors import BundleError
-
     run_dir, manifest = open_run(run_dir)
     records = [r for r in manifest["stages"] if r["status"] == "done" and "bundle-manifest" in r["outputs"]]
     if not records:

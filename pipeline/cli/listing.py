@@ -6,9 +6,11 @@ import inspect
 import json
 
 import click
+
 from compress.optim import METHODS, list_methods
 from compress.prune import PATTERNS
 from compress.quant import QUANT_METHODS, list_quant_methods
+from deploy.tvm.targets import get_target, list_targets
 
 
 def make_command(name: str) -> click.Command:
@@ -20,8 +22,6 @@ def _targets_command() -> click.Command:
     @click.option("--json", "as_json", is_flag=True, help="print the presets as JSON")
     def command(as_json: bool) -> None:
         """List the compile target presets."""
-        from deploy.tvm.targets import get_target, list_targets
-
         presets = [get_target(name) for name in list_targets()]
         if as_json:
             click.echo(json.dumps([p.to_dict() for p in presets], indent=2))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from deploy.report import ReportSchemaError, compare_reports, load_report
 from pipeline.errors import UserError
 from pipeline.manifest import Artifact, open_run
 from pipeline.report.data import collect_variants
@@ -32,8 +33,6 @@ def make_command(name: str) -> click.Command:
     @click.option("--arch", default=None, help="with --robust: the package.module:factory the run was started with (code is named only on the command line)")
     def command(run_dir: Path, other: Path | None, out_dir: Path | None, attacks: tuple[str, ...], robust_eps: float, robust_steps: int, robust_samples: int, arch: str | None) -> None:
         """Re-render RUN_DIR's report (report.json -> .md / .html), add robust accuracy to it, or compare it with another run."""
-        from deploy.report import ReportSchemaError, compare_reports, load_report
-
         try:
             if attacks:
                 if other is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from deploy.tvm.targets import list_targets
 from pipeline.cli import log_function
 from pipeline.cli.execute import EXAMPLE_MODEL, default_run_dir, execute, summarise
 from pipeline.cli.options import build_run_options, run_options
@@ -99,8 +100,6 @@ def _check_robust_report(steps, until: str | None) -> None:
 
 def _with_target(steps, target: str):
     """``--target`` sets the compile stage's target (and is validated against the presets)."""
-    from deploy.tvm.targets import list_targets
-
     if target not in list_targets():
         raise UserError(f"unknown target {target!r}; allowed: {', '.join(list_targets())}")
     return [replace(step, config=replace(step.config, target=target)) if step.use == "compile" else step for step in steps]

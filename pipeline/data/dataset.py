@@ -10,6 +10,7 @@ from typing import Iterator
 import torch
 
 from pipeline.data import loader
+from pipeline.data.arrays import value_range
 from pipeline.data.preprocess import Preprocess
 from pipeline.data.sources import RawData, Split, load_source
 from pipeline.data.transforms import Augment
@@ -200,8 +201,6 @@ def _pixel_range(raw: RawData, scale: float, splits) -> tuple[float, float]:
     """The valid range of inputs after scaling, before mean / std (where attacks clip): ``[0, full
     scale]`` for pixel data with a known full scale (8-bit images: ``[0, 255 * scale]``), otherwise
     the range the data spans (read in chunks)."""
-    from pipeline.data.arrays import value_range
-
     if raw.unit_scale != 1.0:
         ends = (0.0, scale / raw.unit_scale)
     else:

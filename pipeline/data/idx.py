@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.data.arrays import spill
 from pipeline.errors import UserError
 
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -32,8 +33,6 @@ def read_idx(path: Path) -> np.ndarray:
 
 def open_idx(path: Path) -> np.ndarray:
     """The array of one IDX file, memory-mapped read-only (big-endian values; samples convert on read)."""
-    from pipeline.data.arrays import spill
-
     path = Path(path)
     try:
         with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as stream:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data.arrays import npz_arrays, scan_finite
+from pipeline.data.arrays import npz_arrays, scan_finite, value_range
 from pipeline.data.idx import open_idx
 from pipeline.data.samples import ArraySamples, ImageSamples, Samples
 from pipeline.errors import UserError
@@ -178,8 +178,6 @@ def _checked_array(x: np.ndarray, path: Path) -> np.ndarray:
 
 def _unit_scale(x: np.ndarray) -> float:
     """Float data already in [0, 1] keeps scale 1; integer data is scaled by 1/255."""
-    from pipeline.data.arrays import value_range
-
     if np.issubdtype(x.dtype, np.floating) and value_range(x)[1] <= 1.0:
         return 1.0
     return 1 / 255

@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from deploy.runtimes import load_session
+from deploy.tvm.bundle import checked_bundle, run_arm64_bundle
+from deploy.tvm.errors import BundleError
 from pipeline.errors import StageError
 from pipeline.manifest import Artifact
 from pipeline.report.data import VariantModel
@@ -31,9 +34,6 @@ def arm64_bundle_check(ctx: StageContext, models: dict[str, VariantModel], *, im
         return None, []
     if shutil.which("qemu-aarch64") is None:
         return None, ["The arm64 bundle was not run on test images: qemu-aarch64 is not installed."]
-    from deploy.runtimes import load_session
-    from deploy.tvm.bundle import run_arm64_bundle
-    from deploy.tvm.errors import BundleError
 
     data = ctx.load_data(models["dense"].input_shape)
     x = data.test_x[:images].numpy().astype(np.float32)
@@ -65,9 +65,6 @@ def bundle_dir(history: list[dict[str, Any]], run_dir: Path) -> Path | None:
     """The arm64 bundle folder of a run (from the stage records ``history``), or ``None``; its
     manifest must match the run manifest and every file its manifest (``checked_bundle``), since
     its runner is about to run here under qemu."""
-    from deploy.tvm.bundle import checked_bundle
-    from deploy.tvm.errors import BundleError
-
     for record in reversed(history):
         if record["status"] == "done" and "bundle-manifest" in record["outputs"]:
             folder = Artifact(**record["outputs"]["bundle-manifest"]).verified(run_dir).parent

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from deploy.bench import LatencyStats, measure_interleaved
+from deploy.report import latency_rows
+from deploy.runtimes import SessionError, load_session
 from pipeline.atomic import atomic_path
 from pipeline.errors import UserError
 from pipeline.model.onnx_input import onnx_sample_shape
@@ -20,8 +24,6 @@ TORCH_WARMUP = 50  # torch eager's first calls (allocator, OpenMP pool start) ar
 
 def measure_latency(ctx: StageContext, config, inputs: dict[str, Path], models: dict[str, VariantModel]) -> tuple[list[dict[str, Any]], list[str]]:
     """Latency rows of the report schema, plus notes on what was (not) measured."""
-    from deploy.bench import measure_interleaved
-
     x = _sample_input(ctx, models)
     threads = ctx.options.threads or _tvm_default_threads()
     candidates, notes = _candidates(ctx, config, models, x, threads=threads)
@@ -66,8 +68,6 @@ def _tvm_default_threads() -> int:
 
 def _row(variant: str, runtime: str, stat, baseline, *, threads: int | None) -> dict[str, Any]:
     """One report latency row; the ratio is against the dense model on onnxruntime, across runtimes."""
-    from deploy.report import latency_rows
-
     row = latency_rows({variant: stat}, runtime=runtime, threads=threads)[0]
     row["ratio_vs_baseline"] = baseline.median_ms / stat.median_ms if baseline and stat.median_ms > 0 else None
     return row
@@ -75,9 +75,6 @@ def _row(variant: str, runtime: str, stat, baseline, *, threads: int | None) -> 
 
 def _remote_latency(device: str, compiled: VariantModel, x: np.ndarray, config):
     """Latency of the target library on a TVM RPC device (its own timer)."""
-    from deploy.bench import LatencyStats
-    from deploy.runtimes import SessionError, load_session
-
     try:
         session = load_session("tvm", compiled.target_library, device=device)
         seconds = session.time({(session.input_names or ["input"])[0]: x}, repeat=config.runs, warmup=config.warmup)
@@ -97,12 +94,7 @@ def _sample_input(ctx: StageContext, models: dict[str, VariantModel]) -> np.ndar
 
 
 def _candidates(ctx: StageContext, config, models: dict[str, VariantModel], x: np.ndarray, *, threads: int) -> tuple[dict[tuple[str, str], Callable[[], Any]], list[str]]:
-    from functools import partial
-
-    from deploy.runtimes import load_session as load_any
-
-    load_session = partial(load_any, threads=threads)
-
+    session = partial(load_session, threads=threads)
     candidates: dict[tuple[str, str], Callable[[], Any]] = {}
     notes: list[str] = []
     for name, variant in models.items():
@@ -111,16 +103,16 @@ def _candidates(ctx: StageContext, config, models: dict[str, VariantModel], x: n
     dense = models["dense"]
     if dense.model is not None:
         dense_onnx = _export_dense(ctx, dense, x)
-        candidates[("dense", "onnxruntime")] = _session_call(load_session("onnxruntime", dense_onnx), x)
+        candidates[("dense", "onnxruntime")] = _session_call(session("onnxruntime", dense_onnx), x)
         if config.tvm_dense:
             library = _compile_dense(ctx, dense_onnx, x.shape)
-            candidates[("dense", "tvm-host")] = _session_call(load_session("tvm", library), x)
+            candidates[("dense", "tvm-host")] = _session_call(session("tvm", library), x)
         else:
             notes.append("The dense model was not built with TVM (tvm-dense off).")
     compiled = models.get("compiled")
     if compiled is not None:
-        candidates[("compiled", "onnxruntime")] = _session_call(load_session("onnxruntime", compiled.onnx), x)
-        candidates[("compiled", "tvm-host")] = _session_call(load_session("tvm", compiled.tvm_library), x)
+        candidates[("compiled", "onnxruntime")] = _session_call(session("onnxruntime", compiled.onnx), x)
+        candidates[("compiled", "tvm-host")] = _session_call(session("tvm", compiled.tvm_library), x)
     return candidates, notes
 
 

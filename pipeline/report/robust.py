@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from compress.robust import robust_accuracy
+from deploy.runtimes import load_session
 from pipeline.report.data import VariantModel
 from pipeline.stage import StageContext
 from pipeline.training.adversarial import default_step_size, make_attack
@@ -65,8 +66,6 @@ def _attack(name: str, data, config, ctx: StageContext):
 
 def _shipped_accuracy(compiled: VariantModel, model: torch.nn.Module, batches, attack) -> dict[str, float]:
     """Accuracy of the ONNX (onnxruntime) and the TVM build on adversarial examples crafted on ``model``."""
-    from deploy.runtimes import load_session
-
     onnx_session = load_session("onnxruntime", compiled.onnx)
     tvm_session = load_session("tvm", compiled.tvm_library) if compiled.tvm_library is not None else None
     correct = {"onnxruntime": 0, "tvm": 0}

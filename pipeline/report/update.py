@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from deploy.report import ReportSchemaError, load_report, write_report
 from pipeline.errors import UserError
 from pipeline.manifest import Artifact, open_run, write_manifest
 from pipeline.run_files import check_tree
@@ -28,8 +29,6 @@ def update_run_report(run_dir: Path, change: Change | None = None) -> dict[str, 
     Under the run's lock; the report is read through the confined, digest-checked resolver and its
     folder is checked for links before anything is written.
     """
-    from deploy.report import ReportSchemaError, load_report, write_report
-
     run_dir, _ = open_run(run_dir)  # a non-run directory is refused before the lock file is made
     with run_lock(run_dir, create=False):
         run_dir, manifest = open_run(run_dir)

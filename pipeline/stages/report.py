@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from deploy.bench import machine_info
+from deploy.report import write_report
 from pipeline.errors import UserError
 from pipeline.manifest import library_versions
 from pipeline.report.data import artifact_rows, collect_variants, kernel_rows
@@ -46,9 +48,6 @@ class ReportStage(Stage):
         _validate(config)
 
     def run(self, ctx: StageContext, config: ReportConfig, inputs: dict) -> StageResult:
-        from deploy.bench import machine_info
-        from deploy.report import write_report
-
         variants, models = collect_variants(ctx, inputs, config)
         robust_notes = add_robust_accuracy(ctx, config, variants, models)
         latency, notes = measure_latency(ctx, config, inputs, models)

@@ -28,6 +28,10 @@ import torch
 from torch import nn
 
 from compress.types import BlockShape, QuantRecord, SparsityLayout
+import deploy.tvm.kernels as kernels
+from deploy.bench.interleave import measure_interleaved
+from deploy.bench.machine import cpu_model
+from deploy.runtimes import load_session
 
 PRECISIONS = ("fp32", "ternary")
 
@@ -85,8 +89,6 @@ def kernel_version() -> str:
     """Digest of the kernel sources and the TVM version: a new kernel invalidates cached tables."""
     import tvm
 
-    import deploy.tvm.kernels as kernels
-
     digest = hashlib.sha256(tvm.__version__.encode())
     for path in sorted(Path(kernels.__file__).parent.glob("*.py")):
         digest.update(path.read_bytes())
@@ -95,8 +97,6 @@ def kernel_version() -> str:
 
 def cache_path(cache_dir: Path | None = None) -> Path:
     """The cache file of this machine's CPU model and the current kernels."""
-    from deploy.bench.machine import cpu_model
-
     slug = "".join(ch if ch.isalnum() else "-" for ch in cpu_model()).strip("-").lower()
     return Path(cache_dir or default_cache_dir()) / f"{slug}-{kernel_version()}.json"
 
@@ -150,9 +150,6 @@ def layer_module(shape: LayerShape, sparsity_ratio: float, *, precision: str, bl
 
 
 def _measure(shape: LayerShape, levels: list[float], *, precision: str, block: BlockShape, threads: int, runs: int, warmup: int, seed: int) -> list[dict]:
-    from deploy.bench.interleave import measure_interleaved
-    from deploy.runtimes import load_session
-
     x = np.random.default_rng(seed).random(shape.input_shape(), dtype=np.float32)
     calls, kernels = {}, []
     with tempfile.TemporaryDirectory(prefix="compress-layer-") as tmp:

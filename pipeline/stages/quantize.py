@@ -1,7 +1,13 @@
-"""quantize: ternary / binary / TTQ / BinaryRelax / int8 weights with a short fine-tune; zeros stay zero."""
+"""quantize: ternary / binary / TTQ / BinaryRelax / int8 weights with a short fine-tune; zeros stay zero.
+
+A method that calibrates (int8: activation ranges) reads its ``calibration_batches`` training batches
+(rank 0's order, no augmentation) before the fine-tune; a method with a step budget (int8) fine-tunes
+at most that many steps per epoch unless ``steps`` says otherwise.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,6 +33,7 @@ from pipeline.training.loop import run_training
 class QuantizeConfig(AdversarialOptions):
     method: str = field(default="ternary", metadata={"choices": list_quant_methods, "help": "quantization method"})
     epochs: int = field(default=1, metadata={"help": "fine-tuning epochs (0: project without fine-tuning)"})
+    steps: int | None = field(default=None, metadata={"help": "at most this many fine-tuning steps per epoch (default: the method's own, 200 for int8, else whole epochs; 0: whole epochs)"})
     lr: float | None = field(default=None, metadata={"help": "fine-tuning learning rate (default: the method's own)"})
     batch_size: int = field(default=64, metadata={"help": "fine-tuning batch size"})
     per_channel: bool | None = field(default=None, metadata={"help": "one scale per output channel (default: the method's own, per channel for int8)"})
@@ -39,12 +46,14 @@ class QuantizeConfig(AdversarialOptions):
 
 class QuantizeStage(Stage):
     name = "quantize"
-    version = "2"  # 2: adversarial fine-tuning options
+    version = "3"  # 2: adversarial fine-tuning options; 3: calibration and step budgets (int8 activations)
     Config = QuantizeConfig
     summary = "ternary / binary / TTQ / BinaryRelax / int8 weight quantization, sparsity kept"
 
     def check(self, config: QuantizeConfig) -> None:
         check_training(config, what="quantize")
+        if config.steps is not None and config.steps < 0:
+            raise UserError(f"steps must be >= 0, got {config.steps}")
         _make_method(config)
 
     def run(self, ctx: StageContext, config: QuantizeConfig, inputs: dict) -> StageResult:
@@ -54,16 +63,20 @@ class QuantizeStage(Stage):
         method = _make_method(config, lr_scale=ctx.options.lr_scale)
         notes = natural_training_warnings(ctx, config, model, data, label="quantize") if config.epochs > 0 else []
         loss_fn = adversarial_loss_fn(ctx, config, data)
+        steps = config.steps if config.steps is not None else (method.fine_tune_steps or 0)
         try:
+            if method.calibration_batches:
+                method.calibrate(model, data.train_batches(batch_size=config.batch_size, seed=ctx.options.seed, epoch=0))
             if config.epochs > 0:
-                run_training(ctx, model, method, data, epochs=config.epochs, batch_size=config.batch_size, label="quantize", loss_fn=loss_fn, augment=config.augment)
+                run_training(_with_step_limit(ctx, steps), model, method, data, epochs=config.epochs, batch_size=config.batch_size,
+                             label="quantize", loss_fn=loss_fn, augment=config.augment)
             method.finalize(model)
         except ValueError as error:
             raise UserError(f"quantize: {error}") from None
         records = method.records()
         rows = quant_report(model, records)
         after = model_metrics(ctx, model, data)
-        path = save_model(ctx, bundle, model, quant=[record.to_dict() for record in records])
+        path = save_model(ctx, bundle, model, quant=method.record_dicts())
         metrics = {
             **after,
             "method": config.method,
@@ -73,8 +86,26 @@ class QuantizeStage(Stage):
             "per_layer": [_row(row) for row in rows],
             "notes": notes,
             **training_notes(ctx, data, config.augment),
+            **_calibration_metrics(method, steps),
         }
         return StageResult(outputs={"model": path}, metrics=metrics)
+
+
+def _with_step_limit(ctx: StageContext, steps: int) -> StageContext:
+    """``ctx`` whose epochs stop after ``steps`` batches (the tighter of it and ``--epoch-steps``)."""
+    if steps <= 0:
+        return ctx
+    limit = min(steps, ctx.options.epoch_steps) if ctx.options.epoch_steps else steps
+    return dataclasses.replace(ctx, options=dataclasses.replace(ctx.options, epoch_steps=limit))
+
+
+def _calibration_metrics(method, steps: int) -> dict[str, Any]:
+    """What a calibrating method observed: its batch count, step budget and activation scales."""
+    if not method.calibration_batches:
+        return {}
+    scales = method.activation_scales()
+    return {"calibration_batches": method.calibration_batches, "fine_tune_steps_per_epoch": steps or None,
+            "activation_scales": {name: value.to_dict() for name, value in scales.items()}}
 
 
 def _make_method(config: QuantizeConfig, *, lr_scale: float = 1.0):

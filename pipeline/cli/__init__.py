@@ -67,7 +67,7 @@ def cli(ctx: click.Context, quiet: bool, plugins: tuple[str, ...]) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line and a non-zero exit for every failure, never a traceback."""
     signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
-    warnings.showwarning = _one_line_warning
+    warnings.showwarning = _one_line_warnings()
     try:
         cli.main(args=argv, prog_name="compress", standalone_mode=False)
     except click.exceptions.Abort:
@@ -101,9 +101,19 @@ def _terminate_like_ctrl_c(signum, frame) -> None:  # noqa: ANN001 (signal handl
     raise KeyboardInterrupt
 
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001, ARG001
-    """A library's warning (TVM's backend autoload, a deprecation) as one ``warning:`` line, no source excerpt."""
-    click.echo(f"warning: {_first_line(message)}", err=True)
+def _one_line_warnings():
+    """``warnings.showwarning`` for the CLI: a library's warning (TVM's backend autoload, a deprecated
+    hyperparameter name) as one ``warning:`` line, no source excerpt, each text once per command (a
+    recipe's settings are checked before the run and again by the stage that uses them)."""
+    shown: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001, ARG001
+        text = _first_line(message)
+        if text not in shown:
+            shown.add(text)
+            click.echo(f"warning: {text}", err=True)
+
+    return show
 
 
 def _first_line(error: BaseException) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from compress.optim.renamed import rename_hyperparameters
 from compress.stats import count_nonzero_weights, has_non_finite, layer_stats, parameter_count, weight_sparsity
 from pipeline.config import config_from_dict
 from pipeline.data import AUGMENT_MODES
@@ -60,7 +61,12 @@ def model_metrics(ctx: StageContext, model: nn.Module, data: Any) -> dict[str, A
 def make_method(cls: type, values: dict[str, Any], *, what: str, lr_scale: float = 1.0) -> Any:
     """``cls`` (a training or quantization method) with its typed ``Hyperparameters`` built from
     ``values`` by the code that checks stage configs; a bad name or value is one ``UserError`` line.
-    ``lr_scale`` multiplies the learning rate (the given one, else the method's default)."""
+    ``lr_scale`` multiplies the learning rate (the given one, else the method's default). An earlier
+    name of a hyperparameter is read as today's, with one warning line (``compress.optim.renamed``)."""
+    try:
+        values = rename_hyperparameters(cls.Hyperparameters, values, where=what)
+    except ValueError as error:
+        raise UserError(str(error)) from None
     if lr_scale != 1.0:
         defaults = {f.name: f.default for f in dataclasses.fields(cls.Hyperparameters)}
         if "lr" in defaults:

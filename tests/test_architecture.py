@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -45,25 +46,49 @@ def test_cli_help_does_not_import_tvm_or_onnxruntime(argv):
     assert "HEAVY []" in out, out
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(REPO).with_suffix("").parts
+PACKAGES = ("compress", "pipeline", "deploy")
+HEAVY = ("torch", "onnx", "onnxruntime", "tvm")  # the only libraries a function may import for itself
+
+
+def _module_name(path: Path, root: Path = REPO) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _import_graph(package: str) -> dict[str, set[str]]:
-    """Module -> the modules of ``package`` it imports by name (at any depth of the file, lazy imports
+def _modules(packages: tuple[str, ...], root: Path = REPO) -> dict[str, Path]:
+    return {_module_name(path, root): path for package in packages for path in (root / package).rglob("*.py")}
+
+
+@functools.cache
+def _syntax(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def _imported_names(path: Path, modules: dict[str, Path]) -> list[tuple[str, bool]]:
+    """(imported module, inside a function?) for every import statement of ``path``; ``from a import b``
+    names ``a.b`` when that is a module of ours, else ``a``."""
+    found = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inside = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, ast.Import):
+                found.extend((alias.name, in_function) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
+                found.extend((f"{child.module}.{alias.name}" if f"{child.module}.{alias.name}" in modules else child.module, in_function)
+                             for alias in child.names)
+            visit(child, inside)
+
+    visit(_syntax(path), False)
+    return found
+
+
+def _import_graph(*packages: str) -> dict[str, set[str]]:
+    """Module -> the modules of ``packages`` it imports by name (at any depth of the file, lazy imports
     included; the implicit import of a parent package is not an edge)."""
-    modules = {_module_name(path): path for path in (REPO / package).rglob("*.py")}
-    graph: dict[str, set[str]] = {name: set() for name in modules}
-    for name, path in modules.items():
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            targets = []
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module for alias in node.names]
-            graph[name] |= {target for target in targets if target in modules and target != name}
-    return graph
+    modules = _modules(packages)
+    return {name: {target for target, _ in _imported_names(path, modules) if target in modules and target != name}
+            for name, path in modules.items()}
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -84,13 +109,71 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_no_import_cycle_inside_compress():
-    """No module of ``compress`` imports, even lazily, a module that imports it back."""
-    assert _cycles(_import_graph("compress")) == []
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_import_cycle_inside_a_package(package):
+    """No module imports, even lazily, a module that imports it back."""
+    assert _cycles(_import_graph(package)) == []
+
+
+def test_no_import_cycle_across_the_packages():
+    assert _cycles(_import_graph(*PACKAGES)) == []
 
 
 def test_the_import_cycle_check_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c", "a"]]
+
+
+def _heavy_libraries_loaded_by(name: str, modules: dict[str, Path], cache: dict[str, frozenset[str]]) -> frozenset[str]:
+    """The heavy libraries that ``import name`` loads: its module-level imports, followed through
+    our own modules (parent packages included)."""
+    if name in cache:
+        return cache[name]
+    loaded, seen, todo = set(), set(), [name]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        parts = module.split(".")
+        todo += [".".join(parts[:end]) for end in range(1, len(parts)) if ".".join(parts[:end]) in modules]
+        for target, in_function in _imported_names(modules[module], modules):
+            if in_function:
+                continue
+            if target.split(".")[0] in HEAVY:
+                loaded.add(target.split(".")[0])
+            elif target in modules:
+                todo.append(target)
+    cache[name] = frozenset(loaded)
+    return cache[name]
+
+
+def _needless_lazy_imports(packages: tuple[str, ...], *, house: tuple[str, ...] = PACKAGES, root: Path = REPO) -> list[str]:
+    """Imports of our own modules inside functions that defer no heavy library: the imported module
+    loads none of torch / onnx / onnxruntime / TVM that the importing module does not load already."""
+    modules, cache = _modules(house, root), {}
+    bad = []
+    for name in sorted(_modules(packages, root)):
+        for target, in_function in _imported_names(modules[name], modules):
+            if in_function and target in modules and not (_heavy_libraries_loaded_by(target, modules, cache) - _heavy_libraries_loaded_by(name, modules, cache)):
+                bad.append(f"{modules[name].relative_to(root)}: {target}")
+    return bad
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_functions_import_our_modules_only_to_defer_a_heavy_library(package):
+    """Function-level imports are for torch, onnx, onnxruntime and TVM only (directly or through a
+    module of ours that loads one of them), never a way around an import circle."""
+    assert _needless_lazy_imports((package,)) == []
+
+
+def test_the_lazy_import_check_finds_a_needless_one(tmp_path):
+    package = tmp_path / "house"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "light.py").write_text("import json\n")
+    (package / "heavy.py").write_text("import torch\n")
+    (package / "user.py").write_text("def f():\n    import house.light\n    import house.heavy\n")
+    assert _needless_lazy_imports(("house",), house=("house",), root=tmp_path) == ["house/user.py: house.light"]
 
 
 def test_the_algorithm_wing_has_one_base_per_package_and_no_catalogs():
@@ -104,3 +187,19 @@ def test_the_algorithm_wing_has_one_base_per_package_and_no_catalogs():
         assert METHODS.get(name).__bases__ == (TrainingMethod,), name
     for name in QUANT_METHODS.names():
         assert QUANT_METHODS.get(name).__bases__ == (QuantMethod,), name
+
+
+def _string_constants(path: Path) -> set[str]:
+    """The string literals of a file (docstrings included; they are whole sentences, never a bare name)."""
+    return {node.value for node in ast.walk(_syntax(path)) if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+
+
+def test_no_stage_or_command_names_a_target():
+    """What a target does (bundled or not, built as the reference, the default) is data of its preset
+    in ``deploy.tvm.targets``; the pipeline never spells a preset's name."""
+    from deploy.tvm.targets import list_targets
+
+    names = set(list_targets())
+    bad = [f"{path.relative_to(REPO)}: {value!r}" for path in sorted((REPO / "pipeline").rglob("*.py"))
+           for value in sorted(_string_constants(path) & names)]
+    assert bad == []

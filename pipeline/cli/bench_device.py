@@ -22,14 +22,14 @@ def make_command(name: str) -> click.Command:
     @click.command(name=name)
     @click.argument("run_dir", type=click.Path(path_type=Path))
     @click.option("--adb", "serial", default=None, metavar="SERIAL", help="an Android device (adb -s SERIAL); needs an NDK-built bundle, see the README")
-    @click.option("--ssh", "host", default=None, metavar="[USER@]HOST", help="an arm64 Linux board reachable with ssh / scp")
+    @click.option("--ssh", "ssh_address", default=None, metavar="[USER@]HOST", help="an arm64 Linux board reachable with ssh / scp")
     @click.option("--qemu", is_flag=True, help="this machine under qemu-aarch64: checks the path; the numbers are emulation, not device latency")
     @click.option("--runs", default=100, show_default=True, type=int, metavar="INTEGER", help="timed runs on the device")
     @click.option("--warmup", default=10, show_default=True, type=int, metavar="INTEGER", help="untimed warm-up runs")
-    def command(run_dir: Path, serial: str | None, host: str | None, qemu: bool, runs: int, warmup: int) -> None:
+    def command(run_dir: Path, serial: str | None, ssh_address: str | None, qemu: bool, runs: int, warmup: int) -> None:
         """Copy RUN_DIR's arm64 bundle to a device, time it there, add a tvm-device row to the report."""
         try:
-            links = [DeviceLink("adb", serial) if serial is not None else None, DeviceLink("ssh", host) if host is not None else None,
+            links = [DeviceLink("adb", serial) if serial is not None else None, DeviceLink("ssh", ssh_address) if ssh_address is not None else None,
                      DeviceLink("qemu") if qemu else None]
         except DeviceError as error:
             raise UserError(f"bench-device: {error}") from None

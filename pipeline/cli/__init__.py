@@ -1,10 +1,12 @@
 """The ``compress`` command line: ``compress run``, one command per stage, and inspection commands.
 
-Stage commands are built lazily so ``compress --help`` imports neither torch, TVM nor onnxruntime.
+Commands are built lazily, when used: ``compress --help`` reads the stage list (for the stage
+commands and their summaries) but imports neither TVM, onnx nor onnxruntime.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -16,38 +18,51 @@ import click
 from pipeline.errors import RunInterrupted, UserError
 from pipeline.plugins import load_plugin
 
-COMMANDS = {
-    "run": ("pipeline.cli.run", "run the whole recipe: train-sparse, prune, quantize, export, compile, report"),
-    "train-sparse": ("pipeline.cli.stage_command", "sparsity-promoting training of a model"),
-    "prune": ("pipeline.cli.stage_command", "unstructured, block and channel pruning"),
-    "quantize": ("pipeline.cli.stage_command", "ternary / binary / int8 weight quantization"),
-    "export": ("pipeline.cli.stage_command", "ONNX export with compact sparse and ternary weights"),
-    "compile": ("pipeline.cli.stage_command", "TVM compile for a target (arm64, android-arm64, host, mobile GPU)"),
+COMMANDS = {  # the commands besides one per stage: module, summary
+    "run": ("pipeline.cli.run", "run the whole recipe: {stages}"),
     "report": ("pipeline.cli.report", "latency / size / accuracy report of a run (or --compare two runs)"),
     "verify": ("pipeline.cli.verify", "recheck every artifact's sha256 and the numerical parity of a run"),
     "bench-device": ("pipeline.cli.bench_device", "time a run's arm64 bundle on a device over adb / ssh and add it to the report"),
     "targets": ("pipeline.cli.listing", "list the compile targets"),
     "methods": ("pipeline.cli.listing", "list training, pruning and quantization methods"),
 }
+STAGE_COMMAND = "pipeline.cli.stage_command"  # ``compress <stage>`` for every stage not named above
+
+
+def _stage_summaries() -> dict[str, str]:
+    """Name -> summary of the stages that are commands, in run order (from the stage list itself)."""
+    from pipeline.stages import STAGE_CLASSES
+
+    return {stage.name: stage.summary for stage in STAGE_CLASSES if stage.name not in COMMANDS}
 
 
 class LazyGroup(click.Group):
     """A group whose sub-commands are imported only when used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
+        return [name for name, _ in self._summaries()]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in COMMANDS:
+        if name in COMMANDS:
+            module = importlib.import_module(COMMANDS[name][0])
+        elif name in _stage_summaries():
+            module = importlib.import_module(STAGE_COMMAND)
+        else:
             return None
-        import importlib
-
-        module = importlib.import_module(COMMANDS[name][0])
         return module.make_command(name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
-            formatter.write_dl([(name, summary) for name, (_, summary) in COMMANDS.items()])
+            formatter.write_dl(self._summaries())
+
+    @staticmethod
+    def _summaries() -> list[tuple[str, str]]:
+        """``run``, then the stages in run order, then the inspection commands."""
+        from pipeline.stages import list_stages
+
+        (run, (_, run_summary)), *rest = COMMANDS.items()
+        return [(run, run_summary.format(stages=", ".join(list_stages()))), *_stage_summaries().items(),
+                *((name, summary) for name, (_, summary) in rest)]
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

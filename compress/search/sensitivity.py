@@ -1,15 +1,16 @@
-"""One-shot per-layer sensitivity: accuracy against sparsity, one layer pruned at a time.
+"""Per-layer sensitivity: accuracy against sparsity, one layer pruned at a time.
 
 The sweep of Han et al., "Learning both Weights and Connections for Efficient Neural Networks"
-(NIPS 2015, Fig. 6) and NetAdapt's short-term accuracy estimate (Yang et al., ECCV 2018): for each
-prunable weight ``W_l`` and each candidate ratio ``s``, keep every other layer as it is, set
-``W_l <- W_l * M(W_l, s)`` with the pattern's one-shot magnitude mask ``M`` (no fine-tuning), and
-measure a score on a calibration split::
+(NIPS 2015, Fig. 6) with NetAdapt's short-term fine-tuning (Yang et al., ECCV 2018, Sec. 3.2): for
+each prunable weight ``W_l`` and each candidate ratio ``s``, keep every other layer as it is, set
+``W_l <- W_l * M(W_l, s)`` with the pattern's one-shot magnitude mask ``M``, optionally let
+``fine_tune(model, {fqn: M})`` take a few masked steps (a one-shot score under-rates layers that
+fine-tuning recovers), and measure a score on a calibration split::
 
-    d_l(s) = score(W) - score(W with W_l <- W_l * M(W_l, s))
+    d_l(s) = score(W) - score(W with W_l <- W_l * M(W_l, s), short-term fine-tuned)
 
-The weights are restored after each point. Pure torch: the caller brings ``evaluate`` (which must
-not touch the test set) and the mask function.
+Every parameter and buffer is restored after each point. Pure torch: the caller brings ``evaluate``
+(which must not touch the test set), the mask function and the fine-tuning.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def layer_sensitivity(
     evaluate: Callable[[nn.Module], float],
     mask_function: MaskFunction,
     reference: float | None = None,
+    fine_tune: Callable[[nn.Module, dict[str, torch.Tensor]], None] | None = None,
 ) -> dict[str, list[float]]:
     """``{fqn: [d_l(s) for s in levels]}``: the score lost when only ``fqn`` is pruned to ``s``.
 
@@ -53,6 +55,7 @@ def layer_sensitivity(
         evaluate: ``model -> score`` (higher is better, e.g. calibration accuracy).
         mask_function: ``(weight, ratio) -> bool mask`` of the pattern.
         reference: the unpruned score (computed when None).
+        fine_tune: ``(model, {fqn: mask})`` short masked fine-tuning after each pruning (None: one-shot).
 
     Raises:
         ValueError: a name that is not a parameter of ``model``, or a level outside [0, 1).
@@ -68,17 +71,23 @@ def layer_sensitivity(
     model.eval()
     base = evaluate(model) if reference is None else reference
     curves: dict[str, list[float]] = {}
+    saved = {name: value.detach().clone() for name, value in model.state_dict().items()}
     try:
         for fqn in fqns:
             weight = parameters[fqn]
-            original = weight.detach().clone()
             points = []
             for ratio in levels:
                 if ratio > 0:
-                    weight.mul_(mask_function(original, ratio).to(weight.dtype))
+                    mask = mask_function(saved[fqn], ratio).to(weight.dtype)
+                    weight.mul_(mask)
+                    if fine_tune is not None:
+                        with torch.enable_grad():
+                            fine_tune(model, {fqn: mask})
+                        model.eval()
                 points.append(base - evaluate(model))
-                weight.copy_(original)
+                model.load_state_dict(saved)
             curves[fqn] = points
     finally:
+        model.load_state_dict(saved)
         model.train(was_training)
     return curves

@@ -11,7 +11,6 @@ from typing import Any, Callable
 import click
 import yaml
 
-from pipeline.config import choices_of
 from pipeline.errors import UserError
 from pipeline.model.input_shape import parse_shape
 from pipeline.recipe import DEFAULT_RECIPE
@@ -197,4 +196,4 @@ def _key_values(items: tuple[str, ...]) -> dict[str, Any]:
     return result
 
 
-__all__ = ["run_options", "config_options", "config_values", "build_run_options", "parse_shape", "choices_of"]
+__all__ = ["run_options", "config_options", "config_values", "build_run_options"]

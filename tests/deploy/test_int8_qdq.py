@@ -118,17 +118,17 @@ def _small_model():
     return Net().eval()
 
 
-def test_qdq_model_compiles_to_int8_kernels_matching_onnxruntime(tmp_path):
+@pytest.fixture(scope="module")
+def qdq_model(tmp_path_factory):
+    """A small conv / residual / strided conv / linear model as a symmetric static QDQ ONNX file."""
     import onnx
-    import onnxruntime as ort
     import torch
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from tvm import relax
 
     from deploy.onnx.torch_export import export_dense
-    from deploy.tvm.compile import compile_onnx
 
-    dense = tmp_path / "net.onnx"
+    work = tmp_path_factory.mktemp("qdq")
+    dense = work / "net.onnx"
     onnx.save(export_dense(_small_model(), torch.zeros(1, 3, 12, 12), opset=17), str(dense))
 
     class Reader(CalibrationDataReader):
@@ -139,21 +139,51 @@ def test_qdq_model_compiles_to_int8_kernels_matching_onnxruntime(tmp_path):
         def get_next(self):
             return next(self.batches, None)
 
-    qdq = tmp_path / "net-int8.onnx"
+    qdq = work / "net-int8.onnx"
     quantize_static(str(dense), str(qdq), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8, extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
-    result = compile_onnx(qdq, target="host", out_dir=tmp_path / "tvm", input_shape=(1, 3, 12, 12))
-    kernels = [layer.choice.kernel for layer in result.layers]
-    assert kernels == ["int8-conv"] * 3 + ["int8-linear"]
-    vm = relax.VirtualMachine(tvm.runtime.load_module(str(result.library_path)), tvm.cpu())
-    session = ort.InferenceSession(str(qdq), providers=["CPUExecutionProvider"])
-    output_scale = _output_step(onnx.load(str(qdq)))
-    for seed in range(3):
-        x = np.random.default_rng(seed).random((1, 3, 12, 12)).astype(np.float32)
-        expected = session.run(None, {"input": x})[0]
-        actual = vm["main"](tvm.runtime.tensor(x)).numpy()
-        assert np.abs(actual - expected).max() <= output_scale * 1.001
+    return qdq
 
+
+def _onnxruntime_outputs(qdq, samples):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(qdq), providers=["CPUExecutionProvider"])
+    return np.stack([session.run(None, {"input": sample[None]})[0].reshape(-1) for sample in samples])
+
+
+def _samples(count: int) -> np.ndarray:
+    return np.random.default_rng(7).random((count, 3, 12, 12)).astype(np.float32)
+
+
+def test_qdq_model_compiles_to_int8_kernels_matching_onnxruntime(qdq_model, tmp_path):
+    import onnx
+    from tvm import relax
+
+    from deploy.tvm.compile import compile_onnx
+
+    result = compile_onnx(qdq_model, target="host", out_dir=tmp_path / "tvm", input_shape=(1, 3, 12, 12))
+    assert [layer.choice.kernel for layer in result.layers] == ["int8-conv"] * 3 + ["int8-linear"]
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(result.library_path)), tvm.cpu())
+    samples = _samples(3)
+    actual = np.stack([vm["main"](tvm.runtime.tensor(sample[None])).numpy().reshape(-1) for sample in samples])
+    assert np.abs(actual - _onnxruntime_outputs(qdq_model, samples)).max() <= _output_step(onnx.load(str(qdq_model))) * 1.001
+
+
+@pytest.mark.slow
+def test_qdq_model_arm64_outputs_under_qemu_match_onnxruntime(qdq_model, tmp_path):
+    import onnx
+
+    from deploy.tvm.bundle import make_arm64_bundle, run_arm64_bundle
+    from deploy.tvm.compile import compile_onnx
+
+    result = compile_onnx(qdq_model, target="arm64", out_dir=tmp_path / "tvm", input_shape=(1, 3, 12, 12))
+    assert [layer.choice.kernel for layer in result.layers] == ["int8-conv"] * 3 + ["int8-linear"]
+    bundle = make_arm64_bundle(result.library_path, bundle_dir=tmp_path / "bundle", input_name=result.input_name,
+                               input_shape=(1, 3, 12, 12))
+    samples = _samples(2)
+    outputs = run_arm64_bundle(bundle, samples[:, None])
+    assert np.abs(outputs - _onnxruntime_outputs(qdq_model, samples)).max() <= _output_step(onnx.load(str(qdq_model))) * 1.001
 
 def _output_step(model) -> float:
     """The quantization step of the graph output (the scale of the DequantizeLinear producing it)."""

@@ -3,7 +3,9 @@
 Pure functions (``project_*``) return a ``QuantizedTensor`` (codes + scales, exact ``dequantize``);
 training methods (one base, ``QuantMethod``; one file per method) are listed in ``QUANT_METHODS``
 (``create_quant_method("ternary", mode="exact")``); ``finalize`` writes the projected weights and
-``records()`` returns the ``QuantRecord`` list the export stage encodes.
+``records()`` returns the ``QuantRecord`` list the export stage encodes. The ``"int8"`` method also
+calibrates per-tensor activation scales (``calibrate``) and fake-quantizes activations
+(``ActivationFakeQuant``); its ``record_dicts()`` add them to each weight's record.
 """
 
 from typing import Any

@@ -48,7 +48,7 @@ class QuantizeStage(Stage):
     name = "quantize"
     version = "3"  # 2: adversarial fine-tuning options; 3: calibration and step budgets (int8 activations)
     Config = QuantizeConfig
-    summary = "ternary / binary / TTQ / BinaryRelax / int8 weight quantization, sparsity kept"
+    summary = "ternary / binary / TTQ / BinaryRelax weights, or int8 weights and activations (calibrated, QAT), sparsity kept"
 
     def check(self, config: QuantizeConfig) -> None:
         check_training(config, what="quantize")

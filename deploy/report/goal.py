@@ -106,7 +106,8 @@ def goal_markdown(search: dict[str, Any], *, plot_name: str = "pareto.png") -> s
         *[f"- {line}" for line in goal_lines(shipped or {})], "",
         f"![Pareto]({plot_name})", "",
         "## Per-layer allocation", "",
-        f"Sensitivity: one-shot {search.get('pattern', 'block')} magnitude pruning of one layer at a time, accuracy on a calibration "
+        f"Sensitivity: one-shot {search.get('pattern', 'block')} magnitude pruning of one layer at a time, then "
+        f"{search.get('goals', {}).get('short_term_steps', 0)} short-term masked fine-tuning steps, accuracy on a calibration "
         f"split of {calibration.get('samples', '?')} samples from the {calibration.get('split', 'train')} split (never the test set; "
         f"reference {fmt_ratio_pct(calibration.get('reference_accuracy'))}). "
         f"Kernel times: each layer compiled alone for the host and timed at {search.get('threads', 1)} thread(s) on "

@@ -9,8 +9,17 @@ from typing import Any
 
 import torch
 
+from deploy.tvm.targets import reference_target
 from pipeline.goal.config import Goals
-from pipeline.goal.curves import calibration_evaluator, join_curves, latency_curves, layer_precisions, layer_shapes, sensitivity_curves
+from pipeline.goal.curves import (
+    calibration_evaluator,
+    join_curves,
+    latency_curves,
+    layer_precisions,
+    layer_shapes,
+    sensitivity_curves,
+    short_term_fine_tune,
+)
 
 INPUT_RUN = "input"
 
@@ -37,8 +46,9 @@ def search_inputs(steps, *, goals: Goals, model_path: Path, goal_dir: Path, opti
     fqns = list(shapes)
     precisions = layer_precisions(model, steps, fqns)
     evaluate, samples = calibration_evaluator(data, samples=goals.calibration_samples)
-    log(f"goal: sensitivity of {len(fqns)} layers at {len(goals.levels)} levels on {samples} calibration samples (training split)")
-    sensitivity = sensitivity_curves(model, fqns, goals, evaluate, cache_dir=goal_dir, model_digest=sha256_file(bundle_path), log=log)
+    log(f"goal: sensitivity of {len(fqns)} layers at {len(goals.levels)} levels on {samples} calibration samples (training split), {goals.short_term_steps} short-term fine-tuning steps each")
+    fine_tune = short_term_fine_tune(data, steps=goals.short_term_steps, calibration_samples=samples, seed=options.seed)
+    sensitivity = sensitivity_curves(model, fqns, goals, evaluate, cache_dir=goal_dir, model_digest=sha256_file(bundle_path), log=log, fine_tune=fine_tune)
     threads = options.threads or _tvm_threads()
     tables = latency_curves(shapes, precisions, goals, threads=threads, log=log)
     curves, records = join_curves(shapes, precisions, sensitivity["curves"], tables, goals)
@@ -49,7 +59,7 @@ def search_inputs(steps, *, goals: Goals, model_path: Path, goal_dir: Path, opti
         "curves": curves, "records": records, "threads": threads, "dense": dense,
         "calibration": {"split": "train", "samples": samples, "reference_accuracy": sensitivity["reference_accuracy"]},
         "table_facts": {"cpu": cpu_model(), "kernel_version": kernel_version(), "cache": str(cache_path()),
-                        "estimate": options.target not in ("host",) and not options.device},
+                        "estimate": options.target != reference_target().name and not options.device},
         "fixed_latency_s": max(0.0, dense["tvm_ms"] / 1000.0 - level_zero),
         "fixed_size_bytes": max(0.0, dense["onnx_bytes"] - 4.0 * sum(p.numel() for fqn, p in model.named_parameters() if fqn in shapes)),
     }
@@ -72,7 +82,7 @@ def _dense_baseline(model, example: torch.Tensor, *, threads: int, log, runs: in
     with tempfile.TemporaryDirectory(prefix="compress-goal-") as tmp:
         onnx_path = Path(tmp) / "dense.onnx"
         export_onnx(model, torch.from_numpy(x), onnx_path, encoding="dense")
-        library = compile_onnx(onnx_path, target="host", out_dir=Path(tmp) / "tvm", input_shape=x.shape).library_path
+        library = compile_onnx(onnx_path, target=reference_target().name, out_dir=Path(tmp) / "tvm", input_shape=x.shape).library_path
         ort = load_session("onnxruntime", onnx_path, threads=threads)
         tvm_session = load_session("tvm", library, threads=threads)
         stats = measure_interleaved({"ort": lambda: ort.run_one(x), "tvm": lambda: tvm_session.run_one(x)}, warmup=10, runs=runs, progress=False)

@@ -33,7 +33,8 @@ class Goals:
     levels: tuple[float, ...] = field(default=DEFAULT_LEVELS, metadata={"help": "candidate per-layer sparsity ratios"})
     block: tuple[int, ...] = field(default=(16, 1), metadata={"help": "block rows,cols of the pruning pattern (the kernels skip zero 16x1 blocks)"})
     calibration_samples: int = field(default=2000, metadata={"help": "training samples (the last ones) for the sensitivity sweep; never the test set"})
-    epochs: int = field(default=2, metadata={"help": "masked fine-tuning epochs of a candidate (raised by one when accuracy misses)"})
+    short_term_steps: int = field(default=30, metadata={"help": "masked SGD steps after each sensitivity point (NetAdapt's short-term fine-tune; 0: one-shot)"})
+    epochs: int = field(default=1, metadata={"help": "masked fine-tuning epochs of a candidate (raised by one when accuracy misses)"})
     margin: float = field(default=1.08, metadata={"help": "first candidate aims this much beyond the speed / size goals"})
 
     @property
@@ -62,8 +63,8 @@ def check_goals(goals: Goals, *, where: str = "goal") -> Goals:
         raise UserError(f"{where}: levels must be distinct ascending ratios in [0, 1), got {list(goals.levels)}")
     if len(goals.block) != 2 or min(goals.block) < 1:
         raise UserError(f"{where}: block must be two positive integers rows,cols, got {list(goals.block)}")
-    if goals.calibration_samples < 1 or goals.epochs < 0:
-        raise UserError(f"{where}: calibration-samples must be >= 1 and epochs >= 0, got {goals.calibration_samples}, {goals.epochs}")
+    if goals.calibration_samples < 1 or goals.epochs < 0 or goals.short_term_steps < 0:
+        raise UserError(f"{where}: calibration-samples must be >= 1, epochs and short-term-steps >= 0, got {goals.calibration_samples}, {goals.epochs}, {goals.short_term_steps}")
     return goals
 
 

@@ -82,11 +82,40 @@ def calibration_evaluator(data, *, samples: int, batch_size: int = 500) -> tuple
     return evaluate, len(y)
 
 
-def sensitivity_curves(model: nn.Module, fqns: list[str], goals: Goals, evaluate, *, cache_dir: Path, model_digest: str, log) -> dict[str, Any]:
+def short_term_fine_tune(data, *, steps: int, calibration_samples: int, batch_size: int = 64, lr: float = 0.01, seed: int = 0):
+    """``(model, {fqn: mask}) -> None``: ``steps`` of masked SGD (momentum 0.9) on a fixed pool of
+    training batches outside the calibration tail (NetAdapt's short-term fine-tune); None for 0 steps."""
+    if steps <= 0:
+        return None
+    pool = max(len(data.train_y) - calibration_samples, 1)
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randint(0, pool, (steps * batch_size,), generator=generator)
+    x = torch.stack([data.train_x[int(i)] for i in order])
+    y = data.train_y[order]
+
+    def fine_tune(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+        parameters = dict(model.named_parameters())
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        model.train()
+        for step in range(steps):
+            batch = slice(step * batch_size, (step + 1) * batch_size)
+            loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                for fqn, mask in masks.items():
+                    parameters[fqn].mul_(mask)
+
+    return fine_tune
+
+
+def sensitivity_curves(model: nn.Module, fqns: list[str], goals: Goals, evaluate, *, cache_dir: Path, model_digest: str, log, fine_tune=None) -> dict[str, Any]:
     """Per-layer calibration accuracy lost at each level, from ``cache_dir/sensitivity.json`` when the
     same model, levels, block and calibration size made it (``--resume``), else measured and cached."""
     key = sha256_json({"model": model_digest, "levels": list(goals.levels), "block": list(goals.block),
-                       "samples": goals.calibration_samples, "layers": fqns})
+                       "samples": goals.calibration_samples, "layers": fqns,
+                       "short_term_steps": goals.short_term_steps})
     path = cache_dir / SENSITIVITY_FILE
     if path.exists():
         cached = json.loads(path.read_text(encoding="utf-8"))
@@ -95,7 +124,7 @@ def sensitivity_curves(model: nn.Module, fqns: list[str], goals: Goals, evaluate
             return {**cached, "cached": True}
     reference = evaluate(model)
     curves = layer_sensitivity(model, fqns=fqns, levels=list(goals.levels), evaluate=evaluate,
-                               mask_function=block_magnitude_prune(BlockShape(*goals.block)), reference=reference)
+                               mask_function=block_magnitude_prune(BlockShape(*goals.block)), reference=reference, fine_tune=fine_tune)
     record = {"key": key, "reference_accuracy": reference, "curves": curves}
     write_json(path, record)
     return {**record, "cached": False}

@@ -91,13 +91,13 @@ def method_epochs(method: str, epochs: int, matched: str | None = None) -> int:
 
 @dataclass(frozen=True)
 class MagnitudeHyperparameters(Hyperparameters):
-    layer_ratios: dict[str, float] = field(default_factory=dict)
+    layer_sparsity: dict[str, float] = field(default_factory=dict)
 
 
 class MagnitudeBaseline(TrainingMethod):
     """Per-layer magnitude pruning of the starting (dense) weights, then masked fine-tuning.
 
-    ``mask_l = top-k_l(|W_l|)`` with ``k_l = round((1 - layer_ratios[l]) * n_l)``, applied before the first
+    ``mask_l = top-k_l(|W_l|)`` with ``k_l = round((1 - layer_sparsity[l]) * n_l)``, applied before the first
     step; then plain momentum SGD on ``g * mask`` with ``W <- W * mask`` after every step.
     """
 
@@ -114,7 +114,7 @@ class MagnitudeBaseline(TrainingMethod):
         params = dict(model.named_parameters())
         self.masks = {
             fqn: cardinality_mask(params[fqn], sparsity_ratio=ratio).to(params[fqn].dtype)
-            for fqn, ratio in self.hp.layer_ratios.items()
+            for fqn, ratio in self.hp.layer_sparsity.items()
         }
         self.after_step(model)
 
@@ -140,7 +140,7 @@ def method_config(method: str, arch: str, *, epochs: int, steps_per_epoch: int, 
     if method == "admm":
         admm_epochs = max(epochs // 2, 1)
         return dict(
-            lr=1e-3, optimizer="adam", layer_ratios=ADMM_LAYERS[arch], rho=1e-3, rho_growth=1.3,
+            lr=1e-3, optimizer="adam", layer_sparsity=ADMM_LAYERS[arch], rho=1e-3, rho_growth=1.3,
             z_update_interval=max(steps_per_epoch // 3, 1), admm_epochs=admm_epochs,
         )
     if method == "xrda":
@@ -208,12 +208,12 @@ def run_one(arch: str, method_name: str, dense_state: dict, data: dict, args, pr
         if previous is None:
             raise ValueError(f"{method_name} must follow a sparse method in --methods (e.g. --methods ssgd magnitude)")
         matched = previous["method"]
-        layer_ratios = {}
+        layer_sparsity = {}
         for fqn, counts in previous["per_layer"].items():
             nnz, numel = (int(c) for c in counts.split("/"))
-            layer_ratios[fqn] = 1.0 - nnz / numel
-        kwargs = dict(matched=matched, lr=0.01, layer_ratios=layer_ratios)
-        method = MagnitudeBaseline.create(lr=0.01, layer_ratios=layer_ratios)
+            layer_sparsity[fqn] = 1.0 - nnz / numel
+        kwargs = dict(matched=matched, lr=0.01, layer_sparsity=layer_sparsity)
+        method = MagnitudeBaseline.create(lr=0.01, layer_sparsity=layer_sparsity)
         epochs = method_epochs(method_name, args.epochs, matched)
     else:
         kwargs = {} if args.defaults else method_config(method_name, arch, epochs=args.epochs, steps_per_epoch=steps, ssgd_keep_energy=args.ssgd_keep_energy)

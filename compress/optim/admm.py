@@ -39,7 +39,7 @@ class ADMMHyperparameters(Hyperparameters):
     """Attributes:
         lr, optimizer: Adam at 1e-3 as the reference LeNet code (or ``optimizer="sgd"``).
         sparsity_ratio: fraction of entries (or channels) of every selected weight to prune.
-        layer_ratios: optional ``{fqn: ratio}`` overriding ``sparsity_ratio`` per weight.
+        layer_sparsity: optional ``{fqn: ratio}`` overriding ``sparsity_ratio`` per weight.
         mode: ``"element"`` or ``"channel"``.
         group_axis: channels pruned in channel mode, ``"input"`` (the reference code's) or ``"output"``.
         rho: augmented-Lagrangian penalty.
@@ -52,7 +52,7 @@ class ADMMHyperparameters(Hyperparameters):
     lr: float = 1e-3
     optimizer: str = field(default="adam", metadata={"choices": ("sgd", "adam")})
     sparsity_ratio: float = 0.9
-    layer_ratios: dict[str, float] | None = None
+    layer_sparsity: dict[str, float] | None = None
     mode: str = field(default="element", metadata={"choices": CARDINALITY_MODES})
     group_axis: str = field(default="input", metadata={"choices": tuple(CHANNEL_AXES)})
     rho: float = 1e-2
@@ -66,8 +66,8 @@ class ADMMHyperparameters(Hyperparameters):
         if self.z_update_interval < 0 or self.admm_epochs < 0:
             raise ValueError(f"z_update_interval and admm_epochs must be >= 0, got {self.z_update_interval}, {self.admm_epochs}")
         check_ratio("sparsity_ratio", self.sparsity_ratio)
-        for fqn, ratio in (self.layer_ratios or {}).items():
-            check_ratio(f"layer_ratios[{fqn!r}]", ratio)
+        for fqn, ratio in (self.layer_sparsity or {}).items():
+            check_ratio(f"layer_sparsity[{fqn!r}]", ratio)
 
 
 class ADMM(TrainingMethod):
@@ -80,7 +80,7 @@ class ADMM(TrainingMethod):
         super().__init__(hp)
         self.layers = ParamSelector(kinds=self.hp.layers)
         self.axis = group_axis(self.hp.group_axis)
-        self.layer_ratios = dict(self.hp.layer_ratios or {})
+        self.layer_sparsity = dict(self.hp.layer_sparsity or {})
         self.rho = self.hp.rho
         self.z: dict[str, torch.Tensor] = {}
         self.u: dict[str, torch.Tensor] = {}
@@ -95,12 +95,12 @@ class ADMM(TrainingMethod):
 
     def _check_fqns(self, model: nn.Module) -> None:
         known = {fqn for fqn, _ in self.layers.weights(model)}
-        unknown = sorted(set(self.layer_ratios) - known)
+        unknown = sorted(set(self.layer_sparsity) - known)
         if unknown:
-            raise ValueError(f"layer_ratios names unknown weights {unknown}; allowed: {sorted(known)}")
+            raise ValueError(f"layer_sparsity names unknown weights {unknown}; allowed: {sorted(known)}")
 
     def _mask(self, fqn: str, tensor: torch.Tensor) -> torch.Tensor:
-        ratio = self.layer_ratios.get(fqn, self.hp.sparsity_ratio)
+        ratio = self.layer_sparsity.get(fqn, self.hp.sparsity_ratio)
         return cardinality_mask(tensor, sparsity_ratio=ratio, mode=self.hp.mode, axis=self.axis)
 
     @torch.no_grad()

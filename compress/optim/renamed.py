@@ -2,7 +2,7 @@
 
 Today's names follow the house rules: ``*_ratio`` for a fraction, ``group_axis`` for the axis a weight
 is grouped along (``"output"`` / ``"input"`` channels, 16x1 ``"block"`` rows; group lasso also
-``"both"``), ``layer_ratios`` for ``{fqn: ratio}`` overrides (as ``compress.prune.prune_weights``).
+``"both"``); ``layer_sparsity`` is a ``{fqn: ratio}`` mapping (ADMM, the prune stage, ``compress.prune``).
 An earlier spelling still works for one more release: :func:`rename_hyperparameters` maps it to
 today's name and warns once, in one line (``FutureWarning``, the category Python shows to end users).
 """
@@ -18,7 +18,6 @@ from typing import Any
 RENAMED: dict[str, str] = {
     "sparsity": "sparsity_ratio",  # ADMM, SSGD
     "prune_ratio": "sparsity_ratio",  # network slimming
-    "layer_sparsity": "layer_ratios",  # ADMM
     "channel_axis": "group_axis",  # ADMM
     "axes": "group_axis",  # group lasso
 }

@@ -33,7 +33,7 @@ def magnitude_masks(
     sparsity_ratio: float,
     scope: str = "layer",
     layers: ParamSelector = ALL_LAYERS,
-    layer_ratios: dict[str, float] | None = None,
+    layer_sparsity: dict[str, float] | None = None,
 ) -> Masks:
     """Keep the largest ``|w|``: ``m = 1[|w| > kth smallest |w|]`` with ``k = round(s * #w)``.
 
@@ -43,14 +43,14 @@ def magnitude_masks(
             selected weights together (``scope="global"``).
         scope: ``"layer"`` or ``"global"``.
         layers: the weights to prune (the rest stays dense).
-        layer_ratios: ``{fqn: ratio}`` replacing ``sparsity_ratio`` for those weights (layer scope).
+        layer_sparsity: ``{fqn: ratio}`` replacing ``sparsity_ratio`` for those weights (layer scope).
     """
     _check_ratio(sparsity_ratio)
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; allowed: {', '.join(SCOPES)}")
     weights = dict(layers.weights(model))
     if scope == "layer":
-        ratios = layer_ratios or {}
+        ratios = layer_sparsity or {}
         for ratio in ratios.values():
             _check_ratio(ratio)
         return {

@@ -35,7 +35,7 @@ def prune_weights(
     m: int = 4,
     scope: str = "layer",
     layers: ParamSelector = ALL_LAYERS,
-    layer_ratios: dict[str, float] | None = None,
+    layer_sparsity: dict[str, float] | None = None,
 ) -> WeightPruneResult:
     """Masks of one sparsity pattern over the conv / linear weights of ``model`` (weights untouched).
 
@@ -51,16 +51,16 @@ def prune_weights(
         m: group size for ``"n:m"``.
         scope: ``"layer"`` or ``"global"`` (unstructured only).
         layers: the weights to prune (the rest stays dense).
-        layer_ratios: ``{fqn: ratio}`` replacing ``sparsity_ratio`` for those weights (per-layer
+        layer_sparsity: ``{fqn: ratio}`` replacing ``sparsity_ratio`` for those weights (per-layer
             ratios, e.g. the zeros a sparse-training method left), with ``scope="layer"``.
     """
     if pattern not in PATTERNS:
         raise ValueError(f"unknown sparsity pattern {pattern!r}; allowed: {', '.join(PATTERNS)}")
-    ratios = dict(layer_ratios or {})
+    ratios = dict(layer_sparsity or {})
     if ratios and scope != "layer":
         raise ValueError(f"per-layer ratios need scope 'layer', got {scope!r}")
     if pattern == "unstructured":
-        masks = magnitude_masks(model, sparsity_ratio=sparsity_ratio, scope=scope, layers=layers, layer_ratios=ratios)
+        masks = magnitude_masks(model, sparsity_ratio=sparsity_ratio, scope=scope, layers=layers, layer_sparsity=ratios)
         return WeightPruneResult(masks, mask_layouts(model, masks, pattern=pattern, block=BlockShape(1, 1)))
     if scope != "layer":
         raise ValueError(f"pattern {pattern!r} supports scope 'layer' only, got {scope!r}")

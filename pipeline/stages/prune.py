@@ -155,7 +155,7 @@ def _masks(model, config: PruneConfig, ratio: float):
         ratios = _layer_ratios(model, layers, floor=ratio) if config.layer_ratios == "from-model" else (dict(config.layer_sparsity) or None)
         result = prune_weights(
             model, pattern=config.pattern, sparsity_ratio=ratio, block=BlockShape(*config.block),
-            n=config.n, m=config.m, scope=config.scope, layers=layers, layer_ratios=ratios,
+            n=config.n, m=config.m, scope=config.scope, layers=layers, layer_sparsity=ratios,
         )
     except ValueError as error:
         raise UserError(f"prune: {error}") from None

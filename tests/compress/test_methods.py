@@ -92,9 +92,9 @@ def test_method_state_dict_resumes_bit_for_bit(name):
         assert torch.equal(expected, actual), f"{name}: {fqn} differs after resume"
 
 
-def test_admm_finalize_meets_per_layer_sparsity_when_layer_ratios_given():
+def test_admm_finalize_meets_per_layer_sparsity_when_layer_sparsity_given():
     model = tiny_model()
-    method = create_method("admm", sparsity_ratio=0.5, layer_ratios={"4.weight": 0.9}, admm_epochs=1)
+    method = create_method("admm", sparsity_ratio=0.5, layer_sparsity={"4.weight": 0.9}, admm_epochs=1)
     optimizer = start_training(method, model, total_steps=8)
     run_epochs(model, method, optimizer, epochs=2)
     method.finalize(model)
@@ -115,8 +115,8 @@ def test_admm_masked_retraining_keeps_pruned_weights_at_zero():
             assert bool(weight[zeros[fqn]].eq(0).all()), fqn
 
 
-def test_admm_raises_when_layer_ratios_names_unknown_weight():
-    method = create_method("admm", layer_ratios={"nope.weight": 0.5})
+def test_admm_raises_when_layer_sparsity_names_unknown_weight():
+    method = create_method("admm", layer_sparsity={"nope.weight": 0.5})
     with pytest.raises(ValueError, match="nope.weight"):
         start_training(method, tiny_model(), total_steps=1)
 

@@ -111,3 +111,13 @@ def test_prune_weights_nm_layout_records_group_as_block():
 def test_prune_weights_raises_when_pattern_unknown():
     with pytest.raises(ValueError, match="allowed: unstructured, block, n:m, bcr"):
         prune_weights(create_model("lenet5"), pattern="diagonal")
+
+
+@pytest.mark.parametrize("pattern", ["unstructured", "block"])
+def test_prune_weights_gives_each_layer_of_layer_sparsity_its_own_ratio(pattern):
+    torch.manual_seed(0)
+    model = create_model("lenet5")
+    result = prune_weights(model, pattern=pattern, sparsity_ratio=0.5, block=BlockShape(2, 1), layer_sparsity={"7.weight": 0.9})
+    sparsity = {fqn: 1 - mask.float().mean().item() for fqn, mask in result.masks.items()}
+    assert sparsity["7.weight"] == pytest.approx(0.9, abs=0.01)
+    assert all(value == pytest.approx(0.5, abs=0.05) for fqn, value in sparsity.items() if fqn != "7.weight")

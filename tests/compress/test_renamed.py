@@ -14,7 +14,6 @@ EARLIER_SPELLINGS = [
     ("slimming", "prune_ratio", "sparsity_ratio", 0.3),
     ("admm", "sparsity", "sparsity_ratio", 0.3),
     ("ssgd", "sparsity", "sparsity_ratio", 0.3),
-    ("admm", "layer_sparsity", "layer_ratios", {"4.weight": 0.5}),
     ("admm", "channel_axis", "group_axis", "output"),
     ("group-lasso", "axes", "group_axis", "both"),
 ]

@@ -23,6 +23,7 @@ from deploy.tvm.fusion import fuse_layers, list_weight_layers
 from deploy.tvm.layer_report import LayerReport
 from deploy.tvm.onnx_import import dynamic_shape_message, error_reason, import_onnx, locate_failing_node, node_message
 from deploy.tvm.onnx_input import graph_input_name, load_onnx_for_tvm, static_onnx_for_tvm
+from deploy.tvm.quantized_fusion import fuse_quantized_layers, merge_layer_reports
 from deploy.tvm.schedule_rest import schedule_rest, unscheduled_functions
 from deploy.tvm.tune import tune_unscheduled
 from deploy.tvm.targets import TargetPreset, build_tvm_target, get_target, preset_vector_floats, resolve_cross_compiler
@@ -157,8 +158,6 @@ def _lower_for(preset: TargetPreset, mod, tvm_target, tuning: tuple[int, Path] |
 
     if preset.schedule != "cpu-kernels":
         return mod, list_weight_layers(mod, reason=f"schedule {preset.schedule}: our kernels are CPU-only")
-    from deploy.tvm.quantized_fusion import fuse_quantized_layers, merge_layer_reports
-
     lanes = preset_vector_floats(preset)
     mod, quantized = fuse_quantized_layers(mod, vector_floats=lanes)  # ternary / binary weights stay codes
     mod, layers = fuse_layers(mod, vector_floats=lanes)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
+from deploy.tvm.targets import DEFAULT_TARGET
+
 
 @dataclass
 class RunOptions:
@@ -16,7 +18,7 @@ class RunOptions:
 
     data: str = "mnist"
     seed: int = 0
-    target: str = "arm64"
+    target: str = DEFAULT_TARGET
     train_limit: int = 0
     test_limit: int = 0
     trust_pickle: bool = False

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from deploy.runtimes import load_session
-from deploy.tvm.bundle import audit_bundle, verify_arm64_bundle
-from deploy.tvm.errors import BundleError
+from deploy.tvm.bundle import audit_bundle, bundle_target
+from deploy.tvm.errors import BundleError, TargetError
+from deploy.tvm.targets import bundle_kind
 from pipeline.atomic import sha256_file
 from pipeline.manifest import Artifact, open_run
 from pipeline.model.bundle import build_model, load_bundle
@@ -106,11 +106,15 @@ def _compare(name: str, actual: np.ndarray, expected: np.ndarray, atol: float) -
 
 
 def _qemu_check(bundle_dir: Path, x: np.ndarray, expected: np.ndarray, atol: float) -> dict[str, Any]:
-    if shutil.which("qemu-aarch64") is None:
-        return {"check": "arm64 bundle under qemu", "ok": True, "detail": "skipped: qemu-aarch64 not installed"}
-
+    """The bundle under its emulator (the bundle kind of the preset its manifest names) against the host build."""
     try:
-        result = verify_arm64_bundle(bundle_dir, x, expected, atol=atol)
+        kind = bundle_kind(bundle_target(bundle_dir))
+    except (BundleError, TargetError) as error:
+        return {"check": "arm64 bundle under qemu", "ok": False, "detail": str(error)}
+    if not kind.emulator_installed():
+        return {"check": "arm64 bundle under qemu", "ok": True, "detail": f"skipped: {kind.emulator} not installed"}
+    try:
+        result = kind.verify(bundle_dir, x, expected, atol=atol)
     except BundleError as error:
         return {"check": "arm64 bundle under qemu", "ok": False, "detail": str(error)}
     return {"check": "arm64 bundle under qemu", "ok": True, "detail": f"max abs difference {result.max_abs_error:.3g} vs the host build"}

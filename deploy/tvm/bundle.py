@@ -150,6 +150,7 @@ class BundleKind:
         run: ``run(bundle_dir, samples) -> outputs [n_samples, -1]`` under the emulator.
         verify: ``verify(bundle_dir, input, expected, *, atol) -> BundleCheck`` under the emulator.
         description: one line for reports.
+        install_hint: how to install ``emulator`` (for the line that says a check was skipped).
     """
 
     name: str
@@ -158,6 +159,7 @@ class BundleKind:
     run: Callable[..., np.ndarray]
     verify: Callable[..., BundleCheck]
     description: str
+    install_hint: str = ""
 
     def emulator_installed(self) -> bool:
         """True when ``emulator`` is on ``PATH``."""
@@ -168,6 +170,7 @@ AARCH64_LINUX = BundleKind(
     name="aarch64-linux-glibc", emulator="qemu-aarch64", make=make_arm64_bundle, run=run_arm64_bundle,
     verify=verify_arm64_bundle,
     description="model.so with the aarch64 TVM runtime, a C++ runner and a manifest, checked under qemu-aarch64",
+    install_hint="apt-get install qemu-user",
 )
 
 
@@ -188,6 +191,18 @@ def add_bundle_file(bundle_dir: str | Path, name: str, data: bytes) -> Path:
     manifest["files"] = _file_entries(bundle)
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return bundle / name
+
+
+def bundle_target(bundle_dir: str | Path) -> str:
+    """The target preset named in a bundle's manifest.
+
+    Raises:
+        BundleError: the manifest is missing, a link, unreadable or malformed.
+    """
+    target = _read_bundle_manifest(Path(bundle_dir)).get("target")
+    if not isinstance(target, str):
+        raise BundleError(f"{Path(bundle_dir) / 'manifest.json'} names no target")
+    return target
 
 
 def audit_bundle(bundle_dir: str | Path) -> tuple[dict, list[BundleFinding]]:

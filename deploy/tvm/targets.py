@@ -1,7 +1,7 @@
 """Target presets as data: name -> TVM target, host, cross compiler, export format, schedule rules,
 device bundle.
 
-Add a target by adding a row to ``_PRESETS`` (docs/adding-a-target.md); nothing else branches on
+Add a target by adding a row to ``PRESETS`` (docs/adding-a-target.md); nothing else branches on
 target names: the compile stage asks the preset whether and how to bundle, builds the
 :data:`REFERENCE_TARGET` for its parity check and defaults to :data:`DEFAULT_TARGET`. TVM is imported
 only by :func:`build_tvm_target`.
@@ -77,41 +77,42 @@ class TargetPreset:
         }
 
 
-def _preset(name: str, target: dict, description: str, **fields: Any) -> TargetPreset:
+def preset(name: str, target: dict, description: str, **fields: Any) -> TargetPreset:
+    """A CPU preset with the usual defaults (shared object, our kernels, 8 lanes) and ``fields`` changed."""
     values = {"host": None, "cross_compiler": None, "ndk_compiler": None, "export_format": "so",
               "schedule": "cpu-kernels", "required_codegen": None, "runtime_device": "cpu", "vector_floats": 8}
     values.update(fields)
     return TargetPreset(name=name, target=MappingProxyType(target), description=description, **values)
 
 
-_PRESETS: MappingProxyType = MappingProxyType({preset.name: preset for preset in (
-    _preset("host", {"kind": "llvm", "mcpu": NATIVE_CPU},
-            "this machine's CPU (LLVM, -mcpu of the build machine), for parity checks and benchmarks",
-            vector_floats=None),
-    _preset("arm64", dict(ARM64_HOST), "64-bit Arm Linux (aarch64-linux-gnu, NEON), glibc boards",
-            cross_compiler="aarch64-linux-gnu-g++", bundle=AARCH64_LINUX),
-    _preset("android-arm64", {"kind": "llvm", "mtriple": "aarch64-linux-android", "mattr": ("+neon",)},
-            "Android phones (aarch64, NEON); needs the NDK clang from $ANDROID_NDK_HOME",
-            ndk_compiler=ANDROID_CLANG),
-    _preset("rasp4b", {"kind": "llvm", "mcpu": "cortex-a72", "mtriple": "armv8l-linux-gnueabihf", "mattr": ("+neon",),
-                       "mfloat-abi": "hard", "model": "bcm2711", "keys": ("arm_cpu", "cpu")},
-            "Raspberry Pi 4B, 32-bit Raspberry Pi OS (TVM's arm/rasp4b tag with the hard-float ABI of gnueabihf)",
-            cross_compiler="arm-linux-gnueabihf-g++"),
-    _preset("opencl-adreno", {"tag": "qcom/adreno-opencl"}, "Qualcomm Adreno GPU via OpenCL, arm64 host",
-            host=ARM64_HOST, cross_compiler="aarch64-linux-gnu-g++", schedule="dlight-gpu",
-            required_codegen="target.build.opencl", runtime_device="opencl"),
-    _preset("opencl-mali", {"kind": "opencl", "device": "mali"}, "Arm Mali GPU via OpenCL, arm64 host",
-            host=ARM64_HOST, cross_compiler="aarch64-linux-gnu-g++", schedule="dlight-gpu",
-            required_codegen="target.build.opencl", runtime_device="opencl"),
-    _preset("vulkan", {"kind": "vulkan"}, "Vulkan GPU (needs a TVM build with SPIR-V codegen), arm64 host",
-            host=ARM64_HOST, cross_compiler="aarch64-linux-gnu-g++", schedule="dlight-gpu",
-            required_codegen="target.build.vulkan", runtime_device="vulkan"),
-)})
+PRESETS: tuple[TargetPreset, ...] = (
+    preset("host", {"kind": "llvm", "mcpu": NATIVE_CPU},
+           "this machine's CPU (LLVM, -mcpu of the build machine), for parity checks and benchmarks",
+           vector_floats=None),
+    preset("arm64", dict(ARM64_HOST), "64-bit Arm Linux (aarch64-linux-gnu, NEON), glibc boards",
+           cross_compiler="aarch64-linux-gnu-g++", bundle=AARCH64_LINUX),
+    preset("android-arm64", {"kind": "llvm", "mtriple": "aarch64-linux-android", "mattr": ("+neon",)},
+           "Android phones (aarch64, NEON); needs the NDK clang from $ANDROID_NDK_HOME",
+           ndk_compiler=ANDROID_CLANG),
+    preset("rasp4b", {"kind": "llvm", "mcpu": "cortex-a72", "mtriple": "armv8l-linux-gnueabihf", "mattr": ("+neon",),
+                      "mfloat-abi": "hard", "model": "bcm2711", "keys": ("arm_cpu", "cpu")},
+           "Raspberry Pi 4B, 32-bit Raspberry Pi OS (TVM's arm/rasp4b tag with the hard-float ABI of gnueabihf)",
+           cross_compiler="arm-linux-gnueabihf-g++"),
+    preset("opencl-adreno", {"tag": "qcom/adreno-opencl"}, "Qualcomm Adreno GPU via OpenCL, arm64 host",
+           host=ARM64_HOST, cross_compiler="aarch64-linux-gnu-g++", schedule="dlight-gpu",
+           required_codegen="target.build.opencl", runtime_device="opencl"),
+    preset("opencl-mali", {"kind": "opencl", "device": "mali"}, "Arm Mali GPU via OpenCL, arm64 host",
+           host=ARM64_HOST, cross_compiler="aarch64-linux-gnu-g++", schedule="dlight-gpu",
+           required_codegen="target.build.opencl", runtime_device="opencl"),
+    preset("vulkan", {"kind": "vulkan"}, "Vulkan GPU (needs a TVM build with SPIR-V codegen), arm64 host",
+           host=ARM64_HOST, cross_compiler="aarch64-linux-gnu-g++", schedule="dlight-gpu",
+           required_codegen="target.build.vulkan", runtime_device="vulkan"),
+)
 
 
 def list_targets() -> list[str]:
     """Names of all target presets, in table order."""
-    return list(_PRESETS)
+    return [entry.name for entry in PRESETS]
 
 
 def default_target() -> str:
@@ -124,15 +125,28 @@ def reference_target() -> TargetPreset:
     return get_target(REFERENCE_TARGET)
 
 
+def bundle_kind(target: str) -> BundleKind:
+    """How preset ``target``'s library is bundled.
+
+    Raises:
+        TargetError: ``target`` is not a preset, or its preset makes no bundle.
+    """
+    kind = get_target(target).bundle
+    if kind is None:
+        raise TargetError(f"target {target!r} makes no device bundle")
+    return kind
+
+
 def get_target(name: str) -> TargetPreset:
     """Return the preset called ``name``.
 
     Raises:
         TargetError: ``name`` is not a preset.
     """
-    if name not in _PRESETS:
-        raise TargetError(f"unknown target {name!r}; allowed: {', '.join(_PRESETS)}")
-    return _PRESETS[name]
+    for candidate in PRESETS:
+        if candidate.name == name:
+            return candidate
+    raise TargetError(f"unknown target {name!r}; allowed: {', '.join(list_targets())}")
 
 
 def build_tvm_target(preset: TargetPreset):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from deploy.tvm.targets import list_targets
+from deploy.tvm.targets import DEFAULT_TARGET, list_targets
 from pipeline.cli import log_function
 from pipeline.cli.execute import EXAMPLE_MODEL, default_run_dir, execute, summarise
 from pipeline.cli.options import build_run_options, run_options
@@ -23,7 +23,7 @@ from pipeline.training import distributed
 def make_command(name: str) -> click.Command:
     @click.command(name=name)
     @click.argument("model", required=False, type=click.Path(dir_okay=True, path_type=Path))
-    @click.option("--target", default="arm64", show_default=True, help="compile target (see `compress targets`)")
+    @click.option("--target", default=DEFAULT_TARGET, show_default=True, help="compile target (see `compress targets`)")
     @click.option("--recipe", default=None, type=click.Path(path_type=Path), help="recipe YAML (default: the built-in recipe)")
     @click.option("--until", default=None, help="stop after this stage")
     @click.option("--device", default="", help="measure latency on a device: rpc://HOST:PORT[/KEY]")

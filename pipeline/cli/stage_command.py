@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from deploy.tvm.targets import reference_target
 from pipeline.cli import log_function
 from pipeline.cli.execute import default_run_dir, execute, summarise
 from pipeline.cli.options import (
@@ -31,7 +32,7 @@ def make_command(name: str) -> click.Command:
     def command(obj, input_path, **kwargs):
         values = config_values(stage.Config, kwargs)
         config = config_from_dict(stage.Config, values, where=f"compress {name}")
-        target = getattr(config, "target", "host")
+        target = getattr(config, "target", reference_target().name)
         run_dir = Path(kwargs.pop("out_dir") or default_run_dir(input_path, name))
         resume, dry_run, as_json = kwargs.pop("resume"), kwargs.pop("dry_run"), kwargs.pop("as_json")
         kwargs["quiet"] = bool(obj and obj.get("quiet"))

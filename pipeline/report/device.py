@@ -8,15 +8,15 @@ only numbers are compared here.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from deploy.runtimes import load_session
-from deploy.tvm.bundle import checked_bundle, run_arm64_bundle
-from deploy.tvm.errors import BundleError
+from deploy.tvm.bundle import bundle_target, checked_bundle
+from deploy.tvm.errors import BundleError, TargetError
+from deploy.tvm.targets import bundle_kind
 from pipeline.errors import StageError
 from pipeline.manifest import Artifact
 from pipeline.report.data import VariantModel
@@ -32,15 +32,19 @@ def arm64_bundle_check(ctx: StageContext, models: dict[str, VariantModel], *, im
     compiled = models.get("compiled")
     if images == 0 or bundle is None or compiled is None or compiled.onnx is None:
         return None, []
-    if shutil.which("qemu-aarch64") is None:
-        return None, ["The arm64 bundle was not run on test images: qemu-aarch64 is not installed."]
+    try:
+        kind = bundle_kind(bundle_target(bundle))
+    except (BundleError, TargetError) as error:
+        raise StageError(f"report: {error}") from None
+    if not kind.emulator_installed():
+        return None, [f"The arm64 bundle was not run on test images: {kind.emulator} is not installed."]
 
     data = ctx.load_data(models["dense"].input_shape)
     x = data.test_x[:images].numpy().astype(np.float32)
     labels = data.test_y[:images].numpy()
     ctx.log(f"report: running the arm64 bundle under qemu on {len(x)} test images")
     try:
-        device = run_arm64_bundle(bundle, x[:, None])
+        device = kind.run(bundle, x[:, None])
     except BundleError as error:
         raise StageError(f"report: arm64 bundle on test images: {error}") from None
     session = load_session("onnxruntime", compiled.onnx)

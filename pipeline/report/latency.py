@@ -12,6 +12,7 @@ import torch
 from deploy.bench import LatencyStats, measure_interleaved
 from deploy.report import latency_rows
 from deploy.runtimes import SessionError, load_session
+from deploy.tvm.targets import reference_target
 from pipeline.atomic import atomic_path
 from pipeline.errors import UserError
 from pipeline.model.onnx_input import onnx_sample_shape
@@ -145,5 +146,5 @@ def _compile_dense(ctx: StageContext, onnx_path: Path, input_shape) -> Path:
     from deploy.tvm.compile import compile_onnx
 
     ctx.log("report: building the dense original with TVM for the host")
-    result = compile_onnx(onnx_path, target="host", out_dir=ctx.stage_dir / "dense" / "tvm-host", input_shape=tuple(input_shape))
+    result = compile_onnx(onnx_path, target=reference_target().name, out_dir=ctx.stage_dir / "dense" / "tvm-host", input_shape=tuple(input_shape))
     return result.library_path

@@ -1,12 +1,14 @@
 """compile: TVM build for a target preset with our fused kernels (zero weight blocks skipped).
 
-Always builds for the host too: the host library is checked against onnxruntime and is what the
-report times; an arm64 library is bundled with the aarch64 runtime and a runner, then checked
-under qemu against the host build.
+Always builds for the reference preset too (``deploy.tvm.targets.reference_target``, this machine):
+that library is checked against onnxruntime and is what the report times. A preset with a bundle
+(``TargetPreset.bundle``) gets its library bundled with its runtime and a runner, then checked under
+the bundle's emulator against the reference build. No target is named here: the preset says.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -14,27 +16,24 @@ from pathlib import Path
 
 import numpy as np
 
+from deploy.runtimes import load_session
+from deploy.tvm.bundle import add_bundle_file
+from deploy.tvm.errors import BundleError, CompileError
+from deploy.tvm.targets import DEFAULT_TARGET, get_target, list_targets, reference_target
 from pipeline.errors import StageError, UserError
 from pipeline.model.onnx_input import onnx_sample_shape
 from pipeline.stage import Stage, StageContext, StageResult
 
 PARITY_ATOL = 1e-4  # per unit of output magnitude: max(1, max |onnxruntime output|)
-BUNDLED_TARGETS = ("arm64",)
-
-
-def _target_names() -> list[str]:
-    from deploy.tvm.targets import list_targets
-
-    return list_targets()
 
 
 @dataclass(frozen=True)
 class CompileConfig:
-    target: str = field(default="arm64", metadata={"choices": _target_names, "help": "target preset (see `compress targets`)"})
+    target: str = field(default=DEFAULT_TARGET, metadata={"choices": list_targets, "help": "target preset (see `compress targets`)"})
     batch: int = field(default=1, metadata={"help": "static batch size compiled for"})
     tune_trials: int = field(default=0, metadata={"help": "MetaSchedule trials for dense operators (0: off)"})
     tuning_db: str = field(default="", metadata={"help": "reusable MetaSchedule work directory"})
-    verify: bool = field(default=True, metadata={"help": "check the arm64 bundle under qemu-aarch64 when installed"})
+    verify: bool = field(default=True, metadata={"help": "check the device bundle under its emulator (qemu) when installed"})
 
 
 class CompileStage(Stage):
@@ -55,7 +54,8 @@ class CompileStage(Stage):
     def run(self, ctx: StageContext, config: CompileConfig, inputs: dict) -> StageResult:
         onnx_path = Path(inputs["onnx"])
         input_shape = (config.batch, *onnx_sample_shape(onnx_path))
-        host = _compile(ctx, onnx_path, "host", input_shape, config)
+        reference = reference_target().name
+        host = _compile(ctx, onnx_path, reference, input_shape, config)
         probe = np.random.default_rng(ctx.options.seed).random(input_shape, dtype=np.float32)
         parity, host_output = _host_parity(onnx_path, host.library_path, probe)
         metrics = {
@@ -66,13 +66,13 @@ class CompileStage(Stage):
             "sparse_layers": sum(1 for layer in host.layers if layer.choice.sparsity_ratio > 0),
         }
         outputs = {"host-library": host.library_path}
-        if config.target == "host":
+        if config.target == reference:
             outputs["compiled"] = host.library_path
             return StageResult(outputs=outputs, metrics=metrics)
         built = _compile(ctx, onnx_path, config.target, input_shape, config)
         outputs["compiled"] = built.library_path
         metrics["target_layers"] = [layer.to_dict() for layer in built.layers]
-        if config.target in BUNDLED_TARGETS:
+        if get_target(config.target).bundle is not None:
             bundle_dir, check = _bundle_and_verify(ctx, built, onnx_path, config, probe=probe, host_output=host_output)
             outputs["bundle-manifest"] = bundle_dir / "manifest.json"
             metrics["qemu_check"] = check
@@ -83,10 +83,7 @@ def _ship_preprocess(onnx_path: Path, bundle_dir: Path, input_shape) -> None:
     """Copy the input preprocessing into the bundle so the device applies the same."""
     import onnx
 
-    import json
-
     from deploy.onnx import read_preprocess
-    from deploy.tvm.bundle import add_bundle_file
 
     preprocess = read_preprocess(onnx.load(str(onnx_path), load_external_data=False)) or {}
     document = {"input_shape": list(input_shape), "preprocess": preprocess}
@@ -96,7 +93,6 @@ def _ship_preprocess(onnx_path: Path, bundle_dir: Path, input_shape) -> None:
 def _compile(ctx: StageContext, onnx_path: Path, target: str, input_shape, config: CompileConfig):
     """Compile into a temp directory, then move it into place (no half-written library)."""
     from deploy.tvm.compile import compile_onnx
-    from deploy.tvm.errors import CompileError
 
     final = ctx.stage_dir / target
     work = ctx.stage_dir / f".{target}.tmp"
@@ -124,8 +120,6 @@ def _relocated(result, old: Path, new: Path):
 
 def _host_parity(onnx_path: Path, library: Path, probe: np.ndarray) -> tuple[float, np.ndarray]:
     """Max abs difference of the TVM host build from onnxruntime on ``probe``, and the host output."""
-    from deploy.runtimes import load_session
-
     expected = load_session("onnxruntime", onnx_path).run_one(probe)
     actual = load_session("tvm", library).run_one(probe)
     error = float(np.max(np.abs(actual - expected)))
@@ -142,24 +136,24 @@ def parity_tolerance(expected: np.ndarray) -> float:
 
 
 def _bundle_and_verify(ctx: StageContext, built, onnx_path: Path, config: CompileConfig, *, probe: np.ndarray, host_output: np.ndarray):
-    from deploy.tvm.bundle import make_arm64_bundle, verify_arm64_bundle
-    from deploy.tvm.errors import BundleError
-
+    """Bundle the target's library the way its preset says, then check it under the bundle's emulator
+    against the reference build's output."""
+    kind, target = get_target(config.target).bundle, config.target
     bundle_dir = ctx.stage_dir / "bundle"
     shutil.rmtree(bundle_dir, ignore_errors=True)
     try:
-        make_arm64_bundle(built.library_path, bundle_dir=bundle_dir, input_name=built.input_name, input_shape=probe.shape, target=config.target)
+        kind.make(built.library_path, bundle_dir=bundle_dir, input_name=built.input_name, input_shape=probe.shape, target=target)
     except BundleError as error:
         raise UserError(f"compile: {error}") from None
     _ship_preprocess(onnx_path, bundle_dir, probe.shape)
     if not config.verify:
         return bundle_dir, {"status": "skipped (--no-verify)"}
-    if shutil.which("qemu-aarch64") is None:
-        ctx.log("compile: qemu-aarch64 not installed; arm64 bundle not verified (apt-get install qemu-user)")
-        return bundle_dir, {"status": "skipped: qemu-aarch64 not installed"}
+    if not kind.emulator_installed():
+        ctx.log(f"compile: {kind.emulator} not installed; {target} bundle not verified ({kind.install_hint})")
+        return bundle_dir, {"status": f"skipped: {kind.emulator} not installed"}
     try:
-        check = verify_arm64_bundle(bundle_dir, probe, host_output, atol=parity_tolerance(host_output))
+        check = kind.verify(bundle_dir, probe, host_output, atol=parity_tolerance(host_output))
     except BundleError as error:
-        raise StageError(f"compile: arm64 bundle check failed: {error}") from None
-    ctx.log(f"compile: arm64 bundle matches the host build under qemu (max abs error {check.max_abs_error:.2e})")
+        raise StageError(f"compile: {target} bundle check failed: {error}") from None
+    ctx.log(f"compile: {target} bundle matches the host build under {kind.emulator} (max abs error {check.max_abs_error:.2e})")
     return bundle_dir, {"status": "passed", "max_abs_error": check.max_abs_error, "atol": check.atol, "seconds": round(check.seconds, 2)}

@@ -56,11 +56,13 @@ def quantize_pack_func(*, geometry: ConvGeometry, scale: float, zero_point: int)
         code = T.Cast("int32x16" if lanes > 1 else "int32", clamped) + const(QUAD_OFFSET, "int32")
         return T.shift_left(code, const(8 * t, "int32"))
 
-    def word(x, n, c4, row, column):
-        total = byte(x, n, T.min(c4 * 4, c_in - 1), row, column, 0)
+    def word(x, n, c4, row, column, lanes=1):  # the last quad may hold fewer than four channels
+        pad = T.Broadcast(T.int32(0), lanes) if lanes > 1 else T.int32(0)
+        total = byte(x, n, T.min(c4 * 4, c_in - 1), row, column, 0, lanes)
         for t in range(1, 4):
-            total = total | T.if_then_else(c4 * 4 + t < c_in, byte(x, n, T.min(c4 * 4 + t, c_in - 1), row, column, t),
-                                           T.int32(_signed32(pad_byte << (8 * t))))
+            filler = T.int32(_signed32(pad_byte << (8 * t)))
+            total = total | T.if_then_else(c4 * 4 + t < c_in, byte(x, n, T.min(c4 * 4 + t, c_in - 1), row, column, t, lanes),
+                                           pad + (T.Broadcast(filler, lanes) if lanes > 1 else filler))
         return total
 
     def full_word(x, n, c4, row, column, lanes=1):  # all four channels exist: no select
@@ -130,8 +132,11 @@ def _unit_stride_pack(geometry: ConvGeometry, word, full_word, pad_word: int):
                         for j in T.serial(rest):
                             xq[n, row + j_begin + full * vec + j] = full_word(x, n, c4, i * s_h + a - p_top, full * vec + j)
                     else:
-                        for j in T.serial(inner):
-                            xq[n, row + j_begin + j] = word(x, n, c4, i * s_h + a - p_top, j)
+                        for jo in T.serial(full):
+                            xq[n, T.Ramp(row + j_begin + jo * vec, 1, vec)] = word(
+                                x, n, c4, i * s_h + a - p_top, T.Ramp(jo * vec, 1, vec), vec)
+                        for j in T.serial(rest):
+                            xq[n, row + j_begin + full * vec + j] = word(x, n, c4, i * s_h + a - p_top, full * vec + j)
                     for j in T.serial(right):
                         xq[n, row + j_begin + inner + j] = T.int32(pad_word)
                 else:

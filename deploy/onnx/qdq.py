@@ -93,14 +93,15 @@ def export_qdq(
     dense = fold_constants(dense, keep={name for name, _, _ in weights})
     layers = _qdq_layers(weights, records=records, activations=activations)
     quantized = quantize_graph(dense, layers)
-    set_metadata(quantized, key=QDQ_KEY, value=[_metadata(layer, quantized) for layer in layers])
+    records_out = [_metadata(layer) for layer in layers]
+    set_metadata(quantized, key=QDQ_KEY, value=records_out)
     set_metadata(quantized, key=PREPROCESS_KEY, value=preprocess or {})
     onnx.checker.check_model(quantized, full_check=True)
     data = quantized.SerializeToString()
     path = Path(path)
     path.write_bytes(data)
     sizes = size_table(dense=dense.SerializeToString(), compressed=data, layers=_layer_sizes(quantized, weights, layers))
-    return QdqExportResult(path, sizes, [_metadata(layer, quantized) for layer in layers])
+    return QdqExportResult(path, sizes, records_out)
 
 
 def _qdq_layers(weights, *, records: list[QuantRecord], activations: dict) -> list[QdqLayer]:
@@ -142,29 +143,42 @@ def exact_codes(weight: np.ndarray, scales: np.ndarray, *, axis: int, fqn: str) 
     safe = np.where(step > 0, step, np.float32(1.0))
     codes = np.clip(np.round(weight / safe), -127, 127)
     if not np.array_equal(codes.astype(np.float32) * step, weight):
-        raise OnnxFormatError(f"weight {fqn!r} is not exactly int8 codes times its scales (was it quantized by the int8 method?)")
+        raise OnnxFormatError(f"weight {fqn!r} is not exactly int8 codes times its scales (changed after the int8 method, "
+                              "or a BatchNorm folded into it at export: fold BatchNorm before quantizing)")
     return codes.astype(np.int8)
 
 
 def quantize_graph(model: onnx.ModelProto, layers: list[QdqLayer]) -> onnx.ModelProto:
-    """A copy of ``model`` with each layer's weight, bias, input and output in QDQ form."""
+    """A copy of ``model`` with each layer's weight, bias, input and output in QDQ form.
+
+    A ``MatMul`` whose bias is a following ``Add`` of an initializer (torch's linear on 3-d inputs)
+    keeps that float ``Add``; its output is quantized after the ``Add``, where the torch module's
+    output is.
+    """
     result = onnx.ModelProto()
     result.CopyFrom(model)
     graph = result.graph
     inits = {init.name: init for init in graph.initializer}
     by_weight = {layer.initializer: layer for layer in layers}
+    bias_adds = _bias_adds(graph, by_weight, inits)
     nodes: list[onnx.NodeProto] = []
+    deferred: dict[int, tuple[QdqLayer, str]] = {}
     for index, node in enumerate(graph.node):
         layer = by_weight.get(node.input[1]) if node.op_type in QDQ_OPS and len(node.input) > 1 else None
         if layer is None:
             nodes.append(node)
+            if index in deferred:
+                nodes += _quantized_output(graph, node, *deferred.pop(index))
             continue
         prefix = f"{layer.initializer}_qdq{index}"
         nodes += _quantized_input(graph, node, layer, prefix)
         nodes += _quantized_weight(graph, node, layer, inits, prefix)
         nodes += _quantized_bias(graph, node, layer, inits, prefix)
         nodes.append(node)
-        nodes += _quantized_output(graph, node, layer, prefix)
+        if index in bias_adds:
+            deferred[bias_adds[index]] = (layer, prefix)
+        else:
+            nodes += _quantized_output(graph, node, layer, prefix)
     del graph.node[:]
     graph.node.extend(nodes)
     used = {name for node in graph.node for name in node.input}
@@ -172,6 +186,22 @@ def quantize_graph(model: onnx.ModelProto, layers: list[QdqLayer]) -> onnx.Model
     del graph.initializer[:]
     graph.initializer.extend(kept)
     return result
+
+
+def _bias_adds(graph, by_weight: dict, inits: dict) -> dict[int, int]:
+    """``{MatMul node index: index of the Add that adds its bias initializer}``."""
+    consumers: dict[str, list[int]] = {}
+    for index, node in enumerate(graph.node):
+        for name in node.input:
+            consumers.setdefault(name, []).append(index)
+    found = {}
+    for index, node in enumerate(graph.node):
+        if node.op_type != "MatMul" or len(node.input) < 2 or node.input[1] not in by_weight:
+            continue
+        users = consumers.get(node.output[0], [])
+        if len(users) == 1 and graph.node[users[0]].op_type == "Add" and any(name in inits for name in graph.node[users[0]].input):
+            found[index] = users[0]
+    return found
 
 
 def _scalar(graph, name: str, value: float) -> tuple[str, str]:
@@ -242,7 +272,7 @@ def _quantized_output(graph, node, layer: QdqLayer, prefix: str) -> list[onnx.No
     return nodes
 
 
-def _metadata(layer: QdqLayer, model: onnx.ModelProto) -> dict:
+def _metadata(layer: QdqLayer) -> dict:
     return {"fqn": layer.fqn, "initializer": layer.initializer, "op": layer.op, "shape": list(layer.record.shape),
             "input_scale": layer.input_scale, "output_scale": layer.output_scale}
 

@@ -131,3 +131,39 @@ def test_qdq_export_compiles_with_tvm_and_matches_onnxruntime(exported, tmp_path
     tvm_output = load_session("tvm", compiled.library_path).run_one(x)
     reference = _session(result.path, onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL).run(None, {"input": x})[0]
     assert np.abs(tvm_output - reference).max() <= output_step(onnx.load(str(result.path))) * (1 + 1e-5)
+
+
+class _Tokens(nn.Module):
+    """A conv, then a linear over the last axis of a 3-d tensor (exported as MatMul + Add), then a classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.mix = nn.Linear(100, 6)
+        self.head = nn.Linear(24, 5)
+
+    def forward(self, x):
+        tokens = torch.relu(self.conv(x)).flatten(2)  # [N, 4, 100]
+        return self.head(torch.relu(self.mix(tokens)).flatten(1))
+
+
+def test_qdq_export_quantizes_a_matmul_and_its_bias_add_like_the_torch_module(tmp_path):
+    torch.manual_seed(0)
+    model = _Tokens()
+    method = create_quant_method("int8", skip_first_last=False, calibration_batches=2)
+    method.calibrate(model, iter([torch.randn(8, 1, 12, 12) for _ in range(2)]))
+    method.finalize(model)
+    records = method.record_dicts()
+    x = torch.randn(16, 1, 12, 12)
+    with torch.no_grad():
+        expected = model.eval()(x).numpy()
+    method.activations.remove()
+    result = export_qdq(model, torch.randn(2, 1, 12, 12), tmp_path / "m.onnx", records=[QuantRecord.from_dict(r) for r in records],
+                        activations={r["fqn"]: (r["input_scale"], r["output_scale"]) for r in records})
+    proto = onnx.load(str(result.path))
+    matmul = next(n for n in proto.graph.node if n.op_type == "MatMul")
+    add = next(n for n in proto.graph.node if n.op_type == "Add" and matmul.output[0] in n.input)
+    assert any(n.op_type == "QuantizeLinear" and n.input[0] == add.output[0] for n in proto.graph.node)
+    actual = _session(result.path, onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL).run(None, {"input": x.numpy()})[0]
+    assert np.abs(actual - expected).max() <= output_step(proto) * (1 + 1e-5)
+    assert onnxruntime_int8_ops(result.path)  # integer kernels for the conv / matmul / gemm

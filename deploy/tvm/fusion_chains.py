@@ -12,6 +12,10 @@ Eligible convolutions: NCHW input with a static float32 shape, a constant float3
 ``groups == 1`` or depthwise (``groups == channels == out_channels``). Eligible matmuls: a static
 float32 input of rank >= 2 and a constant 2-D float32 weight. :mod:`deploy.tvm.fusion` and
 :mod:`deploy.tvm.quantized_fusion` rewrite the chains found here.
+
+The anchor ops and the two hardswish gates are TVM dataflow patterns (``tvm.relax.dpl``; ``add`` and
+``multiply`` match either operand order); the walk along single-use bindings that decides how far
+a chain reaches stays here, since a pattern matches expressions, not how often a value is used.
 """
 
 from __future__ import annotations
@@ -20,8 +24,21 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from tvm import relax
+from tvm.ir.expr import GenericConst
+from tvm.relax.dpl import is_const, is_op, wildcard
 
 from deploy.tvm.kernels.direct_conv import Epilogue
+
+NCHW_CONV2D = is_op("relax.nn.conv2d")(wildcard(), is_const().has_dtype("float32")).has_attr(
+    {"data_layout": "NCHW", "kernel_layout": "OIHW", "out_layout": "NCHW"})
+CONST_MATMUL = is_op("relax.matmul")(wildcard(), is_const().has_dtype("float32"))
+GATED, GATE_SCALE, GATE_OFFSET, GATE_SHIFT, GATE_DIVISOR = wildcard(), is_const(), is_const(), is_const(), is_const()
+SCALED_CLIP = is_op("relax.clip")(is_op("relax.add")(is_op("relax.multiply")(GATED, GATE_SCALE), GATE_OFFSET),
+                                  wildcard(), wildcard())  # clip(a * y + b, 0, 1)
+SHIFTED_CLIP = is_op("relax.clip")(is_op("relax.add")(GATED, GATE_SHIFT), wildcard(), wildcard())
+DIVIDED_CLIP = is_op("relax.divide")(SHIFTED_CLIP, GATE_DIVISOR)  # clip(y + 3, 0, 6) / 6
+SIGMOID_GATE = is_op("relax.sigmoid")(GATED)
 
 
 @dataclass
@@ -63,8 +80,6 @@ class Chain:
 
 def find_chains(func) -> tuple[dict, set]:
     """Chains keyed by their end var, and the set of vars folded into them."""
-    from tvm import relax
-
     bindings = [b for block in func.body.blocks for b in block.bindings if isinstance(b, relax.VarBinding)]
     uses, user_of = _uses(func, bindings)
     value_of = {b.var: b.value for b in bindings}
@@ -104,9 +119,6 @@ def _extend(chain: Chain, value_of: dict, user_of: dict, uses: dict, *, claimed:
 
 def _fold(chain: Chain, value) -> str | None:
     """Fold ``value`` (the only user of the chain's end) into the chain: ``"more"``, ``"final"`` or ``None``."""
-    from tvm import relax
-    from tvm.ir.expr import GenericConst
-
     op = getattr(getattr(value, "op", None), "name", "")
     current = chain.end_var
     if op == "relax.add" and chain.activation == "none":
@@ -155,7 +167,7 @@ def _fold_gated(chain: Chain, value_of: dict, user_of: dict, uses: dict, *, clai
     gate_operand = value_of[product].args[1] if value_of[product].args[0].same_as(end) else value_of[product].args[0]
     if not gate_operand.same_as(path[-1]):
         return False
-    activation = _gate_activation([value_of[v] for v in path], end)
+    activation = _gate_activation(path, [value_of[v] for v in path], end)
     if activation is None:
         return False
     chain.activation, chain.gate = activation
@@ -172,43 +184,44 @@ def _is_product_of(value, var) -> bool:
     return a.same_as(var) != b.same_as(var)
 
 
-def _gate_activation(values: list, end) -> tuple[str, tuple[float, float]] | None:
-    """``("silu", _)`` for ``[sigmoid(end)]``, ``("hardswish", (scale, offset))`` for a hard gate."""
-    names = [getattr(getattr(v, "op", None), "name", "") for v in values]
-    if names == ["relax.sigmoid"] and values[0].args[0].same_as(end):
+def _gate_activation(path: list, values: list, end) -> tuple[str, tuple[float, float]] | None:
+    """``("silu", _)`` for ``[sigmoid(end)]``, ``("hardswish", (scale, offset))`` for a hard gate; the
+    patterns see only the gate's own bindings (``path`` -> ``values``), so ``end`` stays a var."""
+    bindings = dict(zip(path, values))
+    if len(values) == 1 and _matched(SIGMOID_GATE, values[0], bindings, end) is not None:
         return "silu", (1.0 / 6.0, 0.5)
-    gate = _hard_gate(values, names, end)
+    gate = _hard_gate(values[-1], bindings, end) if len(values) == 3 else None
     return ("hardswish", gate) if gate is not None else None
 
 
-def _hard_gate(values: list, names: list, end) -> tuple[float, float] | None:
-    """``(a, b)`` of ``clip(a * end + b, 0, 1)`` written as ``[multiply(a), add(b), clip(0, 1)]``
-    (constants in either operand order) or ``[add(3), clip(0, 6), divide(6)]``."""
-    if names == ["relax.multiply", "relax.add", "relax.clip"]:
-        scale, offset = _scalar_operand(values[0], end), _scalar_operand(values[1], None)
-        if scale is not None and offset is not None and _clip_bounds(values[2]) == (0.0, 1.0):
+def _matched(pattern, value, bindings: dict, end) -> dict | None:
+    """What ``pattern`` matched in ``value`` (through ``bindings``), when its ``GATED`` is ``end``."""
+    matched = pattern.extract_matched_expr(value, bindings)
+    return matched if matched is not None and matched[GATED].same_as(end) else None
+
+
+def _hard_gate(value, bindings: dict, end) -> tuple[float, float] | None:
+    """``(a, b)`` of ``clip(a * end + b, 0, 1)`` (``SCALED_CLIP``) or of ``clip(end + 3, 0, 6) / 6``
+    (``DIVIDED_CLIP``: ``a = 1 / 6``, ``b = 3 / 6``), constants scalar."""
+    matched = _matched(SCALED_CLIP, value, bindings, end)
+    if matched is not None:
+        scale, offset = _scalar(matched[GATE_SCALE]), _scalar(matched[GATE_OFFSET])
+        if scale is not None and offset is not None and _clip_bounds(value) == (0.0, 1.0):
             return scale, offset
-    if names == ["relax.add", "relax.clip", "relax.divide"]:
-        shift, bounds = _scalar_operand(values[0], end), _clip_bounds(values[1])
-        divisor = _scalar_operand(values[2], None, first=True)
+        return None
+    matched = _matched(DIVIDED_CLIP, value, bindings, end)
+    if matched is not None:
+        shift, divisor = _scalar(matched[GATE_SHIFT]), _scalar(matched[GATE_DIVISOR])
+        bounds = _clip_bounds(matched[SHIFTED_CLIP])
         if shift is not None and divisor and bounds is not None and bounds[0] == 0.0 and bounds[1] == divisor:
             return 1.0 / divisor, shift / divisor
     return None
 
 
-def _scalar_operand(value, var, *, first: bool = False) -> float | None:
-    """The scalar constant operand of binary ``value`` whose other operand is ``var`` (any var when
-    ``None``; with ``first`` the constant must be the second operand, as for ``divide``)."""
-    from tvm import relax
-    from tvm.ir.expr import GenericConst
-
-    a, b = value.args
-    candidates = [(b, a)] if first else [(b, a), (a, b)]
-    for const, other in candidates:
-        if isinstance(const, GenericConst) and const.value.numpy().size == 1 and isinstance(other, relax.Var):
-            if var is None or other.same_as(var):
-                return float(const.value.numpy().reshape(-1)[0])
-    return None
+def _scalar(const) -> float | None:
+    """The value of a one-element constant, else ``None``."""
+    value = const.value.numpy()
+    return float(value.reshape(-1)[0]) if value.size == 1 else None
 
 
 def _clip_bounds(value) -> tuple[float, float] | None:
@@ -225,8 +238,6 @@ def _number(expr) -> float | None:
 
 def _fold_clip_call(chain: Chain, value) -> str | None:
     """ONNX ``Clip`` with constant bounds imports as ``call_tir(maximum | minimum, [x, scalar])``."""
-    from tvm.ir.expr import GenericConst
-
     if getattr(getattr(value, "op", None), "name", "") != "relax.call_tir":
         return None
     callee, args = value.args[0].name_hint, list(value.args[1].fields)
@@ -244,8 +255,6 @@ def _fold_clip_call(chain: Chain, value) -> str | None:
 
 def _uses(func, bindings) -> tuple[dict, dict]:
     """How often each var is used (the function's result counts) and which bindings use it."""
-    from tvm import relax
-
     counts: dict = {}
     user_of: dict = {}
     for binding in bindings:
@@ -272,29 +281,23 @@ def _static_f32(expr, ndim: int) -> bool:
 
 
 def _const_f32(expr, ndim: int) -> bool:
-    from tvm.ir.expr import GenericConst
-
     return isinstance(expr, GenericConst) and expr.value.dtype == "float32" and len(expr.value.shape) == ndim
 
 
 def is_eligible_conv(value) -> bool:
-    from tvm import relax
-
-    if not isinstance(value, relax.Call) or getattr(value.op, "name", "") != "relax.nn.conv2d":
+    """``NCHW_CONV2D`` with a static float32 input, a 4-D weight and ``groups`` 1 or depthwise."""
+    if not isinstance(value, relax.Call) or not NCHW_CONV2D.match(value):
         return False
     attrs, (x, weight) = value.attrs, value.args
     if not _const_f32(weight, 4) or not _static_f32(x, 4):
-        return False
-    if attrs.data_layout != "NCHW" or attrs.kernel_layout != "OIHW" or attrs.out_layout != "NCHW":
         return False
     groups, channels, out_channels = int(attrs.groups), int(x.ty.shape[1]), int(weight.value.shape[0])
     return groups == 1 or (groups == channels == out_channels and int(weight.value.shape[1]) == 1)
 
 
 def is_eligible_matmul(value) -> bool:
-    from tvm import relax
-
-    if not isinstance(value, relax.Call) or getattr(value.op, "name", "") != "relax.matmul":
+    """``CONST_MATMUL`` with a static float32 input of rank >= 2 and a 2-D weight."""
+    if not isinstance(value, relax.Call) or not CONST_MATMUL.match(value):
         return False
     x = value.args[0]
     ndim = len(getattr(getattr(x, "ty", None), "shape", None) or ())

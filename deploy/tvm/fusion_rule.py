@@ -60,7 +60,8 @@ class FusionRewriter(PyExprMutator):
     chain's other bindings.
 
     Attributes read by the rules' builders: ``builder_`` (the Relax block builder), ``visit_expr``
-    (an operand as rewritten), ``vector_floats``, ``reports`` (the layer reports so far).
+    (an operand as rewritten), ``vector_floats``, ``reports`` (the layer reports so far),
+    ``position`` (the chain's index among all the function's chains, in program order).
     """
 
     def __init__(self, module, rules, vector_floats: int, reports: list):
@@ -68,16 +69,17 @@ class FusionRewriter(PyExprMutator):
         self.rules, self.vector_floats, self.reports = tuple(rules), vector_floats, reports
         self.chains: dict = {}
         self.absorbed: set = set()
+        self.position = 0
 
     def plan(self, func) -> None:
         """Pick, for each chain of ``func``, the first rule that takes it."""
         chains, _ = find_chains(func)
         self.chains, self.absorbed = {}, set()
-        for end_var, chain in chains.items():
+        for position, (end_var, chain) in enumerate(chains.items()):
             for rule in self.rules:
                 weights = rule.take(chain, self.vector_floats)
                 if weights is not None:
-                    self.chains[end_var] = (chain, rule, weights)
+                    self.chains[end_var] = (chain, rule, weights, position)
                     self.absorbed.update(chain.absorbed)
                     break
 
@@ -88,7 +90,7 @@ class FusionRewriter(PyExprMutator):
         if var not in self.chains:
             super().visit_var_binding_(binding)
             return
-        chain, rule, weights = self.chains[var]
+        chain, rule, weights, self.position = self.chains[var]
         call = rule.build(self, chain, weights)
         emit = self.builder_.emit if isinstance(var, relax.DataflowVar) else self.builder_.emit_output
         self.set_var_remap(var, emit(call, name_hint=var.name))

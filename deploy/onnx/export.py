@@ -102,7 +102,8 @@ def export_onnx(
         opset: default-domain opset (>= 17).
         layouts: sparsity layouts from the prune stage (their block shapes enable BSR).
         quant: quantization records (int8 scales are used when exact).
-        encoding: ``"auto"``, ``"dense"``, ``"csr"``, ``"bsr"``, ``"ternary"``, ``"binary"`` or ``"int8"``.
+        encoding: ``"auto"`` or a format family (``deploy.onnx.formats.encoding_names()``: ``"dense"``,
+            ``"int8"``, ``"csr"``, ``"bsr"``, ``"delta"``, ``"ternary"``, ``"binary"``).
         preprocess: input preprocessing, stored as JSON metadata.
 
     Raises:

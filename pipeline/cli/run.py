@@ -15,6 +15,8 @@ from pipeline.cli.execute import EXAMPLE_MODEL, default_run_dir, execute, summar
 from pipeline.cli.options import build_run_options, run_options
 from pipeline.cli.overrides import apply_overrides, training_overrides
 from pipeline.errors import AccuracyBudgetError, RunInterrupted, UserError
+from pipeline.goal.command import run_goal
+from pipeline.goal.config import goal_options, goals_from_run
 from pipeline.manifest import read_manifest
 from pipeline.recipe import load_recipe
 from pipeline.training import distributed
@@ -31,6 +33,7 @@ def make_command(name: str) -> click.Command:
     @click.option("--max-robust-drop", default=None, type=float, metavar="RATIO", help="exit 3 if robust accuracy (the report's attacks, on what ships) drops by more than this fraction")
     @training_overrides
     @run_options
+    @goal_options
     @click.pass_obj
     def command(obj, model, target, recipe, until, device, max_accuracy_drop, max_robust_drop, **kwargs):
         """Run train-sparse -> prune -> quantize -> export -> compile -> report on MODEL.
@@ -58,6 +61,7 @@ def _run(obj, model, target, recipe, until, device, budgets, *, as_json: bool, *
     for flag, value in (("--max-accuracy-drop", max_accuracy_drop), ("--max-robust-drop", max_robust_drop)):
         if value is not None and not math.isfinite(value):
             raise UserError(f"{flag} must be a finite fraction (0.005 = 0.5 points), got {value}")
+    goals = goals_from_run(kwargs, recipe=recipe, max_accuracy_drop=max_accuracy_drop, max_robust_drop=max_robust_drop)
     steps = apply_overrides(_with_target(load_recipe(recipe), target), kwargs)
     if max_robust_drop is not None:
         _check_robust_report(steps, until)
@@ -66,6 +70,8 @@ def _run(obj, model, target, recipe, until, device, budgets, *, as_json: bool, *
     resume, dry_run = kwargs.pop("resume"), kwargs.pop("dry_run")
     kwargs["quiet"] = bool(obj and obj.get("quiet"))
     options = build_run_options(kwargs, target=target, device=device, max_accuracy_drop=max_accuracy_drop)
+    if goals.searches and not dry_run:  # a speed / size goal: search the per-layer allocation (pipeline.goal)
+        return run_goal(steps, goals=goals, model_path=model_path, run_dir=run_dir, options=options, kwargs=kwargs, resume=resume, log=log_function(obj), as_json=as_json)
     manifest = execute(
         steps, model_path=model_path, run_dir=run_dir, options=options, kwargs=kwargs,
         resume=resume, until=until, dry_run=dry_run, log=log_function(obj) if distributed.is_main() else _silent,

@@ -1,6 +1,6 @@
-"""Compress to a goal: speed-up / size / accuracy goals, per-layer curves, allocation, candidates verified on the artifact."""
+"""Compress to a goal: speed-up / size / accuracy goals, per-layer curves, allocation, candidates verified on the artifact.
 
-from pipeline.goal.command import run_goal
-from pipeline.goal.config import Goals, goal_options, goals_from_run
-
-__all__ = ["Goals", "goal_options", "goals_from_run", "run_goal"]
+Modules: ``config`` (goals, the recipe's ``goal:`` block, the command-line options), ``curves`` (layer
+shapes, sensitivity, latency tables), ``baseline`` (what the search starts from), ``verify`` (goals
+checked on a candidate's report), ``search`` (the loop, resume, shipping), ``command`` (``compress run``).
+"""

@@ -9,7 +9,13 @@ from typing import Any
 
 import torch
 
+from deploy.bench import measure_interleaved
+from deploy.bench.layer_latency import cache_path, kernel_version
+from deploy.bench.machine import cpu_model
+from deploy.runtimes import load_session
 from deploy.tvm.targets import reference_target
+from pipeline.atomic import sha256_file
+from pipeline.cli.execute import execute
 from pipeline.goal.config import Goals
 from pipeline.goal.curves import (
     calibration_evaluator,
@@ -20,19 +26,14 @@ from pipeline.goal.curves import (
     sensitivity_curves,
     short_term_fine_tune,
 )
+from pipeline.model.bundle import build_model, load_bundle, trusted_archs_for
+from pipeline.runner import data_loader
 
 INPUT_RUN = "input"
 
 
 def search_inputs(steps, *, goals: Goals, model_path: Path, goal_dir: Path, options, kwargs: dict[str, Any], resume: bool, log) -> dict[str, Any]:
     """Curves, records and the dense baseline for :func:`pipeline.goal.search.run_goal_search`."""
-    from deploy.bench.layer_latency import cache_path, kernel_version
-    from deploy.bench.machine import cpu_model
-    from pipeline.atomic import sha256_file
-    from pipeline.cli.execute import execute
-    from pipeline.model.bundle import build_model, load_bundle, trusted_archs_for
-    from pipeline.runner import data_loader
-
     input_dir = goal_dir / INPUT_RUN
     manifest = execute([], model_path=model_path, run_dir=input_dir, options=options, kwargs=dict(kwargs),
                        resume=resume and input_dir.exists(), until=None, dry_run=False, log=log)
@@ -73,9 +74,7 @@ def _tvm_threads() -> int:
 
 def _dense_baseline(model, example: torch.Tensor, *, threads: int, log, runs: int = 50) -> dict[str, Any]:
     """Dense onnxruntime and dense TVM (host) medians, interleaved, and the dense ONNX's bytes."""
-    from deploy.bench import measure_interleaved
     from deploy.onnx import export_onnx
-    from deploy.runtimes import load_session
     from deploy.tvm.compile import compile_onnx
 
     x = example[:1].numpy()

@@ -13,6 +13,7 @@ from torch import nn
 from compress.search import LayerCurve, block_magnitude_prune, layer_sensitivity
 from compress.selection import ParamSelector
 from compress.types import BlockShape
+from deploy.bench.layer_latency import LayerShape, layer_table
 from pipeline.atomic import sha256_json, write_json
 from pipeline.goal.config import Goals
 
@@ -23,8 +24,6 @@ TERNARY_METHODS = ("ternary", "ttq", "binary-relax")
 def layer_shapes(model: nn.Module, example: torch.Tensor) -> dict[str, Any]:
     """``{weight fqn: LayerShape}`` of every dense conv (square kernel, groups 1) and linear layer,
     from one forward pass (the input size each layer sees)."""
-    from deploy.bench.layer_latency import LayerShape
-
     shapes: dict[str, Any] = {}
     hooks = []
     for name, module in model.named_modules():
@@ -132,8 +131,6 @@ def sensitivity_curves(model: nn.Module, fqns: list[str], goals: Goals, evaluate
 
 def latency_curves(shapes: dict[str, Any], precisions: dict[str, str], goals: Goals, *, threads: int, log) -> dict[str, dict]:
     """``{fqn: {"seconds": [...], "kernels": [...]}}`` from :func:`deploy.bench.layer_latency.layer_table`."""
-    from deploy.bench.layer_latency import layer_table
-
     tables = {}
     for fqn, shape in shapes.items():
         tables[fqn] = layer_table(shape, list(goals.levels), precision=precisions[fqn], block=BlockShape(*goals.block), threads=threads)

@@ -25,12 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from compress.search import greedy_allocation
+from deploy.report import load_report
+from deploy.report.goal import goal_lines, write_goal_report
 from pipeline.atomic import write_json
+from pipeline.cli.execute import execute
 from pipeline.errors import AccuracyBudgetError, UserError
+from pipeline.goal.baseline import search_inputs
 from pipeline.goal.config import Goals
 from pipeline.goal.verify import best_candidate, check_goals_met, measured_values
 from pipeline.manifest import MANIFEST_NAME, read_manifest
 from pipeline.recipe import Step
+from pipeline.stages.prune import PruneConfig
 
 GOAL_DIR = "goal"
 SEARCH_FILE = "search.json"
@@ -45,8 +50,6 @@ class GoalNotMetError(AccuracyBudgetError):
 
 def run_goal_search(steps: list[Step], *, goals: Goals, model_path: Path, run_dir: Path, options, kwargs: dict[str, Any], resume: bool, log) -> tuple[dict[str, Any], dict[str, Any]]:
     """Search, ship the best candidate into ``run_dir``; returns ``(manifest, search record)``."""
-    from pipeline.goal.baseline import search_inputs
-
     run_dir = Path(run_dir)
     goal_dir = run_dir / GOAL_DIR
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
@@ -54,7 +57,13 @@ def run_goal_search(steps: list[Step], *, goals: Goals, model_path: Path, run_di
     state_path = goal_dir / SEARCH_FILE
     state = _load_state(state_path, goals) if resume else None
     started = time.monotonic() - (state or {}).get("seconds", 0.0)
-    inputs = search_inputs(steps, goals=goals, model_path=model_path, goal_dir=goal_dir, options=options, kwargs=kwargs, resume=resume, log=log)
+    fresh = not run_dir.exists()
+    try:
+        inputs = search_inputs(steps, goals=goals, model_path=model_path, goal_dir=goal_dir, options=options, kwargs=kwargs, resume=resume, log=log)
+    except BaseException:
+        if fresh:  # refused before anything was measured: leave nothing behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     state = state or _new_state(goals, inputs)
     _search(steps, goals=goals, model_path=model_path, goal_dir=goal_dir, options=options, kwargs=kwargs, state=state, inputs=inputs,
             started=started, state_path=state_path, log=log)
@@ -66,16 +75,12 @@ def run_goal_search(steps: list[Step], *, goals: Goals, model_path: Path, run_di
     state["seconds"] = time.monotonic() - started
     _ship(goal_dir / best["dir"], run_dir)
     write_json(state_path, state)
-    from deploy.report.goal import write_goal_report
-
     write_goal_report(state, goal_dir)
     return read_manifest(run_dir), state
 
 
 def goal_failure(state: dict[str, Any]) -> str:
     """The one line of a search that ended short of a goal ('' when every goal is met)."""
-    from deploy.report.goal import goal_lines
-
     if state.get("status") == "met":
         return ""
     shipped = next(c for c in state["candidates"] if c["index"] == state["shipped"])
@@ -153,8 +158,6 @@ def _adjust(adjust: dict[str, Any], candidate: dict[str, Any], curves, allocatio
 def _candidate_steps(steps: list[Step], sparsity: dict[str, float], *, goals: Goals, epochs: int) -> list[Step]:
     """The recipe with train-sparse dropped and the prune step pruning to ``sparsity`` (one shot, block
     pattern, ``epochs`` of masked fine-tuning); a recipe without a prune step gets one first."""
-    from pipeline.stages.prune import PruneConfig
-
     kept = [s for s in steps if s.use != "train-sparse"]
     prune = next((s for s in kept if s.use == "prune"), None)
     base = prune.config if prune is not None else PruneConfig()
@@ -166,8 +169,6 @@ def _candidate_steps(steps: list[Step], sparsity: dict[str, float], *, goals: Go
 
 
 def _run_candidate(steps, allocation, *, goals: Goals, epochs: int, index: int, model_path, goal_dir: Path, options, kwargs, dense_ms: float, log) -> dict[str, Any]:
-    from pipeline.cli.execute import execute
-
     name = f"candidate-{index:02d}"
     candidate_dir = goal_dir / name
     log(f"goal: {name}: " + ", ".join(f"{fqn} {s:.2f}" for fqn, s in allocation.sparsity.items())
@@ -184,8 +185,6 @@ def _run_candidate(steps, allocation, *, goals: Goals, epochs: int, index: int, 
 
 
 def _report_of(manifest: dict[str, Any], candidate_dir: Path) -> dict[str, Any]:
-    from deploy.report import load_report
-
     record = next((r for r in manifest["stages"] if r["name"] == "report"), None)
     if record is None:
         raise UserError("goal search: the recipe needs a report stage (the goals are checked on its measurements)")

@@ -1,0 +1,75 @@
+"""compress run with goals, end to end on the tiny CNN: an impossible goal exits 3 with the best
+candidate shipped and the shortfall stated; --resume reuses the sensitivity sweep and the candidates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.manifest import read_manifest
+
+FAST = ["--data", "digits", "--train-limit", "300", "--test-limit", "100", "--target", "host"]
+RECIPE = """
+goal: {levels: [0.0, 0.5, 0.9], calibration-samples: 100, epochs: 1}
+stages:
+  - use: prune
+  - use: quantize
+    with: {method: ternary, epochs: 0}
+  - use: export
+  - use: compile
+  - use: report
+    with: {runs: 5, warmup: 1, tvm-dense: false, device-images: 0}
+"""
+
+
+def _cli(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--quiet", *argv])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def goal_run(tmp_path_factory):
+    from tests.pipeline.conftest import save_tiny_bundle
+
+    root = tmp_path_factory.mktemp("goal")
+    recipe = root / "goal.yaml"
+    recipe.write_text(RECIPE)
+    return save_tiny_bundle(root / "tiny.pt"), recipe, root / "run", root / "cache"
+
+
+@pytest.mark.slow
+def test_impossible_goal_exits_3_with_the_best_candidate_shipped_and_the_shortfall_stated(goal_run, capsys, monkeypatch):
+    model, recipe, out, cache = goal_run
+    monkeypatch.setenv("COMPRESS_CACHE_DIR", str(cache))  # latency tables of this test only
+    code, out_text, err = _cli(["run", str(model), "--recipe", str(recipe), "--out", str(out), "--min-speedup", "50", "--search-budget", "0.05", *FAST], capsys)
+    assert code == 3
+    assert "goal not met" in err and "short by" in err and "candidate-00" in err
+    search = json.loads((out / "goal" / "search.json").read_text())
+    assert search["status"] == "not-met" and search["shipped"] == 0
+    assert search["calibration"]["split"] == "train" and search["calibration"]["samples"] == 100
+    manifest = read_manifest(out)  # the shipped candidate is the run directory's own run
+    assert [r["name"] for r in manifest["stages"]] == ["prune", "quantize", "export", "compile", "report"]
+    assert (out / manifest["stages"][-1]["outputs"]["report-json"]["path"]).exists()
+    candidate = search["candidates"][0]
+    assert candidate["goals"][0]["goal"] == "min_speedup" and not candidate["goals"][0]["met"]
+    assert max(candidate["allocation"].values()) == 0.9  # an unreachable goal: every layer at its fastest level
+    for name in ("goal.md", "goal.html", "pareto.png"):
+        assert (out / "goal" / name).stat().st_size > 0
+    assert "NOT met" in (out / "goal" / "goal.md").read_text()
+
+
+@pytest.mark.slow
+def test_resume_reuses_the_sensitivity_sweep_and_the_finished_candidates(goal_run, capsys, monkeypatch):
+    model, recipe, out, cache = goal_run
+    monkeypatch.setenv("COMPRESS_CACHE_DIR", str(cache))  # latency tables of this test only
+    sensitivity = out / "goal" / "sensitivity.json"
+    before = sensitivity.stat().st_mtime_ns
+    candidates = json.loads((out / "goal" / "search.json").read_text())["candidates"]
+    code, _, err = _cli(["run", str(model), "--recipe", str(recipe), "--out", str(out), "--min-speedup", "50", "--search-budget", "0.05", "--resume", *FAST], capsys)
+    assert code == 3, err
+    assert sensitivity.stat().st_mtime_ns == before  # read, not measured again
+    assert json.loads((out / "goal" / "search.json").read_text())["candidates"] == candidates

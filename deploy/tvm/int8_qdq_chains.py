@@ -20,6 +20,7 @@ The kernel's input is the tensor that was quantized (``q = quantize(x, s, z)`` w
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +55,53 @@ class Int8Chain:
     def describe(self) -> str:
         names = {"qdq": "requantize", "relu": "relu", "clip": "clip", "residual": "residual add"}
         return "fused " + " + ".join(["bias"] + [names[step[0]] for step in self.steps])
+
+
+@dataclass
+class QdqTail:
+    """A run of requantize / ReLU / clip operators after ``start`` that no kernel absorbs."""
+
+    start: object
+    end_var: object
+    steps: list = field(default_factory=list)
+    absorbed: list = field(default_factory=list)
+    aliases: list = field(default_factory=list)
+    is_conv: bool = False
+    residual: object = None
+    bias: object = None
+
+
+def find_qdq_tails(func, chains: dict) -> dict:
+    """Runs of QDQ epilogue operators that start at a value outside ``chains``, keyed by their end
+    var; each holds at least one requantize step. Where a tail absorbs the tensor an int8 chain was
+    to quantize-pack, the chain packs the tail's result instead."""
+    from tvm import relax
+
+    bindings = [b for block in func.body.blocks for b in block.bindings if isinstance(b, relax.VarBinding)]
+    value_of = {b.var: b.value for b in bindings}
+    uses, users = _uses(func, bindings)
+    claimed = {var for chain in chains.values() for var in (*chain.absorbed, *chain.aliases, chain.end_var)}
+    tails: dict = {}
+    for binding in bindings:
+        if binding.var in claimed:
+            continue
+        tail = QdqTail(start=binding.var, end_var=binding.var)
+        _extend(tail, value_of, users, uses, claimed, elementwise=_fold_activation)
+        if not any(step[0] == "qdq" for step in tail.steps):
+            continue
+        tail.absorbed.remove(tail.start)
+        tails[tail.end_var] = tail
+        claimed.update(tail.absorbed, tail.aliases, [tail.end_var])
+    absorbed = {var for tail in tails.values() for var in tail.absorbed}
+    for chain in chains.values():
+        if chain.source in absorbed:
+            chain.source = chain.op.args[0]
+    return tails
+
+
+def _fold_activation(chain, name: str, value) -> bool:
+    """ReLU and clip only (a tail has no bias or residual)."""
+    return name != "relax.add" and _fold_elementwise(chain, name, value)
 
 
 def find_int8_chains(func) -> dict:
@@ -103,7 +151,8 @@ def _start(binding, value_of: dict, position: int) -> Int8Chain | None:
                      source=source, position=position)
 
 
-def _extend(chain: Int8Chain, value_of: dict, users: dict, uses: dict, claimed: set) -> None:
+def _extend(chain, value_of: dict, users: dict, uses: dict, claimed: set, *, elementwise=None) -> None:
+    elementwise = elementwise or _fold_elementwise
     while uses.get(chain.end_var, 0) == 1 and len(users.get(chain.end_var, [])) == 1:
         user = users[chain.end_var][0]
         if user in claimed:
@@ -112,7 +161,7 @@ def _extend(chain: Int8Chain, value_of: dict, users: dict, uses: dict, claimed: 
         name = getattr(getattr(value, "op", None), "name", "")
         if name == QUANTIZE and _fold_qdq(chain, user, value, value_of, users, uses):
             continue
-        if not _fold_elementwise(chain, name, value):
+        if not elementwise(chain, name, value):
             return
         chain.absorbed.append(chain.end_var)
         chain.end_var = user
@@ -156,6 +205,25 @@ def _fold_elementwise(chain: Int8Chain, name: str, value) -> bool:
         if None in bounds:
             return False
         chain.steps.append(("clip", bounds[0], bounds[1]))
+        return True
+    return _fold_bound_call(chain, name, value)
+
+
+def _fold_bound_call(chain, name: str, value) -> bool:
+    """ONNX ``Clip`` with constant bounds imports as ``call_tir(maximum | minimum, [x, scalar])``."""
+    from tvm.ir.expr import GenericConst
+
+    if name != "relax.call_tir":
+        return False
+    callee, args = value.args[0].name_hint, list(value.args[1].fields)
+    if len(args) != 2 or not args[0].same_as(chain.end_var) or not isinstance(args[1], GenericConst) or args[1].value.numpy().size != 1:
+        return False
+    bound = float(args[1].value.numpy().reshape(-1)[0])
+    if callee.startswith("maximum"):
+        chain.steps.append(("clip", bound, math.inf))
+        return True
+    if callee.startswith("minimum"):
+        chain.steps.append(("clip", -math.inf, bound))
         return True
     return False
 

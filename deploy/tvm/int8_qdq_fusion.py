@@ -18,13 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 from deploy.tvm.fusion import add_kernel, rewrite_relax_functions
-from deploy.tvm.int8_qdq_chains import Int8Chain, find_int8_chains
+from deploy.tvm.int8_qdq_chains import Int8Chain, QdqTail, find_int8_chains, find_qdq_tails
 from deploy.tvm.int8_weights import compensation, pack_conv_quads, pack_linear_quads
 from deploy.tvm.kernels.conv_geometry import ConvGeometry
 from deploy.tvm.kernels.int8_conv import LANES, Int8ConvShape, int8_conv_func
 from deploy.tvm.kernels.int8_dot import host_dot_flavour
 from deploy.tvm.kernels.int8_pack import packed_size, quantize_pack_func
 from deploy.tvm.kernels.int8_qdq_linear import ROWS, int8_qdq_linear_func
+from deploy.tvm.kernels.qdq_steps import qdq_steps_func
 from deploy.tvm.kernels.tiled_conv import flat_pixels
 from deploy.tvm.layer_report import KernelChoice
 
@@ -94,14 +95,15 @@ def _make_rewriter(mod, flavour: str, records: list):
             self.chains: dict = {}
             self.skipped: set = set()
             self.alias_of: dict = {}
+            self.tails: dict = {}
+            self.tails_done: list = []
 
         def plan(self, func) -> None:
-            self.chains = {}
-            for end, chain in find_int8_chains(func).items():
-                if _takes(chain):
-                    self.chains[end] = chain
-            self.skipped = {var for chain in self.chains.values() for var in chain.absorbed}
-            self.alias_of = {alias: chain.end_var for chain in self.chains.values() for alias in chain.aliases}
+            self.chains = {end: chain for end, chain in find_int8_chains(func).items() if _takes(chain)}
+            self.tails = find_qdq_tails(func, self.chains)
+            runs = [*self.chains.values(), *self.tails.values()]
+            self.skipped = {var for run in runs for var in run.absorbed}
+            self.alias_of = {alias: run.end_var for run in runs for alias in run.aliases}
 
         def visit_var_binding_(self, binding):
             var = binding.var
@@ -111,12 +113,23 @@ def _make_rewriter(mod, flavour: str, records: list):
                 self.set_var_remap(var, self.visit_expr(self.alias_of[var]))
                 return
             chain = self.chains.get(var)
-            if chain is None:
+            if chain is None and var not in self.tails:
                 super().visit_var_binding_(binding)
                 return
-            call = self._conv(chain) if chain.is_conv else self._linear(chain)
+            if chain is None:
+                call = self._tail(self.tails[var])
+            else:
+                call = self._conv(chain) if chain.is_conv else self._linear(chain)
             emit = self.builder_.emit if isinstance(var, relax.DataflowVar) else self.builder_.emit_output
             self.set_var_remap(var, emit(call, name_hint=var.name))
+
+        def _tail(self, tail: QdqTail):
+            start = self.visit_expr(tail.start)
+            shape = tuple(int(v) for v in tail.start.ty.shape)
+            func = qdq_steps_func(shape=shape, steps=tuple(tail.steps))
+            name = f"qdq_steps_{len(self.tails_done)}"
+            self.tails_done.append(name)
+            return relax.call_tir(add_kernel(self.builder_, func, name), [start], relax.TensorType(shape, "float32"))
 
         def _pack(self, chain: Int8Chain, geometry: ConvGeometry, source, name: str):
             func = quantize_pack_func(geometry=geometry, scale=chain.input_scale, zero_point=chain.input_zero_point)

@@ -104,12 +104,13 @@ def _small_model():
         def __init__(self):
             super().__init__()
             self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.depthwise = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)  # stays float: its requantize / clip run fused
             self.conv = torch.nn.Conv2d(8, 8, 3, padding=1)
             self.down = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)
             self.fc = torch.nn.Linear(16, 10)
 
         def forward(self, x):
-            x = torch.relu(self.stem(x))
+            x = torch.nn.functional.relu6(self.depthwise(torch.relu(self.stem(x))))
             x = torch.relu(self.conv(x) + x)
             x = torch.relu(self.down(x))
             return self.fc(x.mean(dim=(2, 3)))
@@ -120,7 +121,7 @@ def _small_model():
 
 @pytest.fixture(scope="module")
 def qdq_model(tmp_path_factory):
-    """A small conv / residual / strided conv / linear model as a symmetric static QDQ ONNX file."""
+    """A small conv / depthwise + ReLU6 / residual / strided conv / linear model as a symmetric static QDQ ONNX file."""
     import onnx
     import torch
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -163,7 +164,8 @@ def test_qdq_model_compiles_to_int8_kernels_matching_onnxruntime(qdq_model, tmp_
     from deploy.tvm.compile import compile_onnx
 
     result = compile_onnx(qdq_model, target="host", out_dir=tmp_path / "tvm", input_shape=(1, 3, 12, 12))
-    assert [layer.choice.kernel for layer in result.layers] == ["int8-conv"] * 3 + ["int8-linear"]
+    assert [layer.choice.kernel for layer in result.layers] == ["int8-conv", "depthwise-conv", "int8-conv", "int8-conv", "int8-linear"]
+    assert "qdq_steps" in result.library_path.read_bytes().decode("latin-1")  # the depthwise output's requantize + clip, fused
     vm = relax.VirtualMachine(tvm.runtime.load_module(str(result.library_path)), tvm.cpu())
     samples = _samples(3)
     actual = np.stack([vm["main"](tvm.runtime.tensor(sample[None])).numpy().reshape(-1) for sample in samples])
@@ -178,7 +180,7 @@ def test_qdq_model_arm64_outputs_under_qemu_match_onnxruntime(qdq_model, tmp_pat
     from deploy.tvm.compile import compile_onnx
 
     result = compile_onnx(qdq_model, target="arm64", out_dir=tmp_path / "tvm", input_shape=(1, 3, 12, 12))
-    assert [layer.choice.kernel for layer in result.layers] == ["int8-conv"] * 3 + ["int8-linear"]
+    assert [layer.choice.kernel for layer in result.layers] == ["int8-conv", "depthwise-conv", "int8-conv", "int8-conv", "int8-linear"]
     bundle = make_arm64_bundle(result.library_path, bundle_dir=tmp_path / "bundle", input_name=result.input_name,
                                input_shape=(1, 3, 12, 12))
     samples = _samples(2)

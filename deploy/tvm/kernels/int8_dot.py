@@ -27,6 +27,8 @@ computes it), ``("relu",)``, ``("clip", lo, hi)`` and ``("residual",)`` (add the
 
 from __future__ import annotations
 
+import math
+
 DOT_FLAVOURS = ("vnni", "generic")
 VNNI_INTRINSIC = "llvm.x86.avx512.vpdpbusd.512"
 QUAD_OFFSET = 128  # u = q + 128 for int8 activations
@@ -81,7 +83,7 @@ def apply_steps(value, steps: tuple, lanes: int, residual=None):
     from tvm.script import tirx as T
 
     def const(number):
-        return T.Broadcast(T.float32(number), lanes)
+        return T.Broadcast(T.float32(number), lanes) if lanes > 1 else T.float32(number)
 
     for step in steps:
         kind = step[0]
@@ -92,7 +94,9 @@ def apply_steps(value, steps: tuple, lanes: int, residual=None):
         elif kind == "relu":
             value = T.max(value, const(0.0))
         elif kind == "clip":
-            value = T.min(T.max(value, const(float(step[1]))), const(float(step[2])))
+            low, high = float(step[1]), float(step[2])
+            value = value if math.isinf(low) else T.max(value, const(low))
+            value = value if math.isinf(high) else T.min(value, const(high))
         elif kind == "residual":
             value = value + residual
         else:

@@ -12,6 +12,10 @@ plus its scales (one for the layer, one or two per output channel: as few as the
     matmul(x, W) ... -> call_tir(ternary_linear | ternary_linear_dense, x, codes, [indices, indptr,] pos, neg, bias)
     conv2d(x, W) ... -> call_tir(ternary_conv, phase_pad(x), codes, offsets, indptr, pos, neg, bias, residual)
 
+A QDQ graph's int8 chains (``DequantizeLinear`` input, int8 weight) go first to
+:mod:`deploy.tvm.int8_qdq_fusion`, which runs them with int8 activations (u8 x s8 -> s32 dot
+products); what it leaves is rewritten here.
+
 Symmetric per-channel int8 weights (:func:`deploy.tvm.quantized_weights.detect_int8`: every
 ``w / scale`` an integer, ``scale = max|w| / 127``) are stored as int8 codes per kept block plus one
 scale per channel (``int8_linear``; the conv kernel with ``R`` codes per block); activations stay

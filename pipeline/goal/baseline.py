@@ -27,19 +27,20 @@ from pipeline.goal.curves import (
     short_term_fine_tune,
 )
 from pipeline.model.bundle import build_model, load_bundle, trusted_archs_for
+from pipeline.model.run_input import RunInput
 from pipeline.runner import data_loader
 
 INPUT_RUN = "input"
 
 
-def search_inputs(steps, *, goals: Goals, model_path: Path, goal_dir: Path, options, kwargs: dict[str, Any], resume: bool, log) -> dict[str, Any]:
+def search_inputs(steps, *, goals: Goals, run_input: RunInput, goal_dir: Path, options, resume: bool, log) -> dict[str, Any]:
     """Curves, records and the dense baseline for :func:`pipeline.goal.search.run_goal_search`."""
     input_dir = goal_dir / INPUT_RUN
-    manifest = execute([], model_path=model_path, run_dir=input_dir, options=options, kwargs=dict(kwargs),
+    manifest = execute([], run_input=run_input, run_dir=input_dir, options=options,
                        resume=resume and input_dir.exists(), until=None, dry_run=False, log=log)
     bundle_path = input_dir / manifest["inputs"]["model"]["path"]
     bundle = load_bundle(bundle_path)
-    trusted = trusted_archs_for(model_path, arch=kwargs.get("arch"), trust_pickle=options.trust_pickle)
+    trusted = trusted_archs_for(run_input.model_path, arch=run_input.arch, trust_pickle=options.trust_pickle)
     model = build_model(bundle, trust_pickle=options.trust_pickle, trusted_archs=trusted).eval()
     data = data_loader(options)(bundle.input_shape)
     example = data.test_x[:1]  # only its shape is used

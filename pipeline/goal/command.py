@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from deploy.report.goal import goal_lines
 from pipeline.cli.execute import summarise
 from pipeline.errors import AccuracyBudgetError
 from pipeline.goal.config import Goals
 from pipeline.goal.search import GoalNotMetError, goal_failure, run_goal_search
+from pipeline.model.run_input import RunInput
 
 
-def run_goal(steps, *, goals: Goals, model_path: Path, run_dir: Path, options, kwargs: dict[str, Any], resume: bool, log, as_json: bool) -> None:
+def run_goal(steps, *, goals: Goals, run_input: RunInput, run_dir: Path, options, resume: bool, log, as_json: bool) -> None:
     """Run the goal search and summarise its shipped run like any run; a missed goal exits 3
     (:class:`pipeline.goal.search.GoalNotMetError`) after the best candidate is in ``run_dir``."""
 
-    manifest, state = run_goal_search(steps, goals=goals, model_path=model_path, run_dir=run_dir, options=options, kwargs=kwargs, resume=resume, log=log)
+    manifest, state = run_goal_search(steps, goals=goals, run_input=run_input, run_dir=run_dir, options=options, resume=resume, log=log)
     shipped = next(c for c in state["candidates"] if c["index"] == state["shipped"])
     for line in goal_lines(shipped):
         log(f"goal: {line}")

@@ -12,7 +12,8 @@ Adjustment after a measured candidate (NetAdapt's loop closed on the real artifa
 ECCV 2018): the time outside the layers' kernels is re-calibrated from the measured speed-up,
 ``T_fixed = T_ort / S_measured - sum_l t_l(k_l)`` (and the size likewise), and the allocation is
 searched again from the current levels (never lowering one); when only accuracy misses, the
-next candidate fine-tunes one epoch longer. The search stops when every goal is met, when the
+allocation is searched afresh on the calibrated prediction (so no layer is pruned beyond what the
+goals need) and the next candidate fine-tunes one epoch longer. The search stops when every goal is met, when the
 budget cannot hold another candidate, or when nothing new is left to try.
 """
 
@@ -34,12 +35,14 @@ from pipeline.goal.baseline import search_inputs
 from pipeline.goal.config import Goals
 from pipeline.goal.verify import best_candidate, check_goals_met, measured_values
 from pipeline.manifest import MANIFEST_NAME, read_manifest
+from pipeline.model.run_input import RunInput
 from pipeline.recipe import Step
 from pipeline.stages.prune import PruneConfig
 
 GOAL_DIR = "goal"
 SEARCH_FILE = "search.json"
 FIRST_CANDIDATE_GUESS_S = 90.0
+CALIBRATED_MARGIN = 1.03  # beyond the goals once the prediction is calibrated on a measured candidate
 
 
 class GoalNotMetError(AccuracyBudgetError):
@@ -48,7 +51,7 @@ class GoalNotMetError(AccuracyBudgetError):
     exit_code = 3
 
 
-def run_goal_search(steps: list[Step], *, goals: Goals, model_path: Path, run_dir: Path, options, kwargs: dict[str, Any], resume: bool, log) -> tuple[dict[str, Any], dict[str, Any]]:
+def run_goal_search(steps: list[Step], *, goals: Goals, run_input: RunInput, run_dir: Path, options, resume: bool, log) -> tuple[dict[str, Any], dict[str, Any]]:
     """Search, ship the best candidate into ``run_dir``; returns ``(manifest, search record)``."""
     run_dir = Path(run_dir)
     goal_dir = run_dir / GOAL_DIR
@@ -59,13 +62,13 @@ def run_goal_search(steps: list[Step], *, goals: Goals, model_path: Path, run_di
     started = time.monotonic() - (state or {}).get("seconds", 0.0)
     fresh = not run_dir.exists()
     try:
-        inputs = search_inputs(steps, goals=goals, model_path=model_path, goal_dir=goal_dir, options=options, kwargs=kwargs, resume=resume, log=log)
+        inputs = search_inputs(steps, goals=goals, run_input=run_input, goal_dir=goal_dir, options=options, resume=resume, log=log)
     except BaseException:
         if fresh:  # refused before anything was measured: leave nothing behind
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     state = state or _new_state(goals, inputs)
-    _search(steps, goals=goals, model_path=model_path, goal_dir=goal_dir, options=options, kwargs=kwargs, state=state, inputs=inputs,
+    _search(steps, goals=goals, run_input=run_input, goal_dir=goal_dir, options=options, state=state, inputs=inputs,
             started=started, state_path=state_path, log=log)
     best = best_candidate(state["candidates"])
     if best is None:
@@ -101,19 +104,20 @@ def _load_state(path: Path, goals: Goals) -> dict[str, Any] | None:
     if not path.exists():
         return None
     state = json.loads(path.read_text(encoding="utf-8"))
-    if state.get("goals") != goals.to_dict():
+    if {**state.get("goals", {}), "search_budget": None} != {**goals.to_dict(), "search_budget": None}:
         raise UserError(f"cannot --resume {path.parent.parent}: it searched other goals ({state.get('goals')})")
+    state["goals"] = goals.to_dict()  # a resumed search may be given a longer --search-budget
     return state
 
 
-def _search(steps, *, goals: Goals, model_path, goal_dir: Path, options, kwargs, state, inputs, started: float, state_path: Path, log) -> None:
+def _search(steps, *, goals: Goals, run_input: RunInput, goal_dir: Path, options, state, inputs, started: float, state_path: Path, log) -> None:
     curves = inputs["curves"]
     dense_ms = state["dense"]["onnxruntime_ms"]
     budget_s = goals.search_budget * 60.0
     adjust = state["adjust"]
-    margin = goals.margin
     while True:
         done = [c for c in state["candidates"] if c.get("goals") is not None]
+        margin = goals.margin if not done else CALIBRATED_MARGIN
         guess = max((c["seconds"] for c in done), default=FIRST_CANDIDATE_GUESS_S)
         elapsed = time.monotonic() - started
         if done and elapsed + guess > budget_s:
@@ -127,8 +131,8 @@ def _search(steps, *, goals: Goals, model_path, goal_dir: Path, options, kwargs,
         if any((tuple(sorted(c["levels"].items())), c["epochs"]) == key for c in done):
             log("goal: the next allocation was already measured: nothing new to try")
             return
-        candidate = _run_candidate(steps, allocation, goals=goals, epochs=adjust["epochs"], index=len(done), model_path=model_path,
-                                   goal_dir=goal_dir, options=options, kwargs=kwargs, dense_ms=dense_ms, log=log)
+        candidate = _run_candidate(steps, allocation, goals=goals, epochs=adjust["epochs"], index=len(done), run_input=run_input,
+                                   goal_dir=goal_dir, options=options, dense_ms=dense_ms, log=log)
         state["candidates"] = done + [candidate]
         state["seconds"] = time.monotonic() - started
         write_json(state_path, state)
@@ -152,7 +156,8 @@ def _adjust(adjust: dict[str, Any], candidate: dict[str, Any], curves, allocatio
     if missed & {"min_speedup", "max_size_kib"}:
         adjust["levels"] = dict(allocation.levels)
     elif missed & {"max_accuracy_drop", "max_robust_drop"}:
-        adjust["epochs"] += 1
+        adjust["levels"] = None  # fast enough: allocate afresh on the calibrated prediction (no more than needed) ...
+        adjust["epochs"] += 1  # ... and fine-tune longer
 
 
 def _candidate_steps(steps: list[Step], sparsity: dict[str, float], *, goals: Goals, epochs: int) -> list[Step]:
@@ -168,14 +173,14 @@ def _candidate_steps(steps: list[Step], sparsity: dict[str, float], *, goals: Go
     return [Step("prune", config) if s is prune else s for s in kept]
 
 
-def _run_candidate(steps, allocation, *, goals: Goals, epochs: int, index: int, model_path, goal_dir: Path, options, kwargs, dense_ms: float, log) -> dict[str, Any]:
+def _run_candidate(steps, allocation, *, goals: Goals, epochs: int, index: int, run_input: RunInput, goal_dir: Path, options, dense_ms: float, log) -> dict[str, Any]:
     name = f"candidate-{index:02d}"
     candidate_dir = goal_dir / name
     log(f"goal: {name}: " + ", ".join(f"{fqn} {s:.2f}" for fqn, s in allocation.sparsity.items())
         + f"; predicted {dense_ms / 1000.0 / allocation.latency_s:.2f}x, calibration accuracy -{100 * allocation.loss:.2f} points, {epochs} fine-tune epoch(s)")
     start = time.monotonic()
-    manifest = execute(_candidate_steps(steps, allocation.sparsity, goals=goals, epochs=epochs), model_path=model_path, run_dir=candidate_dir,
-                       options=options, kwargs=dict(kwargs), resume=(candidate_dir / MANIFEST_NAME).exists(), until=None, dry_run=False,
+    manifest = execute(_candidate_steps(steps, allocation.sparsity, goals=goals, epochs=epochs), run_input=run_input, run_dir=candidate_dir,
+                       options=options, resume=(candidate_dir / MANIFEST_NAME).exists(), until=None, dry_run=False,
                        log=lambda line: log(f"  {name}: {line}"))
     report = _report_of(manifest, candidate_dir)
     measured = measured_values(report)

@@ -43,20 +43,26 @@ def pareto_png(search: dict[str, Any]) -> bytes:
     dense = search.get("dense", {})
     goals = search.get("goals", {})
     shipped = search.get("shipped")
-    for axes, key, label in ((by_latency, "latency_ms", "latency, ms (TVM, batch 1, median)"), (by_size, "size_kib", "ONNX size, KiB")):
-        xs = [c["measured"].get(key) for c in candidates]
+    base_ms = dense.get("onnxruntime_ms")
+    latency = {c["index"]: base_ms / c["measured"]["speedup"] if base_ms and c["measured"].get("speedup") else c["measured"].get("latency_ms") for c in candidates}
+    for axes, key, label in ((by_latency, "latency_ms", "latency, ms (dense onnxruntime / measured speed-up)"), (by_size, "size_kib", "ONNX size, KiB")):
+        xs = [latency[c["index"]] if key == "latency_ms" else c["measured"].get(key) for c in candidates]
         ys = [100.0 * (c["measured"].get("accuracy") or 0.0) for c in candidates]
         axes.scatter(xs, ys, color="tab:blue", label="candidates", zorder=3)
         for candidate, x, y in zip(candidates, xs, ys):
             axes.annotate(str(candidate["index"]), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
             if candidate["index"] == shipped:
                 axes.scatter([x], [y], marker="*", s=220, color="tab:red", label="shipped", zorder=4)
+        dense_x = base_ms if key == "latency_ms" else (dense.get("onnx_bytes") or 0) / 1024.0
+        if dense.get("accuracy") is not None and dense_x:
+            axes.scatter([dense_x], [100.0 * dense["accuracy"]], marker="s", color="tab:gray", label="dense input", zorder=3)
         if dense.get("accuracy") is not None and goals.get("max_accuracy_drop") is not None:
             axes.axhline(100.0 * (dense["accuracy"] - goals["max_accuracy_drop"]), color="tab:green", linestyle="--", label="accuracy goal")
         if key == "latency_ms" and goals.get("min_speedup") and dense.get("onnxruntime_ms"):
             axes.axvline(dense["onnxruntime_ms"] / goals["min_speedup"], color="tab:orange", linestyle="--", label="speed-up goal")
         if key == "size_kib" and goals.get("max_size_kib"):
             axes.axvline(goals["max_size_kib"], color="tab:orange", linestyle="--", label="size goal")
+        axes.set_xscale("log")
         axes.set_xlabel(label)
         axes.set_ylabel("test accuracy, %")
         axes.grid(alpha=0.3)

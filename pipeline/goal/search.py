@@ -134,6 +134,7 @@ def _search(steps, *, goals: Goals, run_input: RunInput, goal_dir: Path, options
         candidate = _run_candidate(steps, allocation, goals=goals, epochs=adjust["epochs"], index=len(done), run_input=run_input,
                                    goal_dir=goal_dir, options=options, dense_ms=dense_ms, log=log)
         state["candidates"] = done + [candidate]
+        state["dense"]["accuracy"] = candidate["measured"].get("dense_accuracy")  # the report's, on the test split
         state["seconds"] = time.monotonic() - started
         write_json(state_path, state)
         checks = candidate["goals"]

@@ -45,6 +45,16 @@ def test_sparse_packing_skips_all_zero_blocks_and_compensates_the_offset():
     assert init[5] == -131 * int(codes[5].astype(np.int64).sum())
 
 
+def test_a_requantize_repeated_after_relu_is_dropped_and_others_are_kept():
+    from deploy.tvm.kernels.int8_dot import simplified_steps
+
+    residual_block = (("qdq", 0.5, 0), ("residual",), ("qdq", 0.25, 0), ("relu",), ("qdq", 0.25, 0))
+    assert simplified_steps(residual_block) == residual_block[:4]
+    relu6 = (("qdq", 0.5, 0), ("clip", 0.0, 6.0), ("qdq", 0.5, 0))  # 6 / 0.5 is on the grid, but clip is kept general
+    assert simplified_steps(relu6) == relu6
+    assert simplified_steps((("qdq", 0.5, 0), ("relu",), ("qdq", 0.25, 0))) == (("qdq", 0.5, 0), ("relu",), ("qdq", 0.25, 0))
+
+
 def _build(func, flavour_target="llvm"):
     import tvm
 

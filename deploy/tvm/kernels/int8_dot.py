@@ -23,6 +23,9 @@ The epilogue is a list of float steps applied in vector registers before the onl
 graph's own operations in order: ``("qdq", scale, zero_point)`` (QuantizeLinear then
 DequantizeLinear: ``(clamp(round_half_even(v / s) + z, -128, 127) - z) * s``, as onnxruntime
 computes it), ``("relu",)``, ``("clip", lo, hi)`` and ``("residual",)`` (add the residual operand).
+A requantize that repeats the previous one with only ReLUs between is dropped (exact: ReLU keeps
+values on the grid); each requantize divides like QuantizeLinear (a reciprocal multiply would round
+differently at ties).
 """
 
 from __future__ import annotations
@@ -78,10 +81,24 @@ def host_dot_flavour(vector_floats: int) -> str:
     return "vnni" if codegen.target_has_features(["avx512vnni"], host) else "generic"
 
 
+def simplified_steps(steps: tuple) -> tuple:
+    """``steps`` without a requantize that repeats the previous one with only ReLUs between: ReLU maps
+    the ``(s, z)`` grid into itself (0 is the code ``z``), so the second rounding changes nothing."""
+    kept, grid = [], None
+    for step in steps:
+        if step[0] == "qdq" and grid == (step[1], step[2]):
+            continue
+        if step[0] != "relu":
+            grid = (step[1], step[2]) if step[0] == "qdq" else None
+        kept.append(step)
+    return tuple(kept)
+
+
 def apply_steps(value, steps: tuple, lanes: int, residual=None):
     """``value`` (float32 x lanes) after the epilogue ``steps`` (see the module docstring)."""
     from tvm.script import tirx as T
 
+    steps = simplified_steps(steps)
     def const(number):
         return T.Broadcast(T.float32(number), lanes) if lanes > 1 else T.float32(number)
 
@@ -89,7 +106,7 @@ def apply_steps(value, steps: tuple, lanes: int, residual=None):
         kind = step[0]
         if kind == "qdq":
             scale, zero = float(step[1]), float(step[2])
-            level = T.nearbyint(value / const(scale)) + const(zero)
+            level = T.nearbyint(value / const(scale)) + const(zero)  # divide as QuantizeLinear does: the same ties
             value = (T.min(T.max(level, const(-128.0)), const(127.0)) - const(zero)) * const(scale)
         elif kind == "relu":
             value = T.max(value, const(0.0))

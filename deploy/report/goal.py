@@ -118,7 +118,8 @@ def goal_markdown(search: dict[str, Any], *, plot_name: str = "pareto.png") -> s
         f"reference {fmt_ratio_pct(calibration.get('reference_accuracy'))}). "
         f"Kernel times: each layer compiled alone for the host and timed at {search.get('threads', 1)} thread(s) on "
         f"{table.get('cpu', '?')} (kernel version {table.get('kernel_version', '?')})"
-        + ("; the target is not this machine: these are estimates for it." if table.get("estimate") else "."), "",
+        + ("; the target is not this machine: these tables, and the speed-up goal checked on this machine's host build of "
+           "the same model, are estimates for it (compress bench-device measures the target's library on a device)." if table.get("estimate") else "."), "",
         *_allocation_rows(search), "",
         "## Candidates", "",
         *_candidate_rows(search), "",

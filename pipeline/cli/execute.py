@@ -19,8 +19,8 @@ from pipeline.errors import AccuracyBudgetError, RunInterrupted, UserError
 from pipeline.manifest import MANIFEST_NAME
 from pipeline.model.bundle import trusted_archs_for
 from pipeline.model.importers import import_model
-from pipeline.model.input_shape import parse_shape
 from pipeline.model.onnx_input import onnx_input_bytes, onnx_run_notice
+from pipeline.model.run_input import RunInput
 from pipeline.recipe import Step
 from pipeline.run_files import run_path
 from pipeline.run_lock import LOCK_NAME, check_run_dir, run_lock
@@ -39,22 +39,22 @@ def default_run_dir(model_path: Path, target: str) -> Path:
 def execute(
     steps: list[Step],
     *,
-    model_path: Path,
+    run_input: RunInput,
     run_dir: Path,
     options: RunOptions,
-    kwargs: dict[str, Any],
     resume: bool,
     until: str | None,
     dry_run: bool,
     log,
 ) -> dict[str, Any]:
-    """Run ``steps`` on ``model_path`` into ``run_dir``; returns the manifest.
+    """Run ``steps`` on ``run_input``'s model into ``run_dir``; returns the manifest.
 
     The run directory is checked (and locked) before anything is written into it.
     """
     _apply_threads(options.threads)
     check_steps(steps_until(steps, until))  # a refused setting leaves nothing behind: checked before anything is made
-    options = replace(options, trusted_archs=trusted_archs_for(model_path, arch=kwargs.get("arch"), trust_pickle=options.trust_pickle),
+    model_path = run_input.model_path
+    options = replace(options, trusted_archs=trusted_archs_for(model_path, arch=run_input.arch, trust_pickle=options.trust_pickle),
                       model_source=str(model_path))
     guarded = distributed.is_main()  # under torchrun only rank 0 owns the run directory
     if guarded:
@@ -66,7 +66,7 @@ def execute(
             locked = True
             if guarded:
                 check_run_dir(run_dir, resume=resume)  # another process may have finished a run here meanwhile
-            return _execute(steps, model_path=model_path, run_dir=run_dir, options=options, kwargs=kwargs, resume=resume, until=until, dry_run=dry_run, log=log)
+            return _execute(steps, run_input=run_input, run_dir=run_dir, options=options, resume=resume, until=until, dry_run=dry_run, log=log)
     except BaseException:
         if fresh and locked:  # only what this process made, under its own lock
             _remove_unstarted(run_dir, existed=existed)
@@ -90,21 +90,21 @@ def _remove_unstarted(run_dir: Path, *, existed: bool) -> None:
             pass
 
 
-def _execute(steps, *, model_path, run_dir, options, kwargs, resume, until, dry_run, log) -> dict[str, Any]:
+def _execute(steps, *, run_input: RunInput, run_dir, options, resume, until, dry_run, log) -> dict[str, Any]:
     # the other ranks of a torchrun keep their copy of the input out of the shared directory
     input_root = run_dir if distributed.is_main() else Path(tempfile.mkdtemp(prefix="compress-input-"))
     load_data = data_loader(options)
-    if model_path.suffix == ".onnx":
+    if run_input.is_onnx:
         steps = _from_compile(steps, log=log)
-        onnx_path = _checked_onnx(model_path)
-        onnx_bytes = onnx_input_bytes(onnx_path, sample_shape=parse_shape(kwargs.get("input_shape"), what="--input-shape"))
+        onnx_path = _checked_onnx(run_input.model_path)
+        onnx_bytes = onnx_input_bytes(onnx_path, sample_shape=run_input.input_shape)
         external = _onnx_external_files(onnx_path)
         if not dry_run:
             for relative in external:
                 _input_copy((onnx_path.parent / relative).read_bytes(), input_root / INPUT_DIR / relative, resume=resume)
         initial = {"onnx": onnx_path if dry_run else _input_copy(onnx_bytes, input_root / INPUT_DIR / onnx_path.name, resume=resume)}
     else:
-        initial = {"model": _import_input(model_path, input_root, options, kwargs, dry_run=dry_run, resume=resume, load_data=load_data, log=log)}
+        initial = {"model": _import_input(run_input, input_root, options, dry_run=dry_run, resume=resume, load_data=load_data, log=log)}
     runner = Runner(steps, run_dir=run_dir, options=options, log=log, load_data=load_data)
     try:
         return runner.run(initial, resume=resume, until=until, dry_run=dry_run)
@@ -165,17 +165,17 @@ def _onnx_external_files(path: Path) -> list[Path]:
     return sorted(files)
 
 
-def _import_input(model_path: Path, run_dir: Path, options: RunOptions, kwargs: dict[str, Any], *, dry_run: bool, resume: bool, load_data, log) -> Path:
+def _import_input(run_input: RunInput, run_dir: Path, options: RunOptions, *, dry_run: bool, resume: bool, load_data, log) -> Path:
     bundle = import_model(
-        model_path,
-        arch=kwargs.get("arch"),
-        input_shape=parse_shape(kwargs.get("input_shape"), what="--input-shape"),
+        run_input.model_path,
+        arch=run_input.arch,
+        input_shape=run_input.input_shape,
         trust_pickle=options.trust_pickle,
     )
     data = load_data(bundle.input_shape)  # the data, checked against the model's input shape before any stage
     log(describe_data(data))
     if dry_run:
-        return model_path.resolve()
+        return run_input.model_path.resolve()
     return _input_copy(torch_bytes(bundle.to_dict()), run_dir / INPUT_DIR / "model.pt", resume=resume)
 
 

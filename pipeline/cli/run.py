@@ -18,6 +18,7 @@ from pipeline.errors import AccuracyBudgetError, RunInterrupted, UserError
 from pipeline.goal.command import run_goal
 from pipeline.goal.config import goal_options, goals_from_run
 from pipeline.manifest import read_manifest
+from pipeline.model.run_input import RunInput
 from pipeline.recipe import load_recipe
 from pipeline.training import distributed
 
@@ -65,15 +66,15 @@ def _run(obj, model, target, recipe, until, device, budgets, *, as_json: bool, *
     steps = apply_overrides(_with_target(load_recipe(recipe), target), kwargs)
     if max_robust_drop is not None:
         _check_robust_report(steps, until)
-    model_path = model or EXAMPLE_MODEL
-    run_dir = Path(kwargs.pop("out_dir") or default_run_dir(model_path, target))
+    run_input = RunInput.from_flags(model or EXAMPLE_MODEL, arch=kwargs.pop("arch"), input_shape=kwargs.pop("input_shape"))
+    run_dir = Path(kwargs.pop("out_dir") or default_run_dir(run_input.model_path, target))
     resume, dry_run = kwargs.pop("resume"), kwargs.pop("dry_run")
     kwargs["quiet"] = bool(obj and obj.get("quiet"))
     options = build_run_options(kwargs, target=target, device=device, max_accuracy_drop=max_accuracy_drop)
     if goals.searches and not dry_run:  # a speed / size goal: search the per-layer allocation (pipeline.goal)
-        return run_goal(steps, goals=goals, model_path=model_path, run_dir=run_dir, options=options, kwargs=kwargs, resume=resume, log=log_function(obj), as_json=as_json)
+        return run_goal(steps, goals=goals, run_input=run_input, run_dir=run_dir, options=options, resume=resume, log=log_function(obj), as_json=as_json)
     manifest = execute(
-        steps, model_path=model_path, run_dir=run_dir, options=options, kwargs=kwargs,
+        steps, run_input=run_input, run_dir=run_dir, options=options,
         resume=resume, until=until, dry_run=dry_run, log=log_function(obj) if distributed.is_main() else _silent,
     )
     if not dry_run and distributed.is_main():  # under torchrun only rank 0 reports

@@ -16,6 +16,7 @@ from pipeline.cli.options import (
     run_options,
 )
 from pipeline.config import config_from_dict
+from pipeline.model.run_input import RunInput
 from pipeline.recipe import Step
 from pipeline.stages import stage_class
 from pipeline.training import distributed
@@ -33,12 +34,13 @@ def make_command(name: str) -> click.Command:
         values = config_values(stage.Config, kwargs)
         config = config_from_dict(stage.Config, values, where=f"compress {name}")
         target = getattr(config, "target", reference_target().name)
+        run_input = RunInput.from_flags(input_path, arch=kwargs.pop("arch"), input_shape=kwargs.pop("input_shape"))
         run_dir = Path(kwargs.pop("out_dir") or default_run_dir(input_path, name))
         resume, dry_run, as_json = kwargs.pop("resume"), kwargs.pop("dry_run"), kwargs.pop("as_json")
         kwargs["quiet"] = bool(obj and obj.get("quiet"))
         options = build_run_options(kwargs, target=target)
         manifest = execute(
-            [Step(name, config)], model_path=input_path, run_dir=run_dir, options=options, kwargs=kwargs,
+            [Step(name, config)], run_input=run_input, run_dir=run_dir, options=options,
             resume=resume, until=None, dry_run=dry_run, log=log_function(obj) if distributed.is_main() else _silent,
         )
         if not dry_run and distributed.is_main():  # under torchrun only rank 0 reports

@@ -6,8 +6,9 @@ import torch
 
 from compress.models import create_model
 from pipeline.errors import UserError
-from pipeline.model.importers import import_model
 from pipeline.model.bundle import build_model, save_bundle
+from pipeline.model.importers import import_model
+from pipeline.model.run_input import RunInput
 
 
 class _Exploit:
@@ -121,3 +122,17 @@ def test_import_model_torch_export_program_is_accepted(tmp_path):
     bundle = import_model(path, input_shape=(1, 28, 28))
     assert bundle.arch.startswith("export:")
     assert torch.allclose(build_model(bundle, trusted_archs=(bundle.arch,))(torch.ones(1, 1, 28, 28)), model(torch.ones(1, 1, 28, 28)), atol=1e-6)
+
+
+def test_run_input_from_flags_holds_the_parsed_shape_and_arch(tmp_path):
+    run_input = RunInput.from_flags(tmp_path / "model.onnx", arch="", input_shape="1x28x28")
+
+    assert run_input.input_shape == (1, 28, 28)
+    assert run_input.arch is None
+    assert run_input.is_onnx
+
+
+@pytest.mark.parametrize("shape", ["1,a,28", "0,28,28", "65536,65536,1"])
+def test_run_input_from_flags_refuses_a_bad_input_shape_in_one_line(tmp_path, shape):
+    with pytest.raises(UserError, match="--input-shape"):
+        RunInput.from_flags(tmp_path / "model.pt", arch="lenet5", input_shape=shape)

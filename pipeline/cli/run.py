@@ -11,10 +11,10 @@ import click
 
 from deploy.tvm.targets import DEFAULT_TARGET, list_targets
 from pipeline.cli import log_function
-from pipeline.cli.execute import EXAMPLE_MODEL, default_run_dir, execute, summarise
 from pipeline.cli.options import build_run_options, run_options
 from pipeline.cli.overrides import apply_overrides, training_overrides
 from pipeline.errors import AccuracyBudgetError, RunInterrupted, UserError
+from pipeline.execute import EXAMPLE_MODEL, default_run_dir, execute, summarise
 from pipeline.goal.command import run_goal
 from pipeline.goal.config import goal_options, goals_from_run
 from pipeline.manifest import read_manifest

@@ -8,7 +8,6 @@ import click
 
 from deploy.tvm.targets import reference_target
 from pipeline.cli import log_function
-from pipeline.cli.execute import default_run_dir, execute, summarise
 from pipeline.cli.options import (
     build_run_options,
     config_options,
@@ -16,6 +15,7 @@ from pipeline.cli.options import (
     run_options,
 )
 from pipeline.config import config_from_dict
+from pipeline.execute import default_run_dir, execute, summarise
 from pipeline.model.run_input import RunInput
 from pipeline.recipe import Step
 from pipeline.stages import stage_class

@@ -15,7 +15,7 @@ from deploy.bench.machine import cpu_model
 from deploy.runtimes import load_session
 from deploy.tvm.targets import reference_target
 from pipeline.atomic import sha256_file
-from pipeline.cli.execute import execute
+from pipeline.execute import execute
 from pipeline.goal.config import Goals
 from pipeline.goal.curves import (
     calibration_evaluator,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from deploy.report.goal import goal_lines
-from pipeline.cli.execute import summarise
 from pipeline.errors import AccuracyBudgetError
+from pipeline.execute import summarise
 from pipeline.goal.config import Goals
 from pipeline.goal.search import GoalNotMetError, goal_failure, run_goal_search
 from pipeline.model.run_input import RunInput

@@ -29,8 +29,8 @@ from compress.search import greedy_allocation
 from deploy.report import load_report
 from deploy.report.goal import goal_lines, write_goal_report
 from pipeline.atomic import write_json
-from pipeline.cli.execute import execute
 from pipeline.errors import AccuracyBudgetError, UserError
+from pipeline.execute import execute
 from pipeline.goal.baseline import search_inputs
 from pipeline.goal.config import Goals
 from pipeline.goal.verify import best_candidate, check_goals_met, measured_values

@@ -1,4 +1,5 @@
-"""Shared by ``compress run`` and the one-stage commands: resolve the input, run the recipe, summarise."""
+"""Run a recipe on a model file: check and lock the run directory, copy the input into it, run the
+stages, summarise. Used by ``compress run``, the one-stage commands and the goal search."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from pipeline.stage import RunOptions
 from pipeline.training import distributed
 
 INPUT_DIR = "00-input"
-EXAMPLE_MODEL = Path(__file__).resolve().parent.parent / "examples" / "lenet5_mnist.pt"
+EXAMPLE_MODEL = Path(__file__).resolve().parent / "examples" / "lenet5_mnist.pt"
 
 
 def default_run_dir(model_path: Path, target: str) -> Path:

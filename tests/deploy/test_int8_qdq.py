@@ -175,7 +175,8 @@ def test_qdq_model_compiles_to_int8_kernels_matching_onnxruntime(qdq_model, tmp_
 
     result = compile_onnx(qdq_model, target="host", out_dir=tmp_path / "tvm", input_shape=(1, 3, 12, 12))
     assert [layer.choice.kernel for layer in result.layers] == ["int8-conv", "depthwise-conv", "int8-conv", "int8-conv", "int8-linear"]
-    assert "qdq_steps" in result.library_path.read_bytes().decode("latin-1")  # the depthwise output's requantize + clip, fused
+    library = result.library_path.read_bytes().decode("latin-1")
+    assert "qdq_steps" in library  # the depthwise output's requantize + clip, fused
     vm = relax.VirtualMachine(tvm.runtime.load_module(str(result.library_path)), tvm.cpu())
     samples = _samples(3)
     actual = np.stack([vm["main"](tvm.runtime.tensor(sample[None])).numpy().reshape(-1) for sample in samples])

@@ -21,6 +21,7 @@ from deploy.tvm.conv_weights import encode_conv_taps
 from deploy.tvm.kernels.conv_geometry import ConvGeometry
 from deploy.tvm.kernels.ternary_conv import TernaryConvLayout, conv_code_dtype
 from deploy.tvm.kernels.ternary_linear import BINARY_CODE_DTYPES, CODE_DTYPES
+from deploy.tvm.linear_weights import encode_linear_blocks
 from deploy.tvm.row_blocks import block_structure, row_blocks
 
 RELATIVE_TOLERANCE = 1e-6  # magnitudes equal up to float rounding (e.g. a folded batch norm's scale)
@@ -244,8 +245,6 @@ def pack_conv_codes(weight: TernaryWeight | Int8Weight, *, shape: tuple[int, int
 def pack_int8_linear(weight: Int8Weight, *, block_rows: int, unroll: int) -> PackedCodes:
     """``R x 1`` blocks of int8 codes (``R`` codes per stored block, ``words`` is int8 ``[nnz * R]``):
     the dense form when no block is zero, else the kept blocks of each row padded to ``unroll``."""
-    from deploy.tvm.linear_weights import encode_linear_blocks
-
     blocks = encode_linear_blocks(weight.codes.astype(np.float32), block_rows=block_rows, unroll=unroll)
     if blocks.zero_block_ratio == 0.0:
         dense = row_blocks(weight.codes, block_rows).transpose(0, 2, 1)  # [rows, in, R]

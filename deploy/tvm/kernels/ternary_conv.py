@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from deploy.tvm.kernels.conv_geometry import ConvGeometry
 from deploy.tvm.kernels.direct_conv import ConvTile, Epilogue, broadcast, epilogue_function, ramp, vector_type
+from deploy.tvm.kernels.ternary_linear import lane_masks
 
 CONV_CODE_DTYPES = {1: "uint8", 2: "uint8", 4: "uint8", 8: "uint16", 16: "uint32", 32: "uint64"}
 CONV_BINARY_CODE_DTYPES = {1: "uint8", 2: "uint8", 4: "uint8", 8: "uint8", 16: "uint16", 32: "uint32"}
@@ -64,8 +65,6 @@ def ternary_conv_func(*, geometry: ConvGeometry, tile: ConvTile, layout: Ternary
     block); scales are padded to whole block rows (``O / R * R``), bias has ``O`` entries.
     """
     from tvm.script import tirx as T
-
-    from deploy.tvm.kernels.ternary_linear import lane_masks
 
     g = geometry
     n_b, c_out, h_out, w_out = g.batch, g.out_channels, g.out_height, g.out_width

@@ -11,9 +11,9 @@ and the latency tables are reused).
 Adjustment after a measured candidate (NetAdapt's loop closed on the real artifact, Yang et al.,
 ECCV 2018): the time outside the layers' kernels is re-calibrated from the measured speed-up,
 ``T_fixed = T_ort / S_measured - sum_l t_l(k_l)`` (and the size likewise), and the allocation is
-searched again from the current levels (never lowering one); when only accuracy misses, the
-allocation is searched afresh on the calibrated prediction (so no layer is pruned beyond what the
-goals need) and the next candidate fine-tunes one epoch longer. The search stops when every goal is met, when the
+searched again from the current levels (never lowering one) when speed or size misses, afresh on
+the calibrated prediction when they are met (so no layer is pruned beyond what the goals need); when
+accuracy misses, the next candidate also fine-tunes one epoch longer. The search stops when every goal is met, when the
 budget cannot hold another candidate, or when nothing new is left to try.
 """
 
@@ -156,9 +156,10 @@ def _adjust(adjust: dict[str, Any], candidate: dict[str, Any], curves, allocatio
         adjust["fixed_size_bytes"] = measured["size_kib"] * 1024.0 - weights
     if missed & {"min_speedup", "max_size_kib"}:
         adjust["levels"] = dict(allocation.levels)
-    elif missed & {"max_accuracy_drop", "max_robust_drop"}:
-        adjust["levels"] = None  # fast enough: allocate afresh on the calibrated prediction (no more than needed) ...
-        adjust["epochs"] += 1  # ... and fine-tune longer
+    else:
+        adjust["levels"] = None  # fast and small enough: allocate afresh on the calibrated prediction (no more than needed)
+    if missed & {"max_accuracy_drop", "max_robust_drop"}:
+        adjust["epochs"] += 1  # and fine-tune longer
 
 
 def _candidate_steps(steps: list[Step], sparsity: dict[str, float], *, goals: Goals, epochs: int) -> list[Step]:

@@ -114,7 +114,7 @@ def _search(steps, *, goals: Goals, run_input: RunInput, goal_dir: Path, options
     curves = inputs["curves"]
     dense_ms = state["dense"]["onnxruntime_ms"]
     budget_s = goals.search_budget * 60.0
-    adjust = state["adjust"]
+    adjust = state["adjust"] = _replayed(state["candidates"], inputs, curves, goals=goals, dense_ms=dense_ms)
     while True:
         done = [c for c in state["candidates"] if c.get("goals") is not None]
         margin = goals.margin if not done else CALIBRATED_MARGIN
@@ -141,21 +141,33 @@ def _search(steps, *, goals: Goals, run_input: RunInput, goal_dir: Path, options
         log(f"goal: candidate {candidate['index']}: " + "; ".join(f"{c['goal']} {'met' if c['met'] else 'missed'}" for c in checks))
         if all(c["met"] for c in checks):
             return
-        _adjust(adjust, candidate, curves, allocation, goals=goals, dense_ms=dense_ms)
+        _adjust(adjust, candidate, curves, dense_ms=dense_ms)
 
 
-def _adjust(adjust: dict[str, Any], candidate: dict[str, Any], curves, allocation, *, goals: Goals, dense_ms: float) -> None:
-    """Re-calibrate the fixed latency / size from the measurement; fine-tune longer when only accuracy misses."""
+def _replayed(candidates: list[dict[str, Any]], inputs: dict[str, Any], curves, *, goals: Goals, dense_ms: float) -> dict[str, Any]:
+    """The adjustment state after the measured candidates, replayed from the start (a resumed search
+    continues exactly as an uninterrupted one would)."""
+    adjust = {"fixed_latency_s": inputs["fixed_latency_s"], "fixed_size_bytes": inputs["fixed_size_bytes"], "epochs": goals.epochs, "levels": None}
+    for candidate in candidates:
+        if candidate.get("goals") is not None:
+            _adjust(adjust, candidate, curves, dense_ms=dense_ms)
+    return adjust
+
+
+def _adjust(adjust: dict[str, Any], candidate: dict[str, Any], curves, *, dense_ms: float) -> None:
+    """Re-calibrate the fixed latency / size from the measurement, step the levels or start afresh,
+    fine-tune longer when accuracy misses."""
     measured = candidate["measured"]
     missed = {c["goal"] for c in candidate["goals"] if not c["met"]}
-    kernels = sum(c.latency_s[allocation.levels[c.fqn]] for c in curves)
-    weights = sum(c.size_bytes[allocation.levels[c.fqn]] for c in curves)
+    levels = candidate["levels"]
+    kernels = sum(c.latency_s[levels[c.fqn]] for c in curves)
+    weights = sum(c.size_bytes[levels[c.fqn]] for c in curves)
     if measured.get("speedup"):
         adjust["fixed_latency_s"] = dense_ms / 1000.0 / measured["speedup"] - kernels
     if measured.get("size_kib") is not None:
         adjust["fixed_size_bytes"] = measured["size_kib"] * 1024.0 - weights
     if missed & {"min_speedup", "max_size_kib"}:
-        adjust["levels"] = dict(allocation.levels)
+        adjust["levels"] = dict(levels)
     else:
         adjust["levels"] = None  # fast and small enough: allocate afresh on the calibrated prediction (no more than needed)
     if missed & {"max_accuracy_drop", "max_robust_drop"}:

@@ -38,7 +38,7 @@ def block_linear_func(*, batch: int, in_features: int, out_features: int, block_
     def block_linear(x: T.Buffer((m_rows, k_cols), "float32"), data: T.Buffer((nnz * r_rows,), "float32"),
                      indices: T.Buffer((nnz,), "int32"), indptr: T.Buffer((n_rows + 1,), "int32"),
                      bias: T.Buffer((n_rows * r_rows,), "float32"), y: T.Buffer((m_rows, n_cols), "float32")):
-        T.func_attr({"tir.noalias": True, "tirx.is_scheduled": True})
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         for m in T.serial(m_rows):
             for i in rows_loop(n_rows):
                 acc = T.alloc_buffer((u_len,), vtype, scope="global")

@@ -78,7 +78,7 @@ def phase_pad_func(*, geometry: ConvGeometry):
 
     @T.prim_func(private=True, check_well_formed=False)
     def phase_pad(x: T.Buffer((n_b, c_in, h_in, w_in), "float32"), xq: T.Buffer((n_b, plane), "float32")):
-        T.func_attr({"tir.noalias": True, "tirx.is_scheduled": True})
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         with T.sblock("root"):  # Relax's reshape detection inspects every single-input call_tir callee
             for n, c, a, b, i in T.grid(n_b, c_in, p_h, p_w, h_q):
                 # columns j with an input pixel: p_left <= j * s_w + b < w_in + p_left
@@ -134,7 +134,7 @@ def direct_conv_func(*, geometry: ConvGeometry, tile: ConvTile, nnz_blocks: int,
                     offsets: T.Buffer((nnz,), "int32"), indptr: T.Buffer((n_rows + 1,), "int32"),
                     bias: T.Buffer((c_out,), "float32"), residual: T.Buffer(res_shape, "float32"),
                     y: T.Buffer((n_b, c_out, h_out, w_out), "float32")):
-        T.func_attr({"tir.noalias": True, "tirx.is_scheduled": True})
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         for n in T.serial(n_b):
             for task in rows_loop(n_rows * h_out):
                 for t in T.serial(n_tiles):
@@ -177,7 +177,7 @@ def depthwise_conv_func(*, geometry: ConvGeometry, vector: int, epilogue: Epilog
     def depthwise_conv(xq: T.Buffer((n_b, plane), "float32"), weight: T.Buffer((channels * k_h * k_w,), "float32"),
                        bias: T.Buffer((channels,), "float32"), residual: T.Buffer(res_shape, "float32"),
                        y_out: T.Buffer((n_b, channels, h_out, w_out), "float32")):
-        T.func_attr({"tir.noalias": True, "tirx.is_scheduled": True})
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         for n in T.serial(n_b):
             for c in channels_loop(channels):
                 for row_block, t in T.grid(h_out // y_rows, n_tiles):

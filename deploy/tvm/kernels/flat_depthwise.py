@@ -66,7 +66,7 @@ def flat_depthwise_func(*, geometry: ConvGeometry, lanes: int, vectors: int, epi
     def flat_depthwise(x: T.Buffer((n_b, channels, height, width), "float32"), weight: T.Buffer((channels * k_h * k_w,), "float32"),
                        bias: T.Buffer((channels,), "float32"), residual: T.Buffer(res_shape, "float32"),
                        y: T.Buffer((n_b, channels, height, width), "float32")):
-        T.func_attr({"tir.noalias": True, "tirx.is_scheduled": True})
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         x_flat = T.decl_buffer((n_b * channels * hw,), "float32", data=x.data)
         y_flat = T.decl_buffer((n_b * channels * hw,), "float32", data=y.data)
         res_flat = T.decl_buffer((res_size,), "float32", data=residual.data)

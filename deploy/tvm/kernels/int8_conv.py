@@ -144,7 +144,7 @@ def int8_conv_func(*, geometry: ConvGeometry, shape: Int8ConvShape, steps: tuple
                   init: T.Buffer((n_rows * r_rows,), "int32"), scale: T.Buffer((n_rows * r_rows,), "float32"),
                   bias: T.Buffer((n_rows * r_rows,), "float32"), res: T.Buffer(res_shape, "float32"),
                   y: T.Buffer((n_b, c_out, h_out, w_out), "float32")):
-        T.func_attr({"tir.noalias": True, "tirx.noalias": True, "tirx.is_scheduled": True})
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         y_flat = T.decl_buffer((n_b * c_out * hw,), "float32", data=y.data)
         res_flat = T.decl_buffer((res_size,), "float32", data=res.data)
         for n in T.serial(n_b):

@@ -51,7 +51,7 @@ def int8_linear_func(*, batch: int, in_features: int, out_features: int, block_r
                     indices: T.Buffer((index_len,), index_dtype), indptr: T.Buffer((indptr_len,), "int32"),
                     scale: T.Buffer((n_rows * r_rows,), "float32"), bias: T.Buffer((n_rows * r_rows,), "float32"),
                     y: T.Buffer((m_rows, n_cols), "float32")):
-        T.func_attr({"tir.noalias": True, "tirx.noalias": True, "tirx.is_scheduled": True})
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         for m in T.serial(m_rows):
             for i in rows_loop(n_rows):
                 acc = T.alloc_buffer((u_len,), vtype, scope="global")

@@ -76,7 +76,7 @@ def quantize_pack_func(*, geometry: ConvGeometry, scale: float, zero_point: int)
 
     @T.prim_func(private=True, check_well_formed=False)
     def quantize_pack(x: T.Buffer((n_b, c_in, h_in, w_in), "float32"), xq: T.Buffer((n_b, size), "int32")):
-        T.func_attr({"tir.noalias": True, "tirx.noalias": True, "tirx.is_scheduled": True})
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         with T.sblock("root"):
             for n, c4, a, b, i in T.grid(n_b, c_quads, p_h, p_w, h_q):
                 j_begin = T.min(T.max(T.floordiv(p_left - b + s_w - 1, s_w), 0), w_q)
@@ -118,7 +118,7 @@ def _unit_stride_pack(geometry: ConvGeometry, word, full_word, pad_word: int):
 
     @T.prim_func(private=True, check_well_formed=False)
     def quantize_pack(x: T.Buffer((n_b, c_in, h_in, w_in), "float32"), xq: T.Buffer((n_b, size), "int32")):
-        T.func_attr({"tir.noalias": True, "tirx.noalias": True, "tirx.is_scheduled": True})
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         with T.sblock("root"):
             for n, c4, a, i in T.grid(n_b, c_quads, p_h, h_q):
                 row = ((c4 * p_h + a) * h_q + i) * w_q

@@ -44,7 +44,7 @@ def int8_qdq_linear_func(*, batch: int, in_quads: int, out_features: int, nnz_bl
                         indices: T.Buffer((nnz,), "int32"), indptr: T.Buffer((n_rows + 1,), "int32"),
                         init: T.Buffer((n_rows * ROWS,), "int32"), scale: T.Buffer((n_rows * ROWS,), "float32"),
                         bias: T.Buffer((n_rows * ROWS,), "float32"), y: T.Buffer((m_rows, n_cols), "float32")):
-        T.func_attr({"tir.noalias": True, "tirx.noalias": True, "tirx.is_scheduled": True})
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         for m in T.serial(m_rows):
             for i in rows_loop(n_rows):
                 acc = T.alloc_buffer((unroll,), "int32x16", scope="global")

@@ -26,7 +26,7 @@ def qdq_steps_func(*, shape: tuple[int, ...], steps: tuple):
 
     @T.prim_func(private=True, check_well_formed=False)
     def qdq_steps(x: T.Buffer(dims, "float32"), y: T.Buffer(dims, "float32")):
-        T.func_attr({"tir.noalias": True, "tirx.noalias": True, "tirx.is_scheduled": True})
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         with T.sblock("root"):  # Relax's reshape detection inspects every single-input call_tir callee
             x_flat = T.decl_buffer((size,), "float32", data=x.data)
             y_flat = T.decl_buffer((size,), "float32", data=y.data)

@@ -117,7 +117,7 @@ def ternary_conv_func(*, geometry: ConvGeometry, tile: ConvTile, layout: Ternary
                      pos_scale: T.Buffer((n_rows * r_rows,), "float32"), neg_scale: T.Buffer((n_rows * r_rows,), "float32"),
                      bias: T.Buffer((c_out,), "float32"), residual: T.Buffer(res_shape, "float32"),
                      y: T.Buffer((n_b, c_out, h_out, w_out), "float32")):
-        T.func_attr({"tir.noalias": True, "tirx.noalias": True, "tirx.is_scheduled": True})
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         weights = T.alloc_buffer((nnz * r_rows,), "float32", scope="global")
         where = T.alloc_buffer((where_len,), "int32", scope="global")
         for tap in T.serial(where_len):

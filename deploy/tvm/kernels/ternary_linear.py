@@ -140,7 +140,7 @@ def _sparse_func(shape: TernaryLinearShape, *, unroll: int, epilogue: Epilogue, 
                        indices: T.Buffer((nnz,), index_dtype), indptr: T.Buffer((n_rows + 1,), "int32"),
                        pos_scale: T.Buffer((pos_len,), "float32"), neg_scale: T.Buffer((neg_len,), "float32"),
                        bias: T.Buffer((n_rows * r_rows,), "float32"), y: T.Buffer((m_rows, n_cols), "float32")):
-        T.func_attr({"tir.noalias": True, "tirx.noalias": True, "tirx.is_scheduled": True})
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         for m in T.serial(m_rows):
             for i in rows_loop(n_rows):
                 acc_p = T.alloc_buffer((u_len,), vtype, scope="global")
@@ -201,7 +201,7 @@ def _dense_func(shape: TernaryLinearShape, *, unroll: int, epilogue: Epilogue, p
     def ternary_linear_dense(x: T.Buffer((m_rows, k_cols), "float32"), codes: T.Buffer((n_rows * k_cols,), code_dtype),
                              pos_scale: T.Buffer((pos_len,), "float32"), neg_scale: T.Buffer((neg_len,), "float32"),
                              bias: T.Buffer((n_rows * r_rows,), "float32"), y: T.Buffer((m_rows, n_cols), "float32")):
-        T.func_attr({"tir.noalias": True, "tirx.noalias": True, "tirx.is_scheduled": True})
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         for m in T.serial(m_rows):
             total = T.alloc_buffer((1,), "float32", scope="global")
             total[0] = T.float32(0)

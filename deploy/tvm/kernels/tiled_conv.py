@@ -136,7 +136,7 @@ def tiled_conv_func(*, geometry: ConvGeometry, tile: PixelTile, nnz_blocks: int,
                    offsets: T.Buffer((nnz,), "int32"), indptr: T.Buffer((n_rows + 1,), "int32"),
                    bias: T.Buffer((c_out,), "float32"), residual: T.Buffer(res_shape, "float32"),
                    y: T.Buffer((n_b, c_out, h_out, w_out), "float32")):
-        T.func_attr({"tir.noalias": True, "tirx.is_scheduled": True})
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         y_flat = T.decl_buffer((n_b * c_out * hw,), "float32", data=y.data)
         res_flat = T.decl_buffer((res_size,), "float32", data=residual.data)
         for n in T.serial(n_b):

@@ -23,7 +23,8 @@ from pipeline.training.adversarial import AdversarialOptions, check_options
 RECIPE_KEYS = ("stages", "name", "description", "robust", "goal")
 ROBUST_KEYS = {"attack": "adversarial", "eps": "adv_eps", "steps": "adv_steps", "step-size": "adv_step_size", "weight": "adv_weight"}
 STEP_KEYS = ("use", "with")
-DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "default.yaml"
+BUILT_IN_RECIPES = Path(__file__).parent / "recipes"
+DEFAULT_RECIPE = BUILT_IN_RECIPES / "default.yaml"
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,26 @@ class Step:
         return {"use": self.use, "with": config_to_dict(self.config)}
 
 
-def load_recipe(path: Path | None) -> list[Step]:
-    """Read and validate a recipe file (the bundled default when ``path`` is None)."""
-    path = Path(path) if path is not None else DEFAULT_RECIPE
+def built_in_recipes() -> list[str]:
+    """Names of the recipes shipped with compress (``--recipe int8`` reads ``recipes/int8.yaml``)."""
+    return sorted(path.stem for path in BUILT_IN_RECIPES.glob("*.yaml"))
+
+
+def recipe_path(path: Path | str | None) -> Path:
+    """The file a ``--recipe`` value names: a path, or the name of a built-in recipe when no such file exists."""
+    if path is None:
+        return DEFAULT_RECIPE
+    path = Path(path)
+    if not path.exists() and str(path) in built_in_recipes():
+        return BUILT_IN_RECIPES / f"{path}.yaml"
+    if not path.exists() and not path.suffix:
+        raise UserError(f"no recipe file {path} and no built-in recipe of that name (built-in: {', '.join(built_in_recipes())})")
+    return path
+
+
+def load_recipe(path: Path | str | None) -> list[Step]:
+    """Read and validate a recipe file or built-in recipe (the default when ``path`` is None)."""
+    path = recipe_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

@@ -19,7 +19,7 @@ from pipeline.goal.command import run_goal
 from pipeline.goal.config import goal_options, goals_from_run
 from pipeline.manifest import read_manifest
 from pipeline.model.run_input import RunInput
-from pipeline.recipe import load_recipe
+from pipeline.recipe import built_in_recipes, load_recipe, recipe_path
 from pipeline.training import distributed
 
 
@@ -27,7 +27,7 @@ def make_command(name: str) -> click.Command:
     @click.command(name=name)
     @click.argument("model", required=False, type=click.Path(dir_okay=True, path_type=Path))
     @click.option("--target", default=DEFAULT_TARGET, show_default=True, help="compile target (see `compress targets`)")
-    @click.option("--recipe", default=None, type=click.Path(path_type=Path), help="recipe YAML (default: the built-in recipe)")
+    @click.option("--recipe", default=None, type=click.Path(path_type=Path), help=f"recipe YAML, or a built-in recipe's name: {', '.join(built_in_recipes())} (default: default)")
     @click.option("--until", default=None, help="stop after this stage")
     @click.option("--device", default="", help="measure latency on a device: rpc://HOST:PORT[/KEY]")
     @click.option("--max-accuracy-drop", default=None, type=float, metavar="RATIO", help="exit 3 if accuracy drops by more than this fraction (0.005 = 0.5 points)")
@@ -62,6 +62,7 @@ def _run(obj, model, target, recipe, until, device, budgets, *, as_json: bool, *
     for flag, value in (("--max-accuracy-drop", max_accuracy_drop), ("--max-robust-drop", max_robust_drop)):
         if value is not None and not math.isfinite(value):
             raise UserError(f"{flag} must be a finite fraction (0.005 = 0.5 points), got {value}")
+    recipe = recipe_path(recipe) if recipe is not None else None
     goals = goals_from_run(kwargs, recipe=recipe, max_accuracy_drop=max_accuracy_drop, max_robust_drop=max_robust_drop)
     steps = apply_overrides(_with_target(load_recipe(recipe), target), kwargs)
     if max_robust_drop is not None:

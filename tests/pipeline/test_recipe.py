@@ -1,7 +1,7 @@
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.recipe import DEFAULT_RECIPE, load_recipe, parse_recipe
+from pipeline.recipe import DEFAULT_RECIPE, built_in_recipes, load_recipe, parse_recipe
 
 
 def test_default_recipe_lists_every_stage_in_order():
@@ -32,3 +32,16 @@ def test_parse_recipe_reads_stage_options():
 def test_parse_recipe_rejects_bad_recipes_with_clear_message(text, message):
     with pytest.raises(UserError, match=message):
         parse_recipe(text)
+
+
+def test_a_built_in_recipe_is_read_by_its_name_when_no_such_file_exists(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert {"default", "int8"} <= set(built_in_recipes())
+    steps = load_recipe("int8")
+    assert [step.use for step in steps][2] == "quantize" and steps[2].config.method == "int8"
+
+
+def test_an_unknown_recipe_name_is_one_error_listing_the_built_in_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="no built-in recipe of that name.*int8"):
+        load_recipe("int9")

@@ -46,6 +46,17 @@ def test_cli_help_does_not_import_tvm_or_onnxruntime(argv):
     assert "HEAVY []" in out, out
 
 
+def test_cli_help_does_not_import_torch():
+    """``compress --help`` reads every stage class's name and summary: the stage modules defer torch to ``run``."""
+    code = (
+        "import sys; from pipeline.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120).stdout
+    assert "TORCH False" in out and "train-sparse" in out, out
+
+
 PACKAGES = ("compress", "pipeline", "deploy")
 HEAVY = ("torch", "onnx", "onnxruntime", "tvm")  # the only libraries a function may import for itself
 

@@ -1,7 +1,8 @@
 """The ``compress`` command line: ``compress run``, one command per stage, and inspection commands.
 
 Commands are built lazily, when used: ``compress --help`` reads the stage list (for the stage
-commands and their summaries) but imports neither TVM, onnx nor onnxruntime.
+commands and their summaries) but imports neither torch, TVM, onnx nor onnxruntime (the stage
+modules load those in their ``run``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import click
 
 from pipeline.errors import RunInterrupted, UserError
 from pipeline.plugins import load_plugin
+from pipeline.stages import STAGE_CLASSES, list_stages
 
 COMMANDS = {  # the commands besides one per stage: module, summary
     "run": ("pipeline.cli.run", "run the whole recipe: {stages}"),
@@ -31,8 +33,6 @@ STAGE_COMMAND = "pipeline.cli.stage_command"  # ``compress <stage>`` for every s
 
 def _stage_summaries() -> dict[str, str]:
     """Name -> summary of the stages that are commands, in run order (from the stage list itself)."""
-    from pipeline.stages import STAGE_CLASSES
-
     return {stage.name: stage.summary for stage in STAGE_CLASSES if stage.name not in COMMANDS}
 
 
@@ -58,8 +58,6 @@ class LazyGroup(click.Group):
     @staticmethod
     def _summaries() -> list[tuple[str, str]]:
         """``run``, then the stages in run order, then the inspection commands."""
-        from pipeline.stages import list_stages
-
         (run, (_, run_summary)), *rest = COMMANDS.items()
         return [(run, run_summary.format(stages=", ".join(list_stages()))), *_stage_summaries().items(),
                 *((name, summary) for name, (_, summary) in rest)]

@@ -11,18 +11,12 @@ from torch import nn
 from compress.optim.renamed import rename_hyperparameters
 from compress.stats import count_nonzero_weights, has_non_finite, layer_stats, parameter_count, weight_sparsity
 from pipeline.config import config_from_dict
-from pipeline.data import AUGMENT_MODES
 from pipeline.errors import StageError, UserError
 from pipeline.model.bundle import ModelBundle, build_model, load_bundle, save_bundle
 from pipeline.stage import StageContext
 from pipeline.training.loop import evaluate_model, train_device
 
 MODEL_FILE = "model.pt"
-
-
-def augment_field() -> Any:
-    """The ``augment`` setting of a training stage's config (the training transform; evaluation never augments)."""
-    return dataclasses.field(default="auto", metadata={"choices": AUGMENT_MODES, "help": "training augmentation, random-resized-crop + horizontal flip (auto: on for RGB image folders, off for other data)"})
 
 
 def training_notes(ctx: StageContext, data: Any, augment: str) -> dict[str, Any]:

@@ -6,14 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from compress.models.enresnet import set_noise_mode
 from compress.types import QuantRecord, SparsityLayout
 from pipeline.atomic import atomic_path, write_text
 from pipeline.errors import StageError, UserError
-from pipeline.model.bundle import build_architecture
 from pipeline.stage import Stage, StageContext, StageResult
-from pipeline.stages.common import load_model
-from pipeline.stages.export_qdq import export_kind, export_qdq_model
 
 PARITY_ATOL = 1e-4
 
@@ -46,7 +42,10 @@ class ExportStage(Stage):
             raise UserError(f"parity-batch must be >= 1, got {config.parity_batch}")
 
     def run(self, ctx: StageContext, config: ExportConfig, inputs: dict) -> StageResult:
+        from compress.models.enresnet import set_noise_mode
         from deploy.onnx import OnnxFormatError, format_markdown
+        from pipeline.stages.common import load_model
+        from pipeline.stages.export_qdq import export_kind, export_qdq_model
 
         bundle, model = load_model(ctx, inputs["model"])
         set_noise_mode(model, "train")  # EnResNet's test-time noise would export as random ops
@@ -55,7 +54,8 @@ class ExportStage(Stage):
         path = ctx.stage_dir / "model.onnx"
         try:
             with atomic_path(path) as tmp:
-                result = EXPORTERS[export_kind(bundle.quant)](
+                exporter = export_qdq_model if export_kind(bundle.quant) == "qdq" else _export_compact
+                result = exporter(
                     model, example, tmp, opset=config.opset, encoding=config.encoding,
                     layouts=[SparsityLayout.from_dict(d) for d in bundle.layouts],
                     quant=bundle.quant,
@@ -106,9 +106,6 @@ def _export_compact(model, example, path, *, quant: list[dict], **options):
     return export_onnx(model, example, path, quant=[QuantRecord.from_dict(d) for d in quant], **options)
 
 
-EXPORTERS = {"compact": _export_compact, "qdq": export_qdq_model}  # export_kind(bundle.quant) -> writer
-
-
 def _original_dense_sizes(ctx: StageContext, bundle, example, *, opset: int) -> tuple[int, int, int] | None:
     """Bytes and gzip -9 bytes of the dense fp32 ONNX of the architecture before channel removal, and
     the fp32 bytes of its conv / linear weights (``None`` without removal): the size table compares
@@ -119,6 +116,7 @@ def _original_dense_sizes(ctx: StageContext, bundle, example, *, opset: int) -> 
 
     from deploy.onnx.sizes import gzip_size
     from deploy.onnx.torch_export import export_dense
+    from pipeline.model.bundle import build_architecture
 
     original = build_architecture(bundle.arch, bundle.arch_kwargs, trust_pickle=ctx.options.trust_pickle,
                                   trusted_archs=ctx.options.trusted_archs, input_shape=bundle.input_shape)

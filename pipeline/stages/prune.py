@@ -4,60 +4,58 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-
-from compress.optim.method import TrainingMethod
-from compress.prune import (
-    PATTERNS,
-    SCOPES,
-    ChannelRemovalMismatch,
-    agp_sparsity,
-    attach_masks,
-    bake_masks,
-    check_channel_equivalence,
-    count_compute,
-    mask_layouts,
-    masks_from_weights,
-    prune_channels,
-    prune_weights,
-)
-from compress.prune.channel_importance import IMPORTANCES
-from compress.selection import ParamSelector
-from compress.stats import channel_sparsity, output_channels
 from compress.types import BlockShape
 from pipeline.atomic import write_json
 from pipeline.errors import StageError, UserError
 from pipeline.stage import Stage, StageContext, StageResult
-from pipeline.stages.common import augment_field, load_model, make_method, model_metrics, save_model, training_notes
+from pipeline.stages.fields import LazyChoices, augment_field
 from pipeline.training.adversarial import (
     AdversarialOptions,
     adversarial_loss_fn,
     check_training,
     natural_training_warnings,
 )
-from pipeline.training.loop import run_training
 
 SCHEDULES = ("one-shot", "agp")
 LAYER_RATIOS = ("uniform", "from-model")
 
 
+# the allowed values kept in compress.prune, which loads torch: read when first needed (LazyChoices)
+def _patterns() -> tuple[str, ...]:
+    from compress.prune import PATTERNS
+
+    return PATTERNS
+
+
+def _scopes() -> tuple[str, ...]:
+    from compress.prune import SCOPES
+
+    return SCOPES
+
+
+def _importances() -> tuple[str, ...]:
+    from compress.prune.channel_importance import IMPORTANCES
+
+    return tuple(IMPORTANCES)
+
+
 @dataclass(frozen=True)
 class PruneConfig(AdversarialOptions):
-    pattern: str = field(default="unstructured", metadata={"choices": PATTERNS, "help": "weight sparsity pattern"})
+    pattern: str = field(default="unstructured", metadata={"choices": LazyChoices(_patterns), "help": "weight sparsity pattern"})
     sparsity_ratio: float = field(default=0.9, metadata={"help": "target fraction of zero weights (0: no weight pruning)"})
     layer_ratios: str = field(default="uniform", metadata={"choices": LAYER_RATIOS, "help": "uniform: every layer to sparsity-ratio; from-model: each layer to the zeros it already has (left by train-sparse), at least sparsity-ratio"})
     layer_sparsity: dict[str, float] = field(default_factory=dict, metadata={"help": "each named weight's own sparsity ratio (FQN=RATIO; e.g. the goal search's allocation); the others get sparsity-ratio"})
     block: tuple[int, ...] = field(default=(1, 1), metadata={"help": "block rows,cols for block / bcr (e.g. 16,1)"})
     n: int = field(default=2, metadata={"help": "kept weights per group for n:m"})
     m: int = field(default=4, metadata={"help": "group size for n:m"})
-    scope: str = field(default="layer", metadata={"choices": SCOPES, "help": "per layer or global thresholds"})
+    scope: str = field(default="layer", metadata={"choices": LazyChoices(_scopes), "help": "per layer or global thresholds"})
     exclude: tuple[str, ...] = field(default=(), metadata={"help": "fnmatch patterns of layers to keep dense"})
     schedule: str = field(default="one-shot", metadata={"choices": SCHEDULES, "help": "one-shot, or gradual cubic (AGP) over the epochs"})
     epochs: int = field(default=1, metadata={"help": "masked fine-tuning epochs"})
     lr: float = field(default=0.01, metadata={"help": "fine-tuning learning rate"})
     batch_size: int = field(default=64, metadata={"help": "fine-tuning batch size"})
     channel_ratio: float = field(default=0.0, metadata={"help": "fraction of channels to remove by importance (0: only all-zero channels)"})
-    importance: str = field(default="l1", metadata={"choices": tuple(IMPORTANCES), "help": "channel importance"})
+    importance: str = field(default="l1", metadata={"choices": LazyChoices(_importances), "help": "channel importance"})
     channel_multiple: int = field(default=8, metadata={"help": "with channel-ratio: keep channel counts at multiples of this (CPU kernels prefer 8)"})
     remove_channels: bool = field(default=True, metadata={"help": "physically remove all-zero channels (checked for identical outputs)"})
     augment: str = augment_field()
@@ -74,6 +72,9 @@ class PruneStage(Stage):
         check_training(config, what="prune")
 
     def run(self, ctx: StageContext, config: PruneConfig, inputs: dict) -> StageResult:
+        from compress.stats import channel_sparsity, output_channels
+        from pipeline.stages.common import load_model, model_metrics, save_model, training_notes
+
         bundle, model = load_model(ctx, inputs["model"])
         data = ctx.load_data(bundle.input_shape)
         example = (data.test_x[:16],)
@@ -124,6 +125,11 @@ def _validate(config: PruneConfig) -> None:
 
 
 def _prune_and_fine_tune(ctx: StageContext, config: PruneConfig, model, data) -> None:
+    from compress.optim.method import TrainingMethod
+    from compress.prune import attach_masks, bake_masks
+    from pipeline.stages.common import make_method
+    from pipeline.training.loop import run_training
+
     rounds = max(config.epochs, 1) if config.schedule == "agp" else 1
     loss_fn = adversarial_loss_fn(ctx, config, data)
     for index in range(rounds):
@@ -144,12 +150,17 @@ def _prunes(config: PruneConfig) -> bool:
 
 
 def _round_ratio(config: PruneConfig, index: int, rounds: int) -> float:
+    from compress.prune import agp_sparsity
+
     if rounds == 1:
         return config.sparsity_ratio
     return agp_sparsity(index + 1, initial_ratio=0.0, final_ratio=config.sparsity_ratio, start_step=0, num_updates=rounds, update_every=1)
 
 
 def _masks(model, config: PruneConfig, ratio: float):
+    from compress.prune import prune_weights
+    from compress.selection import ParamSelector
+
     layers = ParamSelector(exclude=config.exclude)
     try:
         ratios = _layer_ratios(model, layers, floor=ratio) if config.layer_ratios == "from-model" else (dict(config.layer_sparsity) or None)
@@ -162,7 +173,7 @@ def _masks(model, config: PruneConfig, ratio: float):
     return result.masks
 
 
-def _layer_ratios(model, layers: ParamSelector, *, floor: float) -> dict[str, float]:
+def _layer_ratios(model, layers, *, floor: float) -> dict[str, float]:
     """Each layer's fraction of exact zeros (at least ``floor``): the pattern then finishes, layer by
     layer, the sparsity a training method started instead of imposing one ratio on every layer."""
     return {fqn: max(floor, float((weight == 0).float().mean())) for fqn, weight in layers.weights(model)}
@@ -172,6 +183,8 @@ def _remove_channels(model, example, *, ratio, config: PruneConfig, exact: bool)
     """Remove channels by importance (``ratio``, widths rounded to ``channel-multiple``), or the dead
     channels (``ratio=None``: all of them, so the channels train-sparse reported as removable are the
     ones removed; after a block pattern, widths keep to ``channel-multiple`` as with a ratio)."""
+    from compress.prune import ChannelRemovalMismatch, check_channel_equivalence, prune_channels
+
     blocked = config.pattern in ("block", "bcr") and _prunes(config)
     multiple = config.channel_multiple if ratio is not None or blocked else 1
     try:
@@ -189,6 +202,9 @@ def _remove_channels(model, example, *, ratio, config: PruneConfig, exact: bool)
 
 
 def _layouts(model, config: PruneConfig):
+    from compress.prune import mask_layouts, masks_from_weights
+    from compress.selection import ParamSelector
+
     fqns = [fqn for fqn, _ in ParamSelector(exclude=config.exclude).weights(model)]
     pattern = config.pattern if _prunes(config) else "unstructured"
     block = BlockShape(*config.block) if pattern in ("block", "bcr") else BlockShape(1, 1)
@@ -204,6 +220,10 @@ def _empty_layer_warnings(ctx: StageContext, layouts) -> list[str]:
 
 
 def _compute(model, example) -> dict:
+    import torch
+
+    from compress.prune import count_compute
+
     with torch.no_grad():
         count = count_compute(model, example)
     return {"macs": count.macs, "nonzero_macs": count.nonzero_macs, "parameters": count.params, "nonzero_parameters": count.nonzero_params}

@@ -11,27 +11,27 @@ import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from compress.quant import (
-    QUANT_METHODS,
-    list_quant_methods,
-    mean_bits_per_weight,
-    quant_report,
-)
 from pipeline.errors import UserError
 from pipeline.stage import Stage, StageContext, StageResult
-from pipeline.stages.common import augment_field, load_model, make_method, model_metrics, save_model, training_notes
+from pipeline.stages.fields import augment_field
 from pipeline.training.adversarial import (
     AdversarialOptions,
     adversarial_loss_fn,
     check_training,
     natural_training_warnings,
 )
-from pipeline.training.loop import run_training
+
+
+def _quant_methods() -> list[str]:
+    """The quantization methods (``compress.quant.QUANT_METHODS``, plugins included; loads torch)."""
+    from compress.quant import list_quant_methods
+
+    return list_quant_methods()
 
 
 @dataclass(frozen=True)
 class QuantizeConfig(AdversarialOptions):
-    method: str = field(default="ternary", metadata={"choices": list_quant_methods, "help": "quantization method"})
+    method: str = field(default="ternary", metadata={"choices": _quant_methods, "help": "quantization method"})
     epochs: int = field(default=1, metadata={"help": "fine-tuning epochs (0: project without fine-tuning)"})
     steps: int | None = field(default=None, metadata={"help": "at most this many fine-tuning steps per epoch (default: the method's own, 200 for int8, else whole epochs; 0: whole epochs)"})
     lr: float | None = field(default=None, metadata={"help": "fine-tuning learning rate (default: the method's own)"})
@@ -57,6 +57,10 @@ class QuantizeStage(Stage):
         _make_method(config)
 
     def run(self, ctx: StageContext, config: QuantizeConfig, inputs: dict) -> StageResult:
+        from compress.quant import mean_bits_per_weight, quant_report
+        from pipeline.stages.common import load_model, model_metrics, save_model, training_notes
+        from pipeline.training.loop import run_training
+
         bundle, model = load_model(ctx, inputs["model"])
         data = ctx.load_data(bundle.input_shape)
         before = model_metrics(ctx, model, data)
@@ -109,6 +113,9 @@ def _calibration_metrics(method, steps: int) -> dict[str, Any]:
 
 
 def _make_method(config: QuantizeConfig, *, lr_scale: float = 1.0):
+    from compress.quant import QUANT_METHODS
+    from pipeline.stages.common import make_method
+
     values: dict[str, Any] = {"skip_first_last": config.skip_first_last, **config.params}
     if config.lr is not None:
         values["lr"] = config.lr

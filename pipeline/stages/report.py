@@ -15,10 +15,6 @@ from deploy.bench import machine_info
 from deploy.report import write_report
 from pipeline.errors import UserError
 from pipeline.manifest import library_versions
-from pipeline.report.data import artifact_rows, collect_variants, kernel_rows
-from pipeline.report.device import arm64_bundle_check
-from pipeline.report.latency import measure_latency
-from pipeline.report.robust import add_robust_accuracy
 from pipeline.stage import Stage, StageContext, StageResult
 
 ATTACKS = ("fgsm", "ifgsm", "pgd")
@@ -48,6 +44,11 @@ class ReportStage(Stage):
         _validate(config)
 
     def run(self, ctx: StageContext, config: ReportConfig, inputs: dict) -> StageResult:
+        from pipeline.report.data import artifact_rows, collect_variants, kernel_rows
+        from pipeline.report.device import arm64_bundle_check
+        from pipeline.report.latency import measure_latency
+        from pipeline.report.robust import add_robust_accuracy
+
         variants, models = collect_variants(ctx, inputs, config)
         robust_notes = add_robust_accuracy(ctx, config, variants, models)
         latency, notes = measure_latency(ctx, config, inputs, models)

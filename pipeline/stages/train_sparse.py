@@ -5,26 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
-from compress.optim import METHODS, list_methods
-from compress.prune import removable_channel_ratio
-from compress.prune.dead_channels import silence_dead_channels_
-from compress.stats import channel_sparsity
 from pipeline.stage import Stage, StageContext, StageResult
-from pipeline.stages.common import augment_field, load_model, make_method, model_metrics, save_model, training_notes
+from pipeline.stages.fields import augment_field
 from pipeline.training.adversarial import (
     AdversarialOptions,
     adversarial_loss_fn,
     check_training,
     natural_training_warnings,
 )
-from pipeline.training.loop import run_training
+
+
+def _methods() -> list[str]:
+    """The training methods (``compress.optim.METHODS``, plugins included; loads torch)."""
+    from compress.optim import list_methods
+
+    return list_methods()
 
 
 @dataclass(frozen=True)
 class TrainSparseConfig(AdversarialOptions):
-    method: str = field(default="l1-prox", metadata={"choices": list_methods, "help": "sparse training method"})
+    method: str = field(default="l1-prox", metadata={"choices": _methods, "help": "sparse training method"})
     epochs: int = field(default=1, metadata={"help": "training epochs"})
     batch_size: int = field(default=64, metadata={"help": "mini-batch size"})
     lr: float | None = field(default=None, metadata={"help": "step size of the method's update (xrda: its initial step s; default: the method's own, see compress methods -v)"})
@@ -45,6 +45,12 @@ class TrainSparseStage(Stage):
         _make_method(config)
 
     def run(self, ctx: StageContext, config: TrainSparseConfig, inputs: dict) -> StageResult:
+        import torch
+
+        from compress.prune.dead_channels import silence_dead_channels_
+        from compress.stats import channel_sparsity
+        from pipeline.stages.common import load_model, model_metrics, save_model, training_notes
+
         bundle, model = load_model(ctx, inputs["model"])
         data = ctx.load_data(bundle.input_shape)
         torch.manual_seed(ctx.options.seed)
@@ -75,6 +81,8 @@ class TrainSparseStage(Stage):
 def removable_channel_sparsity(model: torch.nn.Module, example: tuple) -> float:
     """Fraction of conv / linear output channels that the prune stage's channel removal would take
     out of ``model`` as it is (dead or unread channels): the structured sparsity the method reached."""
+    from compress.prune import removable_channel_ratio
+
     try:
         return removable_channel_ratio(model, example_inputs=example)
     except (ValueError, RuntimeError, TypeError):  # a model the planner cannot handle: nothing it would remove
@@ -82,6 +90,9 @@ def removable_channel_sparsity(model: torch.nn.Module, example: tuple) -> float:
 
 
 def _make_method(config: TrainSparseConfig, *, lr_scale: float = 1.0):
+    from compress.optim import METHODS
+    from pipeline.stages.common import make_method
+
     values = dict(config.params)
     if config.lr is not None:
         values["lr"] = config.lr
@@ -102,13 +113,17 @@ def _schedule_warnings(ctx: StageContext, config: TrainSparseConfig, method) -> 
 
 
 def _train(ctx: StageContext, config: TrainSparseConfig, model, method, data) -> list[dict[str, float]]:
+    from pipeline.training.loop import run_training
+
     loss_fn = adversarial_loss_fn(ctx, config, data)
     return run_training(ctx, model, method, data, epochs=config.epochs, batch_size=config.batch_size, label="train",
                         loss_fn=loss_fn, augment=config.augment)
 
 
-@torch.no_grad()
 def _reinitialise(model: torch.nn.Module) -> None:
-    for module in model.modules():
-        if hasattr(module, "reset_parameters") and module is not model:
-            module.reset_parameters()
+    import torch
+
+    with torch.no_grad():
+        for module in model.modules():
+            if hasattr(module, "reset_parameters") and module is not model:
+                module.reset_parameters()

@@ -12,10 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import torch
-from torch import nn
-
-from compress.robust import adversarial_loss, create_attack
 from pipeline.errors import UserError
 from pipeline.stage import StageContext
 
@@ -63,6 +59,8 @@ def check_training(config: Any, *, what: str) -> None:
 def make_attack(name: str, data: Any, *, eps: float, steps: int, step_size: float | None, seed: int):
     """The registered attack ``name`` in ``data``'s pixel units: valid range ``data.pixel_range``,
     standardisation ``data.preprocess`` mean / std undone before clipping."""
+    from compress.robust import create_attack
+
     low, high = data.pixel_range
     kwargs: dict[str, Any] = {"eps": eps, "lo": low, "hi": high, "seed": seed, **_standardisation(data)}
     if name != "fgsm":
@@ -89,12 +87,13 @@ def adversarial_loss_fn(ctx: StageContext, options: AdversarialOptions, data: An
     """The adversarial training loss of ``options`` (``None``: natural training)."""
     if options.adversarial == "none":
         return None
+    from compress.robust import adversarial_loss
 
     attack = make_attack(options.adversarial, data, eps=options.adv_eps, steps=options.adv_steps, step_size=options.adv_step_size, seed=ctx.options.seed)
     return adversarial_loss(attack, trade_off=options.adv_weight)
 
 
-def natural_training_warnings(ctx: StageContext, options: AdversarialOptions, model: nn.Module, data: Any, *, label: str) -> list[str]:
+def natural_training_warnings(ctx: StageContext, options: AdversarialOptions, model: torch.nn.Module, data: Any, *, label: str) -> list[str]:
     """A one-line warning when ``model`` is adversarially robust but the stage trains it naturally
     (natural fine-tuning wipes robustness out). Robust means: FGSM accuracy at ``adv-eps`` on the
     first ``CHECK_SAMPLES`` test images at least half the clean accuracy and above twice chance."""
@@ -118,8 +117,10 @@ def natural_training_warnings(ctx: StageContext, options: AdversarialOptions, mo
     return [warning]
 
 
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float | None:
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float | None:
     """Top-1 accuracy, or ``None`` when a label is beyond the model's outputs."""
+    import torch
+
     was_training = model.training
     model.eval()
     with torch.no_grad():

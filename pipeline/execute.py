@@ -211,11 +211,13 @@ def _input_copy(data: bytes, target: Path, *, resume: bool) -> Path:
     return target
 
 
-def summarise(manifest: dict[str, Any], *, run_dir: Path, as_json: bool, max_accuracy_drop: float | None, max_robust_drop: float | None = None) -> None:
-    """Print the result (JSON on stdout with ``--json``) and enforce the accuracy budgets (exit 3)."""
+def summarise(manifest: dict[str, Any], *, run_dir: Path, as_json: bool, max_accuracy_drop: float | None, max_robust_drop: float | None = None,
+              goal_missed: str = "") -> None:
+    """Print the result (JSON on stdout with ``--json``) and enforce the accuracy budgets and, given
+    ``goal_missed`` (the goal search's shortfall), the goals (exit 3)."""
     summary = build_summary(manifest, run_dir=run_dir)
-    over = _over_budget(summary, max_accuracy_drop=max_accuracy_drop, max_robust_drop=max_robust_drop)
-    summary["status"] = ("robust-budget-exceeded" if over.startswith("robust") else "accuracy-budget-exceeded") if over else "ok"
+    over = goal_missed or _over_budget(summary, max_accuracy_drop=max_accuracy_drop, max_robust_drop=max_robust_drop)
+    summary["status"] = _status(over, goal_missed=bool(goal_missed))
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
     else:
@@ -224,6 +226,14 @@ def summarise(manifest: dict[str, Any], *, run_dir: Path, as_json: bool, max_acc
         click.echo(f"run directory: {run_dir}")
     if over:
         raise AccuracyBudgetError(over)
+
+
+def _status(over: str, *, goal_missed: bool) -> str:
+    if goal_missed:
+        return "goal-not-met"
+    if over:
+        return "robust-budget-exceeded" if over.startswith("robust") else "accuracy-budget-exceeded"
+    return "ok"
 
 
 def _over_budget(summary: dict[str, Any], *, max_accuracy_drop: float | None, max_robust_drop: float | None) -> str:

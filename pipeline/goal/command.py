@@ -23,8 +23,7 @@ def run_goal(steps, *, goals: Goals, run_input: RunInput, run_dir: Path, options
     log(f"goal: search report {Path(run_dir) / 'goal' / 'goal.md'}")
     failure = goal_failure(state)
     try:
-        summarise(manifest, run_dir=run_dir, as_json=as_json, max_accuracy_drop=goals.max_accuracy_drop, max_robust_drop=goals.max_robust_drop)
+        summarise(manifest, run_dir=run_dir, as_json=as_json, max_accuracy_drop=goals.max_accuracy_drop, max_robust_drop=goals.max_robust_drop,
+                  goal_missed=failure)
     except AccuracyBudgetError as error:
         raise GoalNotMetError(failure or str(error)) from None
-    if failure:
-        raise GoalNotMetError(failure)

@@ -45,9 +45,10 @@ def goal_run(tmp_path_factory):
 def test_impossible_goal_exits_3_with_the_best_candidate_shipped_and_the_shortfall_stated(goal_run, capsys, monkeypatch):
     model, recipe, out, cache = goal_run
     monkeypatch.setenv("COMPRESS_CACHE_DIR", str(cache))  # latency tables of this test only
-    code, out_text, err = _cli(["run", str(model), "--recipe", str(recipe), "--out", str(out), "--min-speedup", "50", "--search-budget", "0.05", *FAST], capsys)
+    code, out_text, err = _cli(["run", str(model), "--recipe", str(recipe), "--out", str(out), "--min-speedup", "50", "--search-budget", "0.05", "--json", *FAST], capsys)
     assert code == 3
     assert "goal not met" in err and "short by" in err and "candidate-00" in err
+    assert json.loads(out_text)["status"] == "goal-not-met"
     search = json.loads((out / "goal" / "search.json").read_text())
     assert search["status"] == "not-met" and search["shipped"] == 0
     assert search["calibration"]["split"] == "train" and search["calibration"]["samples"] == 100

@@ -11,6 +11,7 @@ from deploy.report.html import html_figure, html_page, html_table
 from deploy.report.markdown import markdown_document
 from deploy.report.plots import PLOTS, report_plots
 from deploy.report.schema import validate_report
+from deploy.report.upgrade import upgrade_report
 from deploy.report.tables import Table, size_keys
 
 
@@ -88,7 +89,7 @@ def compare_reports(
     """Write ``compare.md`` and ``compare.html`` putting two reports side by side.
 
     Args:
-        report_a: the reference report.
+        report_a: the reference report (either report may be in an older schema: upgraded first).
         report_b: the report compared with it (speed-ups are A's median / B's median).
         out_dir: destination folder (created when missing).
         labels: names of the two reports in headers and captions.
@@ -101,6 +102,7 @@ def compare_reports(
         ValueError: when ``labels`` are not two distinct non-empty strings.
     """
     _check_labels(tuple(labels))
+    report_a, report_b = upgrade_report(report_a), upgrade_report(report_b)
     validate_report(report_a)
     validate_report(report_b)
     labels = (labels[0], labels[1])

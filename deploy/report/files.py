@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.report.schema import validate_report
+from deploy.report.upgrade import upgrade_report
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
@@ -45,18 +46,18 @@ def report_json(report: dict[str, Any]) -> str:
 
 
 def load_report(path: Path | str) -> dict[str, Any]:
-    """Read a ``report.json`` (or the folder holding one) and validate it.
+    """Read a ``report.json`` (or the folder holding one), upgrade an older schema and validate it.
 
     Args:
         path: the JSON file, or a report folder containing ``report.json``.
 
     Returns:
-        The report dict.
+        The report dict, in the current schema.
 
     Raises:
         FileNotFoundError: when there is no such file.
         ValueError: when the file is not JSON.
-        ReportSchemaError: when it does not follow ``compress-report/1``.
+        ReportSchemaError: when it follows neither the current schema nor an older one read here.
     """
     path = Path(path)
     if path.is_dir():
@@ -67,5 +68,6 @@ def load_report(path: Path | str) -> dict[str, Any]:
         report = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
+    report = upgrade_report(report)
     validate_report(report)
     return report

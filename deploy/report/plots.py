@@ -149,19 +149,19 @@ def layer_label(fqn: str, shape: list[int] | None = None) -> str:
 
 
 def kernel_figure(report: dict[str, Any]):
-    """Per-layer sparsity coloured by the kernel chosen (sparse or dense)."""
+    """Per-layer sparsity coloured by whether the kernel chosen skips zero weight blocks."""
     rows = report.get("kernels", [])
     if not rows:
         return None
     figure = _figure(height=max(2.0, 0.35 * len(rows) + 1.0))
     axes = figure.add_subplot()
     labels = [layer_label(r["fqn"], r.get("shape")) for r in rows]
-    colors = ["C2" if r["kernel"] == "sparse" else "C7" for r in rows]
+    colors = ["C2" if r["skips_zero_blocks"] else "C7" for r in rows]
     axes.barh(range(len(rows)), [100 * r["sparsity_ratio"] for r in rows], color=colors)
     axes.set_yticks(range(len(rows)), labels, fontsize=8)
     axes.invert_yaxis()
     axes.set_xlim(0, 100)
-    axes.set_xlabel("sparsity (%): green = sparse kernel, grey = dense kernel")
+    axes.set_xlabel("sparsity (%): green = kernel skips zero blocks, grey = computes every block")
     return figure
 
 

@@ -16,7 +16,7 @@ def latency_rows(
     threads: int | None,
     baseline: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Latency rows (``compress-report/1``) for candidates measured on one runtime.
+    """Latency rows (report schema, SCHEMA.md) for candidates measured on one runtime.
 
     Args:
         stats: variant name -> latency, e.g. from ``deploy.bench.measure_interleaved``.

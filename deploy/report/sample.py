@@ -1,4 +1,4 @@
-"""A realistic example ``compress-report/1`` dict (LeNet-5 on MNIST), for docs, tests and previews.
+"""A realistic example ``compress-report/2`` dict (LeNet-5 on MNIST), for docs, tests and previews.
 
 ``python -m deploy.report.sample OUT_DIR`` writes report.json / report.md / report.html from it.
 """
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from deploy.report.schema import SCHEMA_ID
 from deploy.report.write import write_report
 
 _LAYERS = (
@@ -85,10 +86,10 @@ def _latency() -> list[dict[str, Any]]:
 def _kernels() -> list[dict[str, Any]]:
     rows = []
     for layer in _layers(_VARIANTS[2][3]):
-        sparse = layer["sparsity_ratio"] >= 0.8
         rows.append({
-            "variant": "compiled", "fqn": layer["fqn"], "kernel": "sparse" if sparse else "dense",
-            "format": "direct-conv" if layer["fqn"].startswith("conv") else "block-linear",
+            "variant": "compiled", "fqn": layer["fqn"],
+            "kernel": "direct-conv" if layer["fqn"].startswith("conv") else "block-linear",
+            "skips_zero_blocks": layer["sparsity_ratio"] >= 0.8,
             "sparsity_ratio": layer["sparsity_ratio"],
             "reason": f"{layer['sparsity_ratio']:.0%} of the 8x1 blocks zero and skipped; fused bias + relu",
         })
@@ -96,9 +97,9 @@ def _kernels() -> list[dict[str, Any]]:
 
 
 def sample_report() -> dict[str, Any]:
-    """A complete, valid ``compress-report/1`` dict with every optional section filled in."""
+    """A complete, valid ``compress-report/2`` dict with every optional section filled in."""
     return {
-        "schema": "compress-report/1",
+        "schema": SCHEMA_ID,
         "run": {
             "model": "lenet5", "target": "arm64", "created": "2026-11-21T07:00:00+00:00",
             "machine": {

@@ -1,4 +1,4 @@
-"""The ``compress-report/1`` schema (see SCHEMA.md) and ``validate_report``."""
+"""The ``compress-report/2`` schema (see SCHEMA.md) and ``validate_report``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from typing import Any
 
 from deploy.report.fields import Field, ReportSchemaError, check
 
-SCHEMA_ID = "compress-report/1"
+SCHEMA_ID = "compress-report/2"
 RUNTIMES = ("torch", "onnxruntime", "tvm-host", "tvm-rpc", "tvm-device")
-KERNELS = ("sparse", "dense")
 
 
 def _text(**kw: Any) -> Field:
@@ -104,8 +103,8 @@ KERNEL = _obj(
     {
         "variant": _text(),
         "fqn": _text(),
-        "kernel": _text(choices=KERNELS),
-        "format": _text(required=False),
+        "kernel": _text(),  # the kernel used: direct-conv, block-linear, ternary-linear, int8-conv, dense, ...
+        "skips_zero_blocks": Field("bool"),  # whether the kernel skips the weight's zero blocks
         "sparsity_ratio": _ratio(),
         "reason": _text(),
         "library_bytes": _count(required=False, nullable=True),  # weight arrays stored in the compiled library
@@ -175,7 +174,8 @@ def _check_artifacts(report: dict[str, Any]) -> None:
 
 
 def validate_report(report: Any) -> None:
-    """Check ``report`` against ``compress-report/1``; unknown keys are errors.
+    """Check ``report`` against ``compress-report/2``; unknown keys are errors (an older report is
+    read through ``deploy.report.upgrade.upgrade_report`` first, as ``load_report`` does).
 
     Args:
         report: the report dict.

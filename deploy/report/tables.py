@@ -112,14 +112,15 @@ def layers_table(report: dict[str, Any]) -> Table:
 
 
 def kernels_table(report: dict[str, Any]) -> Table:
-    """Kernel chosen per layer (sparse or dense), the weight bytes it stores in the library next to the
-    ONNX's (where the compile reported them: ternary / binary code kernels), and why."""
+    """Kernel chosen per layer and whether it skips zero weight blocks, the weight bytes it stores in
+    the library next to the ONNX's (where the compile reported them: ternary / binary code kernels),
+    and why."""
     rows = [
-        [k["variant"], k["fqn"], k["kernel"], k.get("format", "-"), fmt_ratio_pct(k["sparsity_ratio"]),
-         _maybe_bytes(k.get("library_bytes")), _maybe_bytes(k.get("onnx_bytes")), k["reason"]]
+        [k["variant"], k["fqn"], k["kernel"], "yes" if k["skips_zero_blocks"] else "no",
+         fmt_ratio_pct(k["sparsity_ratio"]), _maybe_bytes(k.get("library_bytes")), _maybe_bytes(k.get("onnx_bytes")), k["reason"]]
         for k in report.get("kernels", [])
     ]
-    headers = ["variant", "layer", "kernel", "format", "sparsity", "library weights", "ONNX weights", "reason"]
+    headers = ["variant", "layer", "kernel", "skips zero blocks", "sparsity", "library weights", "ONNX weights", "reason"]
     return _table("kernels", "Kernel choice", headers, rows)
 
 

@@ -39,7 +39,7 @@ class VariantModel:
 
 
 def collect_variants(ctx: StageContext, inputs: dict[str, Path], config) -> tuple[list[dict[str, Any]], dict[str, VariantModel]]:
-    """Report variant dicts (schema ``compress-report/1``) and the loaded models behind them."""
+    """Report variant dicts (report schema, deploy/report/SCHEMA.md) and the loaded models behind them."""
     records = [r for r in ctx.history if r["status"] == "done"]
     model_records = [r for r in records if "model" in r["outputs"]]
     variants, models = [], {}
@@ -133,13 +133,12 @@ def kernel_rows(history: list[dict[str, Any]], layers: list[dict[str, Any]] = ()
     rows = []
     for layer in record["metrics"].get("layers", []):
         kernel = layer.get("kernel", "dense")
-        skips_blocks = kernel != "dense" and float(layer.get("sparsity_ratio", 0.0)) > 0
         rows.append(
             {
                 "variant": "compiled",
                 "fqn": names.get(str(layer.get("name")), str(layer.get("name"))),
-                "kernel": "sparse" if skips_blocks else "dense",
-                "format": kernel,
+                "kernel": kernel,
+                "skips_zero_blocks": kernel != "dense" and float(layer.get("sparsity_ratio", 0.0)) > 0,
                 "sparsity_ratio": float(layer.get("sparsity_ratio", 0.0)),
                 "reason": str(layer.get("reason", "")),
                 "library_bytes": layer.get("payload_bytes"),  # code kernels report the weight bytes they store

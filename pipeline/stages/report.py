@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploy.bench import machine_info
-from deploy.report import write_report
+from deploy.report import SCHEMA_ID, write_report
 from pipeline.errors import UserError
 from pipeline.manifest import library_versions
 from pipeline.stage import Stage, StageContext, StageResult
@@ -56,7 +56,7 @@ class ReportStage(Stage):
         device_check, device_notes = arm64_bundle_check(ctx, models, images=config.device_images)
         notes += device_notes
         report = {
-            "schema": "compress-report/1",
+            "schema": SCHEMA_ID,
             "run": {
                 "model": ctx.options.model_source or str(models["dense"].source),
                 "target": ctx.options.target,

@@ -10,7 +10,7 @@ from deploy.report.tables import kernels_table
 
 def _report_with_payload(library_bytes):
     report = sample_report()
-    report["kernels"][0].update(format="ternary-linear", library_bytes=library_bytes, onnx_bytes=9_000)
+    report["kernels"][0].update(kernel="ternary-linear", library_bytes=library_bytes, onnx_bytes=9_000)
     return report
 
 

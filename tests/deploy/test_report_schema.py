@@ -1,4 +1,4 @@
-"""Tests for deploy.report.schema (the compress-report/1 validator)."""
+"""Tests for deploy.report.schema (the report schema validator)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_validate_report_accepts_minimal_when_optional_sections_absent():
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda r: r.update(schema="compress-report/2"), r"report\.schema: unsupported schema"),
+        (lambda r: r.update(schema="compress-report/9"), r"report\.schema: unsupported schema"),
         (lambda r: r["run"].pop("model"), r"report\.run: missing required key 'model'"),
         (lambda r: r["run"].update(modle="x"), r"report\.run: unknown key 'modle'"),
         (lambda r: r["run"].update(created="yesterday"), r"report\.run\.created: expected an ISO 8601"),
@@ -47,7 +47,8 @@ def test_validate_report_accepts_minimal_when_optional_sections_absent():
         (lambda r: r["latency"][0].update(variant="ghost"), r"report\.latency\[0\]\.variant: 'ghost' is not a variant"),
         (lambda r: r["latency"][0].update(p90_ms=0.001), r"report\.latency\[0\]: p90_ms 0.001 < median_ms"),
         (lambda r: r["latency"][0].update(median_ms=float("nan")), r"median_ms: expected a finite number"),
-        (lambda r: r["kernels"][0].update(kernel="magic"), r"report\.kernels\[0\]\.kernel: expected one of sparse"),
+        (lambda r: r["kernels"][0].update(skips_zero_blocks="yes"), r"kernels\[0\]\.skips_zero_blocks: expected true or false"),
+        (lambda r: r["kernels"][0].update(format="block-linear"), r"report\.kernels\[0\]: unknown key 'format'"),
         (lambda r: r["artifacts"]["model.onnx"].update(sha256="xyz"), r"sha256: expected 64 lowercase hex"),
         (lambda r: r["run"].update(baseline_variant="nope"), r"baseline_variant: 'nope' is not a variant"),
         (lambda r: r["notes"].append(3), r"report\.notes\[2\]: expected a string"),

@@ -18,7 +18,7 @@ from pipeline.model.onnx_input import onnx_sample_shape
 
 
 def verify_run(run_dir: Path, *, atol: float, trusted_archs: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Digests of every artifact (and of every file of the arm64 bundle), then runtime parity.
+    """Digests of every artifact (and of every file of the device bundle), then runtime parity.
 
     Only a registered architecture, or one in ``trusted_archs`` (``--arch``), is rebuilt in torch.
     """
@@ -49,12 +49,12 @@ def _digest_checks(run_dir: Path, manifest: dict[str, Any]) -> list[dict[str, An
 
 
 def _bundle_file_checks(run_dir: Path, bundle_manifest: Path) -> list[dict[str, Any]]:
-    """Every file of the arm64 bundle against its own manifest (whose digest is in the run manifest):
+    """Every file of the device bundle against its own manifest (whose digest is in the run manifest):
     listed files by sha256, and no unlisted file, link or special file (``deploy.tvm.bundle.audit_bundle``)."""
     try:
         _, findings = audit_bundle(bundle_manifest.parent)
     except BundleError as error:
-        return [{"check": "arm64 bundle manifest", "ok": False, "detail": str(error)}]
+        return [{"check": "bundle manifest", "ok": False, "detail": str(error)}]
     where = bundle_manifest.parent.relative_to(run_dir)
     return [{"check": f"sha256 {where / f.path}" if f.detail.startswith("sha256") or f.detail == "missing" else f"bundle file {where / f.path}",
              "ok": f.ok, "detail": f.detail} for f in findings]
@@ -89,7 +89,7 @@ def _parity_checks(run_dir: Path, manifest: dict[str, Any], *, atol: float, trus
     checks = [_compare(f"{name} vs onnxruntime", out, reference, atol) for name, out in outputs.items()]
     bundle = _latest(run_dir, manifest, "bundle-manifest")
     if bundle is not None and "tvm-host" in outputs:
-        checks.append(_qemu_check(bundle.parent, x, outputs["tvm-host"], atol))
+        checks.append(_bundle_check(bundle.parent, x, outputs["tvm-host"], atol))
     return checks
 
 
@@ -105,16 +105,17 @@ def _compare(name: str, actual: np.ndarray, expected: np.ndarray, atol: float) -
     return {"check": name, "ok": error <= atol, "detail": f"max abs difference {error:.3g} (atol {atol:g})"}
 
 
-def _qemu_check(bundle_dir: Path, x: np.ndarray, expected: np.ndarray, atol: float) -> dict[str, Any]:
+def _bundle_check(bundle_dir: Path, x: np.ndarray, expected: np.ndarray, atol: float) -> dict[str, Any]:
     """The bundle under its emulator (the bundle kind of the preset its manifest names) against the host build."""
     try:
         kind = bundle_kind(bundle_target(bundle_dir))
     except (BundleError, TargetError) as error:
-        return {"check": "arm64 bundle under qemu", "ok": False, "detail": str(error)}
+        return {"check": "bundle under its emulator", "ok": False, "detail": str(error)}
+    check = f"{kind.name} bundle under {kind.emulator}"
     if not kind.emulator_installed():
-        return {"check": "arm64 bundle under qemu", "ok": True, "detail": f"skipped: {kind.emulator} not installed"}
+        return {"check": check, "ok": True, "detail": f"skipped: {kind.emulator} not installed"}
     try:
         result = kind.verify(bundle_dir, x, expected, atol=atol)
     except BundleError as error:
-        return {"check": "arm64 bundle under qemu", "ok": False, "detail": str(error)}
-    return {"check": "arm64 bundle under qemu", "ok": True, "detail": f"max abs difference {result.max_abs_error:.3g} vs the host build"}
+        return {"check": check, "ok": False, "detail": str(error)}
+    return {"check": check, "ok": True, "detail": f"max abs difference {result.max_abs_error:.3g} vs the host build"}

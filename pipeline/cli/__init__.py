@@ -24,7 +24,7 @@ COMMANDS = {  # the commands besides one per stage: module, summary
     "run": ("pipeline.cli.run", "run the whole recipe: {stages}"),
     "report": ("pipeline.cli.report", "latency / size / accuracy report of a run (or --compare two runs)"),
     "verify": ("pipeline.cli.verify", "recheck every artifact's sha256 and the numerical parity of a run"),
-    "bench-device": ("pipeline.cli.bench_device", "time a run's arm64 bundle on a device over adb / ssh and add it to the report"),
+    "bench-device": ("pipeline.cli.bench_device", "time a run's device bundle on a device over adb / ssh and add it to the report"),
     "targets": ("pipeline.cli.listing", "list the compile targets"),
     "methods": ("pipeline.cli.listing", "list training, pruning and quantization methods"),
 }

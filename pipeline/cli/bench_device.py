@@ -1,4 +1,4 @@
-"""``compress bench-device RUN_DIR --adb SERIAL | --ssh HOST | --qemu``: time the run's arm64 bundle
+"""``compress bench-device RUN_DIR --adb SERIAL | --ssh HOST | --qemu``: time the run's device bundle
 on a device with its native runner (no Python there) and add the result to the run's report."""
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ def make_command(name: str) -> click.Command:
     @click.command(name=name)
     @click.argument("run_dir", type=click.Path(path_type=Path))
     @click.option("--adb", "serial", default=None, metavar="SERIAL", help="an Android device (adb -s SERIAL); needs an NDK-built bundle, see the README")
-    @click.option("--ssh", "ssh_address", default=None, metavar="[USER@]HOST", help="an arm64 Linux board reachable with ssh / scp")
+    @click.option("--ssh", "ssh_address", default=None, metavar="[USER@]HOST", help="a Linux board reachable with ssh / scp")
     @click.option("--qemu", is_flag=True, help="this machine under qemu-aarch64: checks the path; the numbers are emulation, not device latency")
     @click.option("--runs", default=100, show_default=True, type=int, metavar="INTEGER", help="timed runs on the device")
     @click.option("--warmup", default=10, show_default=True, type=int, metavar="INTEGER", help="untimed warm-up runs")
     def command(run_dir: Path, serial: str | None, ssh_address: str | None, qemu: bool, runs: int, warmup: int) -> None:
-        """Copy RUN_DIR's arm64 bundle to a device, time it there, add a tvm-device row to the report."""
+        """Copy RUN_DIR's device bundle to a device, time it there, add a tvm-device row to the report."""
         try:
             links = [DeviceLink("adb", serial) if serial is not None else None, DeviceLink("ssh", ssh_address) if ssh_address is not None else None,
                      DeviceLink("qemu") if qemu else None]
@@ -50,12 +50,12 @@ def make_command(name: str) -> click.Command:
 
 
 def _bundle(run_dir: Path) -> tuple[Path, tuple[int, ...]]:
-    """The run's arm64 bundle folder and input shape, after checking the bundle manifest against the
+    """The run's device bundle folder and input shape, after checking the bundle manifest against the
     run manifest and every bundle file against the bundle manifest (nothing unlisted, no links)."""
     run_dir, manifest = open_run(run_dir)
     records = [r for r in manifest["stages"] if r["status"] == "done" and "bundle-manifest" in r["outputs"]]
     if not records:
-        raise UserError(f"{run_dir} has no arm64 bundle; compile with --target arm64 (or android-arm64) first")
+        raise UserError(f"{run_dir} has no device bundle; compile with a --target whose preset makes one (`compress targets` lists them) first")
     bundle_manifest = Artifact(**records[-1]["outputs"]["bundle-manifest"]).verified(run_dir)
     try:
         shape = checked_bundle(bundle_manifest.parent)["input_shape"]

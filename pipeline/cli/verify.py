@@ -19,7 +19,7 @@ def make_command(name: str) -> click.Command:
     @click.option("--json", "as_json", is_flag=True, help="print the checks as JSON")
     @click.option("--arch", default=None, help="trust this package.module:factory architecture named by the run's bundles")
     def command(run_dir: Path, atol: float, as_json: bool, arch: str | None) -> None:
-        """Check artifact digests, then torch vs onnxruntime vs TVM host (and arm64 under qemu)."""
+        """Check artifact digests, then torch vs onnxruntime vs TVM host (and the device bundle under its emulator)."""
         import json
 
         if not 0 <= atol <= MAX_ATOL:  # NaN fails this too

@@ -43,7 +43,7 @@ class CompileStage(Stage):
     consumes = ("onnx",)
     produces = ("compiled", "host-library")
     uses_data = False
-    summary = "TVM compile for a target (arm64, android-arm64, host, rasp4b, OpenCL GPUs) with fused block-sparse kernels"
+    summary = "TVM compile for a target preset (CPUs, Android, OpenCL GPUs; `compress targets` lists them) with fused block-sparse kernels"
 
     def check(self, config: CompileConfig) -> None:
         if config.batch < 1:
@@ -75,7 +75,7 @@ class CompileStage(Stage):
         if get_target(config.target).bundle is not None:
             bundle_dir, check = _bundle_and_verify(ctx, built, onnx_path, config, probe=probe, host_output=host_output)
             outputs["bundle-manifest"] = bundle_dir / "manifest.json"
-            metrics["qemu_check"] = check
+            metrics["bundle_check"] = check
         return StageResult(outputs=outputs, metrics=metrics)
 
 

@@ -29,7 +29,7 @@ class ReportConfig:
     robust_eps: float = field(default=0.3, metadata={"help": "L-inf radius of the evaluation attacks, in pixel units ([0, 1] images)"})
     robust_steps: int = field(default=20, metadata={"help": "iterations of ifgsm / pgd (step 2.5 * robust-eps / robust-steps)"})
     robust_samples: int = field(default=500, metadata={"help": "test samples attacked"})
-    device_images: int = field(default=500, metadata={"help": "test images run through the arm64 bundle under qemu (0: off)"})
+    device_images: int = field(default=500, metadata={"help": "test images run through the device bundle under its emulator (0: off)"})
 
 
 class ReportStage(Stage):
@@ -45,7 +45,7 @@ class ReportStage(Stage):
 
     def run(self, ctx: StageContext, config: ReportConfig, inputs: dict) -> StageResult:
         from pipeline.report.data import artifact_rows, collect_variants, kernel_rows
-        from pipeline.report.device import arm64_bundle_check
+        from pipeline.report.device import bundle_check
         from pipeline.report.latency import measure_latency
         from pipeline.report.robust import add_robust_accuracy
 
@@ -53,7 +53,7 @@ class ReportStage(Stage):
         robust_notes = add_robust_accuracy(ctx, config, variants, models)
         latency, notes = measure_latency(ctx, config, inputs, models)
         notes += robust_notes
-        device_check, device_notes = arm64_bundle_check(ctx, models, images=config.device_images)
+        device_check, device_notes = bundle_check(ctx, models, images=config.device_images)
         notes += device_notes
         report = {
             "schema": SCHEMA_ID,
@@ -76,7 +76,7 @@ class ReportStage(Stage):
         paths = write_report(report, ctx.stage_dir)
         metrics = _headline_metrics(report)
         if device_check is not None:
-            metrics["arm64_qemu"] = device_check
+            metrics["bundle_test_images"] = device_check
         return StageResult(outputs={"report-json": paths["json"], "report-md": paths["md"], "report-html": paths["html"]}, metrics=metrics)
 
 

@@ -45,15 +45,15 @@ def test_run_writes_every_artifact_of_the_chain(finished_run):
     compile_record = manifest["stages"][4]
     library = out / compile_record["outputs"]["compiled"]["path"]
     assert library.read_bytes()[:4] == b"\x7fELF" and library.read_bytes()[18] == 0xB7  # EM_AARCH64
-    assert compile_record["metrics"]["qemu_check"]["status"] == "passed"
+    assert compile_record["metrics"]["bundle_check"]["status"] == "passed"
     assert compile_record["metrics"]["host_vs_onnxruntime_max_abs_error"] <= 1e-4
     report = json.loads((out / manifest["stages"][5]["outputs"]["report-json"]["path"]).read_text())
     runtimes = {(row["variant"], row["runtime"]) for row in report["latency"]}
     assert {("dense", "onnxruntime"), ("compiled", "onnxruntime"), ("compiled", "tvm-host")} <= runtimes
     assert all(row["runs"] >= 50 for row in report["latency"])
-    device = manifest["stages"][5]["metrics"]["arm64_qemu"]  # every test image through the arm64 bundle
+    device = manifest["stages"][5]["metrics"]["bundle_test_images"]  # every test image through the device bundle
     assert device["images"] == report["run"]["data"]["samples"] and device["top1_agreement"] == 1.0 and device["max_abs_error"] <= 1e-3
-    assert device["accuracy_arm64_qemu"] == device["accuracy_onnxruntime"]
+    assert device["accuracy_bundle"] == device["accuracy_onnxruntime"] and device["emulator"] == "qemu-aarch64"
     for name in ("report.md", "report.html"):
         assert (out / "06-report" / name).stat().st_size > 0
 

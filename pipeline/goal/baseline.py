@@ -1,4 +1,5 @@
-"""What the search starts from: the imported model, its data, per-layer curves, and the dense baseline
+"""What the search starts from: the imported model (sparse-trained first when the recipe trains for
+sparsity, :mod:`pipeline.goal.sparse_start`), its data, per-layer curves, and the dense baseline
 (dense onnxruntime and dense TVM latency, interleaved) that calibrates the time outside the layers."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pipeline.goal.curves import (
     sensitivity_curves,
     short_term_fine_tune,
 )
+from pipeline.goal.sparse_start import sparse_trained_model
 from pipeline.model.bundle import build_model, load_bundle, trusted_archs_for
 from pipeline.model.run_input import RunInput
 from pipeline.runner import data_loader
@@ -38,7 +40,8 @@ def search_inputs(steps, *, goals: Goals, run_input: RunInput, goal_dir: Path, o
     input_dir = goal_dir / INPUT_RUN
     manifest = execute([], run_input=run_input, run_dir=input_dir, options=options,
                        resume=resume and input_dir.exists(), until=None, dry_run=False, log=log)
-    bundle_path = input_dir / manifest["inputs"]["model"]["path"]
+    sparse = sparse_trained_model(steps, run_input=run_input, goal_dir=goal_dir, options=options, resume=resume, log=log)
+    bundle_path = sparse or input_dir / manifest["inputs"]["model"]["path"]  # the curves are measured on what candidates prune
     bundle = load_bundle(bundle_path)
     trusted = trusted_archs_for(run_input.model_path, arch=run_input.arch, trust_pickle=options.trust_pickle)
     model = build_model(bundle, trust_pickle=options.trust_pickle, trusted_archs=trusted).eval()

@@ -1,12 +1,13 @@
-"""The goal search: curves -> allocation -> candidate run (prune to the allocation, masked fine-tune,
+"""The goal search: the recipe's train-sparse step once (when it has one) -> curves on that model ->
+allocation -> candidate run (the sparse-trained model pruned to the allocation, masked fine-tune,
 the recipe's quantize / export / compile / report) -> every goal checked on the candidate's own
 report -> adjust and repeat within the budget -> ship the best candidate.
 
 Each candidate is a complete run directory (``goal/candidate-NN``) made by the same runner as any
 ``compress run``, so its report, manifest and digests are the ordinary ones; the shipped candidate's
 files become the run directory's own. The search state (``goal/search.json``) is written after every
-candidate, so ``--resume`` continues where it stopped (finished candidates, the sensitivity sweep
-and the latency tables are reused).
+candidate, so ``--resume`` continues where it stopped (finished candidates, the sparse-trained
+model, the sensitivity sweep and the latency tables are reused).
 
 Adjustment after a measured candidate (NetAdapt's loop closed on the real artifact, Yang et al.,
 ECCV 2018): the time outside the layers' kernels is re-calibrated from the measured speed-up,
@@ -33,6 +34,7 @@ from pipeline.errors import AccuracyBudgetError, UserError
 from pipeline.execute import execute
 from pipeline.goal.baseline import search_inputs
 from pipeline.goal.config import Goals
+from pipeline.goal.sparse_start import seed_candidate
 from pipeline.goal.verify import best_candidate, check_goals_met, measured_values
 from pipeline.manifest import MANIFEST_NAME, read_manifest
 from pipeline.model.run_input import RunInput
@@ -175,16 +177,17 @@ def _adjust(adjust: dict[str, Any], candidate: dict[str, Any], curves, *, dense_
 
 
 def _candidate_steps(steps: list[Step], sparsity: dict[str, float], *, goals: Goals, epochs: int) -> list[Step]:
-    """The recipe with train-sparse dropped and the prune step pruning to ``sparsity`` (one shot, block
-    pattern, ``epochs`` of masked fine-tuning); a recipe without a prune step gets one first."""
-    kept = [s for s in steps if s.use != "train-sparse"]
-    prune = next((s for s in kept if s.use == "prune"), None)
+    """The recipe with its prune step pruning to ``sparsity`` (one shot, block pattern, ``epochs`` of
+    masked fine-tuning); a recipe without a prune step gets one right after its train-sparse step
+    (or first). The train-sparse step stays: it is the one run of :mod:`pipeline.goal.sparse_start`."""
+    prune = next((s for s in steps if s.use == "prune"), None)
     base = prune.config if prune is not None else PruneConfig()
     config = replace(base, pattern="block", block=tuple(goals.block), sparsity_ratio=0.0, layer_ratios="uniform",
                      layer_sparsity={k: float(v) for k, v in sparsity.items() if v > 0}, schedule="one-shot", epochs=epochs)
-    if prune is None:
-        return [Step("prune", config), *kept]
-    return [Step("prune", config) if s is prune else s for s in kept]
+    if prune is not None:
+        return [Step("prune", config) if s is prune else s for s in steps]
+    at = next((i + 1 for i, s in enumerate(steps) if s.use == "train-sparse"), 0)
+    return [*steps[:at], Step("prune", config), *steps[at:]]
 
 
 def _run_candidate(steps, allocation, *, goals: Goals, epochs: int, index: int, run_input: RunInput, goal_dir: Path, options, dense_ms: float, log) -> dict[str, Any]:
@@ -193,7 +196,9 @@ def _run_candidate(steps, allocation, *, goals: Goals, epochs: int, index: int, 
     log(f"goal: {name}: " + ", ".join(f"{fqn} {s:.2f}" for fqn, s in allocation.sparsity.items())
         + f"; predicted {dense_ms / 1000.0 / allocation.latency_s:.2f}x, calibration accuracy -{100 * allocation.loss:.2f} points, {epochs} fine-tune epoch(s)")
     start = time.monotonic()
-    manifest = execute(_candidate_steps(steps, allocation.sparsity, goals=goals, epochs=epochs), run_input=run_input, run_dir=candidate_dir,
+    candidate_steps = _candidate_steps(steps, allocation.sparsity, goals=goals, epochs=epochs)
+    seed_candidate(candidate_steps, goal_dir=goal_dir, candidate_dir=candidate_dir)  # the sparse-trained stage, reused
+    manifest = execute(candidate_steps, run_input=run_input, run_dir=candidate_dir,
                        options=options, resume=(candidate_dir / MANIFEST_NAME).exists(), until=None, dry_run=False,
                        log=lambda line: log(f"  {name}: {line}"))
     report = _report_of(manifest, candidate_dir)

@@ -74,3 +74,24 @@ def test_resume_reuses_the_sensitivity_sweep_and_the_finished_candidates(goal_ru
     assert code == 3, err
     assert sensitivity.stat().st_mtime_ns == before  # read, not measured again
     assert json.loads((out / "goal" / "search.json").read_text())["candidates"] == candidates
+
+
+SPARSE_RECIPE = RECIPE.replace("stages:\n", "stages:\n  - use: train-sparse\n    with: {method: xrda, epochs: 1, params: {mode: block}}\n")
+
+
+@pytest.mark.slow
+def test_a_recipe_with_train_sparse_trains_once_and_every_candidate_starts_from_it(tmp_path, capsys, monkeypatch):
+    from tests.pipeline.conftest import save_tiny_bundle
+
+    monkeypatch.setenv("COMPRESS_CACHE_DIR", str(tmp_path / "cache"))
+    recipe = tmp_path / "sparse.yaml"
+    recipe.write_text(SPARSE_RECIPE)
+    model, out = save_tiny_bundle(tmp_path / "tiny.pt"), tmp_path / "run"
+    code, _, err = _cli(["run", str(model), "--recipe", str(recipe), "--out", str(out), "--min-speedup", "50", "--search-budget", "0.05", *FAST], capsys)
+    assert code == 3, err
+    sparse = read_manifest(out / "goal" / "sparse")["stages"][0]
+    candidate = read_manifest(out / "goal" / "candidate-00")
+    assert [s["name"] for s in candidate["stages"]][:2] == ["train-sparse", "prune"]
+    assert candidate["stages"][0] == sparse  # the one sparse-trained stage, reused (same id, same start time), not trained again
+    assert candidate["stages"][1]["inputs"]["model"]["sha256"] == sparse["outputs"]["model"]["sha256"]  # pruned from it
+    assert candidate["inputs"]["model"]["sha256"] == read_manifest(out / "goal" / "input")["inputs"]["model"]["sha256"]  # drop vs the dense input

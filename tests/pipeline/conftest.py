@@ -7,6 +7,7 @@ import torch
 
 from compress.models import list_models
 from compress.models.registry import register_model
+from pipeline.cli import main
 from pipeline.model.bundle import ModelBundle, save_bundle
 from pipeline.stage import RunOptions
 from tests.pipeline.tiny import tiny_cnn
@@ -15,6 +16,14 @@ TINY_FACTORY = "tests.pipeline.tiny:tiny_cnn"  # for subprocesses, passed with -
 TINY_ARCH = "tests-tiny-cnn"  # registered for the in-process tests below
 if TINY_ARCH not in list_models():
     register_model(TINY_ARCH, input_shape=(1, 8, 8))(tiny_cnn)
+
+
+def run_cli(argv, capsys):
+    """``compress --quiet ARGV`` in this process: (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--quiet", *argv])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
 
 
 def save_tiny_bundle(path, *, arch: str = TINY_ARCH):

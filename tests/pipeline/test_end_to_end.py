@@ -12,15 +12,9 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.manifest import read_manifest
+from tests.pipeline.conftest import run_cli
 
 FAST = ["--data", "digits", "--train-limit", "400", "--test-limit", "120"]
-
-
-def _cli(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--quiet", *argv])
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +68,13 @@ def test_run_onnx_runs_in_onnxruntime_with_the_recorded_accuracy(finished_run):
 @pytest.mark.slow
 def test_verify_passes_then_fails_after_tampering(finished_run, capsys, tmp_path):
     _, out = finished_run
-    code, stdout, _ = _cli(["verify", str(out)], capsys)
+    code, stdout, _ = run_cli(["verify", str(out)], capsys)
     assert code == 0 and "FAIL" not in stdout
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     onnx = copy / "04-export" / "model.onnx"
     onnx.write_bytes(onnx.read_bytes() + b"\0")
-    code, stdout, err = _cli(["verify", str(copy)], capsys)
+    code, stdout, err = run_cli(["verify", str(copy)], capsys)
     assert code != 0 and "sha256 differs" in stdout and err.startswith("error: verify:")
 
 
@@ -93,26 +87,26 @@ def test_verify_checks_every_file_of_the_arm64_bundle(finished_run, capsys, tmp_
     data = bytearray(library.read_bytes())
     data[len(data) // 2] ^= 0xFF
     library.write_bytes(bytes(data))
-    code, stdout, err = _cli(["verify", str(copy)], capsys)
+    code, stdout, err = run_cli(["verify", str(copy)], capsys)
     assert code != 0 and "bundle/model.so: sha256 differs from the bundle manifest" in stdout
 
 
 @pytest.mark.slow
 def test_report_rerenders_and_compares_two_runs(finished_run, capsys, tmp_path):
     _, out = finished_run
-    code, stdout, _ = _cli(["report", str(out)], capsys)
+    code, stdout, _ = run_cli(["report", str(out)], capsys)
     assert code == 0 and "report.html" in stdout
-    code, stdout, _ = _cli(["report", str(out), "--compare", str(out), "--out", str(tmp_path)], capsys)
+    code, stdout, _ = run_cli(["report", str(out), "--compare", str(out), "--out", str(tmp_path)], capsys)
     assert code == 0 and (tmp_path / "compare.md").exists() and (tmp_path / "compare.html").exists()
 
 
 @pytest.mark.slow
 def test_resume_of_finished_run_prints_json_and_enforces_accuracy_budget(finished_run, capsys):
     model, out = finished_run
-    code, stdout, err = _cli(["run", str(model), "--target", "arm64", "--out", str(out), "--resume", "--json", *FAST], capsys)
+    code, stdout, err = run_cli(["run", str(model), "--target", "arm64", "--out", str(out), "--resume", "--json", *FAST], capsys)
     summary = json.loads(stdout)
     assert code == 0 and summary["status"] == "ok" and len(summary["stages"]) == 6
-    code, stdout, err = _cli(
+    code, stdout, err = run_cli(
         ["run", str(model), "--target", "arm64", "--out", str(out), "--resume", "--json", "--max-accuracy-drop", "-1", *FAST], capsys
     )
     assert code == 3 and json.loads(stdout)["status"] == "accuracy-budget-exceeded" and "accuracy dropped" in err
@@ -181,7 +175,7 @@ def test_bench_device_times_the_bundle_over_adb_and_adds_it_to_the_report(finish
     bin_dir.mkdir()
     _fake_adb(bin_dir, device)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    code, stdout, err = _cli(["bench-device", str(copy), "--adb", "emulator-5554", "--runs", "5", "--warmup", "1"], capsys)
+    code, stdout, err = run_cli(["bench-device", str(copy), "--adb", "emulator-5554", "--runs", "5", "--warmup", "1"], capsys)
     assert code == 0, err
     stats = json.loads(stdout.strip().splitlines()[-1])
     assert stats["device"] == "adb:emulator-5554" and stats["runs"] == 5 and 0 < stats["min_ms"] <= stats["median_ms"] <= stats["p90_ms"]
@@ -191,7 +185,7 @@ def test_bench_device_times_the_bundle_over_adb_and_adds_it_to_the_report(finish
     report = json.loads((copy / read_manifest(copy)["stages"][-1]["outputs"]["report-json"]["path"]).read_text())
     rows = [r for r in report["latency"] if r["runtime"] == "tvm-device"]
     assert len(rows) == 1 and rows[0]["device"] == "adb:emulator-5554" and rows[0]["median_ms"] == stats["median_ms"]
-    assert _cli(["verify", str(copy)], capsys)[0] == 0, "the manifest records the rewritten report"
+    assert run_cli(["verify", str(copy)], capsys)[0] == 0, "the manifest records the rewritten report"
 
 
 @pytest.mark.slow
@@ -199,10 +193,10 @@ def test_bench_device_under_qemu_is_marked_as_not_device_latency(finished_run, c
     _, out = finished_run
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    code, stdout, err = _cli(["bench-device", str(copy), "--qemu", "--runs", "3", "--warmup", "1"], capsys)
+    code, stdout, err = run_cli(["bench-device", str(copy), "--qemu", "--runs", "3", "--warmup", "1"], capsys)
     assert code == 0, err
     report = json.loads((copy / read_manifest(copy)["stages"][-1]["outputs"]["report-json"]["path"]).read_text())
     assert any("NOT device latency" in note for note in report["notes"])
     assert "emulated" in next(r for r in report["latency"] if r["runtime"] == "tvm-device")["device"]
-    code, _, err = _cli(["bench-device", str(copy), "--adb", "x", "--qemu"], capsys)
+    code, _, err = run_cli(["bench-device", str(copy), "--adb", "x", "--qemu"], capsys)
     assert code == 2 and "exactly one of" in err

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from pipeline.cli import main
 from pipeline.manifest import read_manifest
+from tests.pipeline.conftest import run_cli
 
 FAST = ["--data", "digits", "--train-limit", "300", "--test-limit", "100", "--target", "host"]
 RECIPE = """
@@ -22,13 +22,6 @@ stages:
   - use: report
     with: {runs: 5, warmup: 1, tvm-dense: false, device-images: 0}
 """
-
-
-def _cli(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--quiet", *argv])
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +38,7 @@ def goal_run(tmp_path_factory):
 def test_impossible_goal_exits_3_with_the_best_candidate_shipped_and_the_shortfall_stated(goal_run, capsys, monkeypatch):
     model, recipe, out, cache = goal_run
     monkeypatch.setenv("COMPRESS_CACHE_DIR", str(cache))  # latency tables of this test only
-    code, out_text, err = _cli(["run", str(model), "--recipe", str(recipe), "--out", str(out), "--min-speedup", "50", "--search-budget", "0.05", "--json", *FAST], capsys)
+    code, out_text, err = run_cli(["run", str(model), "--recipe", str(recipe), "--out", str(out), "--min-speedup", "50", "--search-budget", "0.05", "--json", *FAST], capsys)
     assert code == 3
     assert "goal not met" in err and "short by" in err and "candidate-00" in err
     assert json.loads(out_text)["status"] == "goal-not-met"
@@ -70,7 +63,7 @@ def test_resume_reuses_the_sensitivity_sweep_and_the_finished_candidates(goal_ru
     sensitivity = out / "goal" / "sensitivity.json"
     before = sensitivity.stat().st_mtime_ns
     candidates = json.loads((out / "goal" / "search.json").read_text())["candidates"]
-    code, _, err = _cli(["run", str(model), "--recipe", str(recipe), "--out", str(out), "--min-speedup", "50", "--search-budget", "0.05", "--resume", *FAST], capsys)
+    code, _, err = run_cli(["run", str(model), "--recipe", str(recipe), "--out", str(out), "--min-speedup", "50", "--search-budget", "0.05", "--resume", *FAST], capsys)
     assert code == 3, err
     assert sensitivity.stat().st_mtime_ns == before  # read, not measured again
     assert json.loads((out / "goal" / "search.json").read_text())["candidates"] == candidates
@@ -87,7 +80,7 @@ def test_a_recipe_with_train_sparse_trains_once_and_every_candidate_starts_from_
     recipe = tmp_path / "sparse.yaml"
     recipe.write_text(SPARSE_RECIPE)
     model, out = save_tiny_bundle(tmp_path / "tiny.pt"), tmp_path / "run"
-    code, _, err = _cli(["run", str(model), "--recipe", str(recipe), "--out", str(out), "--min-speedup", "50", "--search-budget", "0.05", *FAST], capsys)
+    code, _, err = run_cli(["run", str(model), "--recipe", str(recipe), "--out", str(out), "--min-speedup", "50", "--search-budget", "0.05", *FAST], capsys)
     assert code == 3, err
     sparse = read_manifest(out / "goal" / "sparse")["stages"][0]
     candidate = read_manifest(out / "goal" / "candidate-00")

@@ -92,10 +92,7 @@ def find_qdq_tails(func, chains: dict) -> dict:
         tail.absorbed.remove(tail.start)
         tails[tail.end_var] = tail
         claimed.update(tail.absorbed, tail.aliases, [tail.end_var])
-    absorbed = {var for tail in tails.values() for var in tail.absorbed}
-    for chain in chains.values():
-        if chain.source in absorbed:
-            chain.source = chain.op.args[0]
+    _read_past_absorbed(chains, tails.values())
     return tails
 
 
@@ -123,11 +120,16 @@ def find_int8_chains(func) -> dict:
         _extend(chain, value_of, users, uses, claimed)
         chains[chain.end_var] = chain
         claimed.update(chain.absorbed, chain.aliases, [chain.end_var])
-    absorbed = {var for chain in chains.values() for var in chain.absorbed}
+    _read_past_absorbed(chains, chains.values())
+    return chains
+
+
+def _read_past_absorbed(chains: dict, groups) -> None:
+    """A chain whose source var another chain or tail absorbs reads the op's own input instead."""
+    absorbed = {var for group in groups for var in group.absorbed}
     for chain in chains.values():
         if chain.source in absorbed:
             chain.source = chain.op.args[0]
-    return chains
 
 
 def _start(binding, value_of: dict, position: int) -> Int8Chain | None:

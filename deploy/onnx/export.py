@@ -12,13 +12,12 @@ from onnx import numpy_helper
 from compress.types import QuantRecord, SparsityLayout
 from deploy.onnx.encodings import encode_candidates
 from deploy.onnx.errors import OnnxFormatError
-from deploy.onnx.fold import fold_constants
 from deploy.onnx.graph_rewrite import EncodedWeight, encode_graph
 from deploy.onnx.metadata import LAYOUTS_KEY, PREPROCESS_KEY, set_metadata
 from deploy.onnx.parity import max_abs_error
 from deploy.onnx.selection import select_encodings
 from deploy.onnx.sizes import LayerSize, SizeTable, size_table
-from deploy.onnx.torch_export import check_opset, export_dense, weight_initializers
+from deploy.onnx.torch_export import export_folded, weight_initializers
 
 
 @dataclass(frozen=True)
@@ -109,10 +108,7 @@ def export_onnx(
     Raises:
         OnnxFormatError: bad arguments, or a forced encoding that cannot hold a weight exactly.
     """
-    check_opset(opset)
-    dense_proto = export_dense(model, example_input, opset=opset)
-    # shape arithmetic and constant chains (computed pads, Reshape targets) folded; weights kept as exported
-    dense_proto = fold_constants(dense_proto, keep={name for name, _, _ in weight_initializers(dense_proto, model)})
+    dense_proto, _ = export_folded(model, example_input, opset=opset)
     encoded = _encode_all(dense_proto, model, encoding=encoding, layouts=layouts, quant=quant, opset=opset)
     compressed = encode_graph(dense_proto, encoded)
     records = [w.layout_record() for w in encoded]

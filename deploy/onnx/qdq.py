@@ -31,10 +31,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from compress.types import QuantRecord
 from deploy.onnx.errors import OnnxFormatError
-from deploy.onnx.fold import fold_constants
 from deploy.onnx.metadata import PREPROCESS_KEY, set_metadata
 from deploy.onnx.sizes import LayerSize, SizeTable, size_table
-from deploy.onnx.torch_export import check_opset, export_dense, weight_initializers
+from deploy.onnx.torch_export import export_folded
 
 QDQ_KEY = "compress.qdq"
 QDQ_OPS = ("Conv", "Gemm", "MatMul")
@@ -87,10 +86,7 @@ def export_qdq(
         OnnxFormatError: a record that is not int8, a weight that is not exactly ``codes * scales``, an
             int8 layer the graph does not consume as a Conv / Gemm / MatMul weight.
     """
-    check_opset(opset)
-    dense = export_dense(model, example_input, opset=opset)
-    weights = weight_initializers(dense, model)
-    dense = fold_constants(dense, keep={name for name, _, _ in weights})
+    dense, weights = export_folded(model, example_input, opset=opset)
     layers = _qdq_layers(weights, records=records, activations=activations)
     quantized = quantize_graph(dense, layers)
     records_out = [_metadata(layer) for layer in layers]

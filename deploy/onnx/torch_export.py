@@ -9,6 +9,7 @@ import onnx
 import torch
 
 from deploy.onnx.errors import OnnxFormatError
+from deploy.onnx.fold import fold_constants
 
 WEIGHT_OPS = {"Conv": (1,), "ConvTranspose": (1,), "Gemm": (1, 0), "MatMul": (1, 0)}
 INPUT_NAME, OUTPUT_NAME = "input", "output"
@@ -85,3 +86,13 @@ def check_opset(opset: int) -> None:
     """Raise unless ``opset`` supports our decode ops (``ScatterElements`` add needs >= 16)."""
     if not isinstance(opset, int) or opset < 17:
         raise OnnxFormatError(f"opset must be an int >= 17, got {opset!r}")
+
+
+def export_folded(model: torch.nn.Module, example_input: torch.Tensor, *, opset: int) -> tuple[onnx.ModelProto, list]:
+    """The dense ONNX of ``model`` with shape arithmetic and constant chains folded (computed pads,
+    Reshape targets) and its conv / linear weights kept as exported, plus those weights as
+    :func:`weight_initializers` lists them. Raises :class:`OnnxFormatError` for an unsupported opset."""
+    check_opset(opset)
+    dense = export_dense(model, example_input, opset=opset)
+    weights = weight_initializers(dense, model)
+    return fold_constants(dense, keep={name for name, _, _ in weights}), weights

@@ -353,7 +353,7 @@ def _versions() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a quarter of the rounds, no 95% variant")
+    parser.add_argument("--quick", action="store_true", help="a quarter of the rounds, no 95%% variant")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS))
     parser.add_argument("--threads", default="1,2", help="thread counts, each measured in its own process")
     parser.add_argument("--lenet-run", type=Path, default=None, help="a `compress run` directory: use its exported LeNet-5")

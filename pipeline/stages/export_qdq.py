@@ -58,11 +58,9 @@ def export_qdq_model(model: torch.nn.Module, example: torch.Tensor, path: Path, 
     from deploy.onnx.parity import run_onnx
     from deploy.onnx.qdq import export_qdq, onnxruntime_int8_ops, output_step
 
-    int8 = [record for record in quant if ActivationScales.from_dict(record) is not None]
-    activations = {}
-    for record in int8:
-        scales = ActivationScales.from_dict(record)
-        activations[str(record["fqn"])] = (scales.input_scale, scales.output_scale)
+    scales = {str(record["fqn"]): ActivationScales.from_dict(record) for record in quant}
+    activations = {fqn: (s.input_scale, s.output_scale) for fqn, s in scales.items() if s is not None}
+    int8 = [record for record in quant if str(record["fqn"]) in activations]
     result = export_qdq(model, example, path, records=[QuantRecord.from_dict(r) for r in int8], activations=activations,
                         opset=opset, preprocess=preprocess)
     proto = onnx.load(str(path))
